@@ -1,0 +1,1 @@
+//! Fuzz targets (not built yet).

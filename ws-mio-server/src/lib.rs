@@ -1,0 +1,1 @@
+//! The mio reference server (not built yet).

@@ -1,0 +1,981 @@
+//! The connection state machine: framing, message assembly, the close and ping/pong rules.
+//!
+//! A [`Connection`] starts after the opening handshake and never performs I/O. The caller
+//! drives it in this order, every time its socket or timer wakes it up:
+//!
+//! 1. **bytes in**: [`Connection::receive`] with whatever was read (any size, split anywhere),
+//!    or [`Connection::receive_eof`] when the peer closed the transport;
+//! 2. **time in**: [`Connection::handle_time`] with the current time;
+//! 3. **events out**: [`Connection::poll_event`] until `None` (messages, pings, pongs, close),
+//!    sending replies with the `send_*` methods as it goes;
+//! 4. **bytes out**: [`Connection::poll_transmit`] (owned chunks) or
+//!    [`Connection::transmit_slices`] + [`Connection::advance_transmit`] (write in place, keep
+//!    what the socket would not take) until nothing is pending;
+//! 5. **next wake-up**: [`Connection::poll_timeout`], and [`Connection::should_close_transport`]
+//!    to learn when to close the socket.
+//!
+//! Control frames the engine writes on its own (pong replies, the close reply) sit in the same
+//! outgoing queue as the caller's frames, in order, until the caller takes them: nothing is
+//! lost when a socket would block.
+//!
+//! Time is a [`Duration`] since any fixed origin the caller picks (for example the `Instant` at
+//! which its program started); the engine never reads a clock.
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::error::{ProtocolViolation, UsageError};
+use crate::extension::{Extension, PayloadSink};
+use crate::frame::{FrameHeader, OpCode, RsvBits, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::mask::{apply_mask, MaskKeySource};
+use crate::message::{Message, MessageChunk, MessageKind, Utf8Bytes};
+use crate::role::Role;
+use crate::utf8::Utf8Validator;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use bytes::{Buf, Bytes, BytesMut};
+use core::time::Duration;
+
+/// Limits and behaviour of a connection. Every limit has a default that protects a server
+/// exposed to the internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The largest frame payload accepted, in bytes; a larger declared length fails the
+    /// connection with 1009 as soon as the header arrives. Default 16 MiB.
+    pub max_frame_size: u64,
+    /// The largest message accepted, in bytes (after decoding by an extension); checked against
+    /// each frame's declared length and the running sum of fragments, and while an extension
+    /// decodes. Default 64 MiB.
+    pub max_message_size: u64,
+    /// Answer every ping with a pong carrying the same payload (RFC 6455 section 5.5.2).
+    /// Default true. Pings are reported as events either way.
+    pub auto_pong: bool,
+    /// How long to wait, once a close frame was sent, for the peer's close frame; and, for a
+    /// client, for the server to close the transport after the close handshake (section 7.1.1).
+    /// Default 5 s.
+    pub close_timeout: Duration,
+    /// Deliver data as [`Event::Chunk`]s while it arrives instead of whole [`Event::Message`]s,
+    /// so a message of any size never has to be buffered. Default false.
+    pub streaming: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            auto_pong: true,
+            close_timeout: Duration::from_secs(5),
+            streaming: false,
+        }
+    }
+}
+
+/// What the connection reports to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete message (not in streaming mode).
+    Message(Message),
+    /// A piece of a message (streaming mode).
+    Chunk(MessageChunk),
+    /// A ping arrived (answered already when [`Config::auto_pong`] is set).
+    Ping(Bytes),
+    /// A pong arrived, solicited or not.
+    Pong(Bytes),
+    /// The peer's close frame arrived (`None`: it carried no status code). The reply was queued
+    /// if this side had not sent a close frame yet.
+    Close(Option<CloseFrame>),
+}
+
+/// Where the closing handshake stands (RFC 6455 section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Data flows both ways.
+    Open,
+    /// This side sent a close frame and waits for the peer's; incoming data is still delivered.
+    Closing,
+    /// The closing handshake is complete, or the connection failed or lost its transport.
+    Closed,
+}
+
+/// The frame being received: its header and how much payload is still to come.
+#[derive(Debug, Clone, Copy)]
+struct IncomingFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    len: u64,
+    remaining: u64,
+}
+
+/// The data message being received.
+#[derive(Debug, Clone, Copy)]
+struct IncomingMessage {
+    kind: MessageKind,
+    /// An extension decodes this message's payload.
+    decoded: bool,
+    /// Payload bytes so far (after decoding).
+    size: u64,
+    /// No chunk of it was delivered yet (streaming mode).
+    first_chunk_pending: bool,
+}
+
+/// How this side masks what it sends: a server never does, a client always does.
+enum Masking {
+    Server,
+    Client(Box<dyn MaskKeySource>),
+}
+
+/// One WebSocket connection, after the opening handshake. See the [module docs](self) for the
+/// order in which to drive it.
+///
+/// ```
+/// use ws_proto::{Config, Connection, Event, Message};
+/// let mut server = Connection::server(Config::default());
+/// // A client's masked text frame "Hello" (RFC 6455 section 5.7), arriving in two reads.
+/// let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+/// server.receive(&wire[..3]).unwrap();
+/// server.receive(&wire[3..]).unwrap();
+/// let Some(Event::Message(Message::Text(text))) = server.poll_event() else { panic!() };
+/// assert_eq!(text.as_str(), "Hello");
+/// server.send_text("Hello").unwrap();
+/// assert_eq!(&server.poll_transmit().unwrap()[..], b"\x81\x05Hello");
+/// ```
+pub struct Connection {
+    masking: Masking,
+    config: Config,
+    state: ConnectionState,
+    extension: Option<Box<dyn Extension>>,
+
+    // Receiving.
+    header_stash: [u8; MAX_HEADER_LEN],
+    header_stash_len: u8,
+    frame: Option<IncomingFrame>,
+    message: Option<IncomingMessage>,
+    message_buf: BytesMut,
+    utf8: Utf8Validator,
+    control_buf: [u8; MAX_CONTROL_PAYLOAD],
+    control_len: u8,
+    /// Unmasked payload on its way into an extension's decoder.
+    decode_scratch: Vec<u8>,
+    /// Input after the peer's close frame, a failure or EOF is discarded (section 5.5.1).
+    read_closed: bool,
+    events: VecDeque<Event>,
+
+    // Sending.
+    out_chunks: VecDeque<Bytes>,
+    out_staging: BytesMut,
+    encode_scratch: Vec<u8>,
+    sending: Option<MessageKind>,
+    send_utf8: Utf8Validator,
+    close_sent: bool,
+
+    // Ending.
+    failed: bool,
+    eof: bool,
+    close_deadline: Option<Duration>,
+    timed_out: bool,
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role())
+            .field("state", &self.state)
+            .field("pending_events", &self.events.len())
+            .field("pending_transmit", &self.pending_transmit_len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Getters.
+impl Connection {
+    /// The side this connection is.
+    pub fn role(&self) -> Role {
+        match self.masking {
+            Masking::Server => Role::Server,
+            Masking::Client(_) => Role::Client,
+        }
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether data may still be sent (no close frame was sent).
+    pub fn can_send(&self) -> bool {
+        !self.close_sent
+    }
+
+    /// Bytes queued for sending and not yet taken.
+    pub fn pending_transmit_len(&self) -> usize {
+        self.out_chunks.iter().map(Bytes::len).sum::<usize>() + self.out_staging.len()
+    }
+
+    /// Whether bytes are waiting to be sent.
+    pub fn has_pending_transmit(&self) -> bool {
+        !self.out_chunks.is_empty() || !self.out_staging.is_empty()
+    }
+
+    /// Bytes of heap memory the connection holds (buffers' capacity and the extension's
+    /// state), for reporting.
+    pub fn memory_usage(&self) -> usize {
+        self.message_buf.capacity()
+            + self.out_staging.capacity()
+            + self.decode_scratch.capacity()
+            + self.encode_scratch.capacity()
+            + self.out_chunks.capacity() * core::mem::size_of::<Bytes>()
+            + self.events.capacity() * core::mem::size_of::<Event>()
+            + self.extension.as_ref().map_or(0, |e| e.memory_usage())
+    }
+
+    /// The time at which [`Self::handle_time`] must next be called, if any timer is armed.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.timed_out {
+            None
+        } else {
+            self.close_deadline
+        }
+    }
+
+    /// Whether the caller should now close the transport (RFC 6455 section 7.1.1): the server
+    /// once the closing handshake is done and the close frame is flushed; either side right
+    /// after a failure is flushed (section 7.1.7); a client when the server has not closed the
+    /// transport within the close timeout; anyone whose close timeout ran out or whose peer
+    /// closed the transport.
+    pub fn should_close_transport(&self) -> bool {
+        if self.timed_out || self.eof {
+            return true;
+        }
+        if self.state != ConnectionState::Closed || self.has_pending_transmit() {
+            return false;
+        }
+        self.failed || self.role() == Role::Server
+    }
+}
+
+/// Construction.
+impl Connection {
+    /// A server-side connection.
+    pub fn server(config: Config) -> Connection {
+        Connection::new(Masking::Server, config)
+    }
+
+    /// A client-side connection whose masking keys come from the operating system's random
+    /// source.
+    #[cfg(feature = "std")]
+    pub fn client(config: Config) -> Connection {
+        Connection::client_with_keys(config, Box::new(crate::mask::OsRandomKeys::new()))
+    }
+
+    /// A client-side connection that takes masking keys from `keys` (for `no_std` targets,
+    /// which bring their own random source).
+    pub fn client_with_keys(config: Config, keys: Box<dyn MaskKeySource>) -> Connection {
+        Connection::new(Masking::Client(keys), config)
+    }
+
+    /// Adds the extension negotiated at the handshake.
+    pub fn with_extension(mut self, extension: Box<dyn Extension>) -> Connection {
+        self.extension = Some(extension);
+        self
+    }
+
+    fn new(masking: Masking, config: Config) -> Connection {
+        Connection {
+            masking,
+            config,
+            state: ConnectionState::Open,
+            extension: None,
+            header_stash: [0; MAX_HEADER_LEN],
+            header_stash_len: 0,
+            frame: None,
+            message: None,
+            message_buf: BytesMut::new(),
+            utf8: Utf8Validator::new(),
+            control_buf: [0; MAX_CONTROL_PAYLOAD],
+            control_len: 0,
+            decode_scratch: Vec::new(),
+            read_closed: false,
+            events: VecDeque::new(),
+            out_chunks: VecDeque::new(),
+            out_staging: BytesMut::new(),
+            encode_scratch: Vec::new(),
+            sending: None,
+            send_utf8: Utf8Validator::new(),
+            close_sent: false,
+            failed: false,
+            eof: false,
+            close_deadline: None,
+            timed_out: false,
+        }
+    }
+}
+
+/// Input: bytes and time.
+impl Connection {
+    /// Processes received bytes, in any amount. Every byte is consumed (a partial frame header
+    /// is kept inside, at most 13 bytes), so the return value is always `data.len()`; bytes
+    /// after the peer's close frame or after a failure are discarded, as RFC 6455 section
+    /// 5.5.1 prescribes.
+    ///
+    /// On a protocol violation the connection fails (section 7.1.7): the returned error names
+    /// the rule, a close frame with its code is queued, and [`Self::should_close_transport`]
+    /// turns true once that frame is taken. Events produced before the violation remain
+    /// available from [`Self::poll_event`].
+    pub fn receive(&mut self, data: &[u8]) -> Result<usize, ProtocolViolation> {
+        if self.read_closed {
+            return Ok(data.len());
+        }
+        match self.receive_frames(data) {
+            Ok(()) => Ok(data.len()),
+            Err(violation) => {
+                self.fail(violation.close_code());
+                Err(violation)
+            }
+        }
+    }
+
+    /// The peer closed the transport. A message in progress is dropped; if the closing
+    /// handshake had not completed, the connection is closed abnormally (code 1006 in
+    /// section 7.1.5's terms).
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+        self.read_closed = true;
+        self.state = ConnectionState::Closed;
+    }
+
+    /// Hands in the current time: arms the close timer the first time it is called after a
+    /// close frame was sent, and fires it once it is due.
+    pub fn handle_time(&mut self, now: Duration) {
+        if self.close_sent && self.close_deadline.is_none() {
+            self.close_deadline = Some(now.saturating_add(self.config.close_timeout));
+        }
+        if let Some(deadline) = self.close_deadline {
+            if now >= deadline {
+                self.timed_out = true;
+            }
+        }
+    }
+
+    fn receive_frames(&mut self, mut input: &[u8]) -> Result<(), ProtocolViolation> {
+        while !input.is_empty() && !self.read_closed {
+            let Some(frame) = self.frame else {
+                let Some(header) = self.take_header(&mut input)? else {
+                    break;
+                };
+                self.begin_frame(header)?;
+                continue;
+            };
+            let n = frame.remaining.min(input.len() as u64) as usize;
+            let (piece, rest) = input.split_at(n);
+            input = rest;
+            self.frame_payload(frame, piece)?;
+        }
+        if self.config.streaming {
+            self.flush_chunk(false);
+        }
+        Ok(())
+    }
+
+    /// Takes a frame header from `input`, keeping a partial one in the stash.
+    fn take_header(&mut self, input: &mut &[u8]) -> Result<Option<FrameHeader>, ProtocolViolation> {
+        let stashed = self.header_stash_len as usize;
+        if stashed == 0 {
+            if let Some((header, len)) = FrameHeader::decode(input)? {
+                *input = &input[len..];
+                return Ok(Some(header));
+            }
+            // Fewer bytes than a header: MAX_HEADER_LEN bytes always decode.
+            let n = input.len().min(MAX_HEADER_LEN);
+            self.header_stash[..n].copy_from_slice(&input[..n]);
+            self.header_stash_len = n as u8;
+            *input = &input[n..];
+            return Ok(None);
+        }
+        let take = (MAX_HEADER_LEN - stashed).min(input.len());
+        self.header_stash[stashed..stashed + take].copy_from_slice(&input[..take]);
+        match FrameHeader::decode(&self.header_stash[..stashed + take])? {
+            Some((header, len)) => {
+                self.header_stash_len = 0;
+                *input = &input[len - stashed..];
+                Ok(Some(header))
+            }
+            None => {
+                self.header_stash_len = (stashed + take) as u8;
+                *input = &input[take..];
+                Ok(None)
+            }
+        }
+    }
+
+    fn begin_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolViolation> {
+        let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let allowed_rsv = match (&self.extension, starts_message) {
+            (Some(ext), true) => ext.rsv_bits(),
+            _ => 0,
+        };
+        header.check(self.role(), allowed_rsv)?;
+        if header.payload_len > self.config.max_frame_size {
+            return Err(ProtocolViolation::FrameTooLarge(header.payload_len));
+        }
+        match header.opcode {
+            OpCode::Continuation if self.message.is_none() => {
+                return Err(ProtocolViolation::UnexpectedContinuation)
+            }
+            OpCode::Text | OpCode::Binary if self.message.is_some() => {
+                return Err(ProtocolViolation::ExpectedContinuation)
+            }
+            OpCode::Text | OpCode::Binary => {
+                let decoded = match &mut self.extension {
+                    Some(ext) => ext.begin_message(header.rsv)?,
+                    None => false,
+                };
+                self.message = Some(IncomingMessage {
+                    kind: if header.opcode == OpCode::Text {
+                        MessageKind::Text
+                    } else {
+                        MessageKind::Binary
+                    },
+                    decoded,
+                    size: 0,
+                    first_chunk_pending: true,
+                });
+                self.utf8.reset();
+            }
+            _ => {}
+        }
+        if let Some(message) = &self.message {
+            // An extension's output is checked as it is decoded; undecoded payload can be
+            // refused from the declared length alone.
+            if !header.opcode.is_control()
+                && !message.decoded
+                && message.size + header.payload_len > self.config.max_message_size
+            {
+                return Err(ProtocolViolation::MessageTooLarge);
+            }
+        }
+        self.control_len = 0;
+        let frame = IncomingFrame {
+            opcode: header.opcode,
+            fin: header.fin,
+            mask: header.mask,
+            len: header.payload_len,
+            remaining: header.payload_len,
+        };
+        self.frame = Some(frame);
+        if frame.remaining == 0 {
+            self.end_frame(frame)?;
+        }
+        Ok(())
+    }
+
+    fn frame_payload(
+        &mut self,
+        mut frame: IncomingFrame,
+        piece: &[u8],
+    ) -> Result<(), ProtocolViolation> {
+        let phase = (frame.len - frame.remaining) as usize;
+        frame.remaining -= piece.len() as u64;
+        self.frame = Some(frame);
+        if frame.opcode.is_control() {
+            let start = self.control_len as usize;
+            let dst = &mut self.control_buf[start..start + piece.len()];
+            dst.copy_from_slice(piece);
+            if let Some(key) = frame.mask {
+                apply_mask(dst, key, phase);
+            }
+            self.control_len += piece.len() as u8;
+        } else {
+            self.data_payload(frame.mask, phase, piece)?;
+        }
+        if frame.remaining == 0 {
+            self.end_frame(frame)?;
+        }
+        Ok(())
+    }
+
+    fn data_payload(
+        &mut self,
+        mask: Option<[u8; 4]>,
+        phase: usize,
+        piece: &[u8],
+    ) -> Result<(), ProtocolViolation> {
+        let Some(message) = &mut self.message else {
+            return Ok(());
+        };
+        if message.decoded {
+            self.decode_scratch.clear();
+            self.decode_scratch.extend_from_slice(piece);
+            if let Some(key) = mask {
+                apply_mask(&mut self.decode_scratch, key, phase);
+            }
+            let mut sink = MessageSink {
+                buf: &mut self.message_buf,
+                utf8: &mut self.utf8,
+                message,
+                limit: self.config.max_message_size,
+            };
+            if let Some(ext) = &mut self.extension {
+                ext.decode(&self.decode_scratch, false, &mut sink)?;
+            }
+            // Scratch memory follows the largest piece; give back what a burst grew.
+            if self.decode_scratch.capacity() > 64 << 10 {
+                self.decode_scratch = Vec::new();
+            }
+            return Ok(());
+        }
+        let start = self.message_buf.len();
+        self.message_buf.extend_from_slice(piece);
+        let appended = &mut self.message_buf[start..];
+        if let Some(key) = mask {
+            apply_mask(appended, key, phase);
+        }
+        if message.kind == MessageKind::Text {
+            self.utf8
+                .feed(appended)
+                .map_err(|_| ProtocolViolation::InvalidUtf8)?;
+        }
+        message.size += piece.len() as u64;
+        Ok(())
+    }
+
+    fn end_frame(&mut self, frame: IncomingFrame) -> Result<(), ProtocolViolation> {
+        self.frame = None;
+        match frame.opcode {
+            OpCode::Ping => {
+                let payload =
+                    Bytes::copy_from_slice(&self.control_buf[..self.control_len as usize]);
+                if self.config.auto_pong && !self.close_sent {
+                    self.write_frame(true, 0, OpCode::Pong, &payload);
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            OpCode::Pong => {
+                let payload =
+                    Bytes::copy_from_slice(&self.control_buf[..self.control_len as usize]);
+                self.events.push_back(Event::Pong(payload));
+            }
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&self.control_buf[..self.control_len as usize])?;
+                self.close_received(frame);
+            }
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if frame.fin {
+                    self.end_message()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_message(&mut self) -> Result<(), ProtocolViolation> {
+        let Some(mut message) = self.message else {
+            return Ok(());
+        };
+        if message.decoded {
+            let mut sink = MessageSink {
+                buf: &mut self.message_buf,
+                utf8: &mut self.utf8,
+                message: &mut message,
+                limit: self.config.max_message_size,
+            };
+            if let Some(ext) = &mut self.extension {
+                ext.decode(&[], true, &mut sink)?;
+            }
+            self.message = Some(message);
+        }
+        if message.kind == MessageKind::Text {
+            self.utf8
+                .finish()
+                .map_err(|_| ProtocolViolation::InvalidUtf8)?;
+        }
+        if self.config.streaming {
+            self.flush_chunk(true);
+        } else {
+            let payload = self.message_buf.split().freeze();
+            self.events.push_back(Event::Message(match message.kind {
+                MessageKind::Text => Message::Text(Utf8Bytes::from_validated(payload)),
+                MessageKind::Binary => Message::Binary(payload),
+            }));
+        }
+        self.message = None;
+        Ok(())
+    }
+
+    /// Streaming mode: hands what arrived of the current message to the caller, holding back an
+    /// unfinished code point.
+    fn flush_chunk(&mut self, last: bool) {
+        let Some(message) = &mut self.message else {
+            return;
+        };
+        let held_back = if last { 0 } else { self.utf8.pending_len() };
+        let ready = self.message_buf.len() - held_back;
+        if ready == 0 && !last {
+            return;
+        }
+        let data = self.message_buf.split_to(ready).freeze();
+        self.events.push_back(Event::Chunk(MessageChunk {
+            kind: message.kind,
+            data,
+            first: core::mem::replace(&mut message.first_chunk_pending, false),
+            last,
+        }));
+    }
+
+    fn close_received(&mut self, frame: Option<CloseFrame>) {
+        self.read_closed = true;
+        self.message = None;
+        if !self.close_sent {
+            // Section 5.5.1: reply with a close frame, echoing the status code.
+            let mut payload = [0u8; 2];
+            let len = match &frame {
+                Some(f) => {
+                    payload = f.code.0.to_be_bytes();
+                    2
+                }
+                None => 0,
+            };
+            self.write_frame(true, 0, OpCode::Close, &payload[..len]);
+            self.close_sent = true;
+        }
+        self.state = ConnectionState::Closed;
+        self.events.push_back(Event::Close(frame));
+    }
+
+    /// Fails the connection (section 7.1.7): a close frame with `code` if none was sent, and no
+    /// more reading.
+    fn fail(&mut self, code: CloseCode) {
+        self.read_closed = true;
+        self.failed = true;
+        self.message = None;
+        if !self.close_sent {
+            self.write_frame(true, 0, OpCode::Close, &code.0.to_be_bytes());
+            self.close_sent = true;
+        }
+        self.state = ConnectionState::Closed;
+    }
+}
+
+/// Writes an extension's decoded output into the message, enforcing the limit and UTF-8.
+struct MessageSink<'a> {
+    buf: &'a mut BytesMut,
+    utf8: &'a mut Utf8Validator,
+    message: &'a mut IncomingMessage,
+    limit: u64,
+}
+
+impl PayloadSink for MessageSink<'_> {
+    fn write(&mut self, decoded: &[u8]) -> Result<(), ProtocolViolation> {
+        if self.message.size + decoded.len() as u64 > self.limit {
+            return Err(ProtocolViolation::MessageTooLarge);
+        }
+        if self.message.kind == MessageKind::Text {
+            self.utf8
+                .feed(decoded)
+                .map_err(|_| ProtocolViolation::InvalidUtf8)?;
+        }
+        self.buf.extend_from_slice(decoded);
+        self.message.size += decoded.len() as u64;
+        Ok(())
+    }
+}
+
+/// Output: events and bytes.
+impl Connection {
+    /// The next event, in the order the frames arrived.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Takes the next chunk of bytes to send. A chunk that the transport takes only in part is
+    /// the caller's to keep.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(chunk) = self.out_chunks.pop_front() {
+            return Some(chunk);
+        }
+        if self.out_staging.is_empty() {
+            None
+        } else {
+            Some(self.out_staging.split().freeze())
+        }
+    }
+
+    /// Fills `dst` with the pending outgoing bytes, in order, without taking them; returns how
+    /// many slices it filled. Write them (vectored) and report what was written with
+    /// [`Self::advance_transmit`].
+    pub fn transmit_slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
+        let staging = (!self.out_staging.is_empty()).then_some(&self.out_staging[..]);
+        let mut n = 0;
+        for (slot, chunk) in dst
+            .iter_mut()
+            .zip(self.out_chunks.iter().map(|c| &c[..]).chain(staging))
+        {
+            *slot = chunk;
+            n += 1;
+        }
+        n
+    }
+
+    /// Like [`Self::transmit_slices`], as `IoSlice`s for `write_vectored`.
+    #[cfg(feature = "std")]
+    pub fn transmit_io_slices<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let staging = (!self.out_staging.is_empty()).then_some(&self.out_staging[..]);
+        let mut n = 0;
+        for (slot, chunk) in dst
+            .iter_mut()
+            .zip(self.out_chunks.iter().map(|c| &c[..]).chain(staging))
+        {
+            *slot = std::io::IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops the first `n` pending outgoing bytes, which the transport has taken.
+    pub fn advance_transmit(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out_chunks.front_mut() else {
+                let take = n.min(self.out_staging.len());
+                self.out_staging.advance(take);
+                return;
+            };
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.out_chunks.pop_front();
+        }
+    }
+
+    /// Gives back buffer memory that is not in use. A server calls it for connections that went
+    /// idle, so an idle connection holds (almost) nothing.
+    pub fn shrink_buffers(&mut self) {
+        if self.message_buf.is_empty() {
+            self.message_buf = BytesMut::new();
+        }
+        if self.out_staging.is_empty() {
+            self.out_staging = BytesMut::new();
+        }
+        if self.out_chunks.is_empty() {
+            self.out_chunks = VecDeque::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        self.decode_scratch = Vec::new();
+        self.encode_scratch = Vec::new();
+    }
+}
+
+/// Sending.
+impl Connection {
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.send_message(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.send_message(MessageKind::Binary, data)
+    }
+
+    /// Queues a message.
+    pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
+        self.send_message(message.kind(), message.as_bytes())
+    }
+
+    fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), UsageError> {
+        self.check_can_send_data()?;
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        if let Some(ext) = &mut self.extension {
+            let mut encoded = core::mem::take(&mut self.encode_scratch);
+            encoded.clear();
+            let result = ext.encode(payload, &mut encoded);
+            match result {
+                Ok(Some(rsv)) => self.write_frame(true, rsv, kind.opcode(), &encoded),
+                Ok(None) => self.write_frame(true, 0, kind.opcode(), payload),
+                Err(e) => {
+                    self.encode_scratch = encoded;
+                    return Err(UsageError::Extension(e));
+                }
+            }
+            self.encode_scratch = encoded;
+            return Ok(());
+        }
+        self.write_frame(true, 0, kind.opcode(), payload);
+        Ok(())
+    }
+
+    /// Queues one fragment of a message sent in pieces (RFC 6455 section 5.4): the first call
+    /// starts a message of `kind`, later calls continue it (with the same `kind`), and the call
+    /// with `fin` ends it. Text fragments are checked as UTF-8 across fragment boundaries.
+    /// Control frames and pre-encoded frames may be sent between fragments. Fragments are not
+    /// passed through extensions.
+    ///
+    /// ```
+    /// use ws_proto::{Config, Connection, MessageKind};
+    /// let mut server = Connection::server(Config::default());
+    /// server.send_fragment(MessageKind::Text, b"Hel", false).unwrap();
+    /// server.send_fragment(MessageKind::Text, b"lo", true).unwrap();
+    /// // RFC 6455 section 5.7: the fragmented unmasked text message.
+    /// assert_eq!(&server.poll_transmit().unwrap()[..], b"\x01\x03Hel\x80\x02lo");
+    /// ```
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), UsageError> {
+        self.check_can_send_data()?;
+        let opcode = match self.sending {
+            None => kind.opcode(),
+            Some(current) if current == kind => OpCode::Continuation,
+            Some(_) => return Err(UsageError::FragmentKindMismatch),
+        };
+        if kind == MessageKind::Text {
+            let mut check = self.send_utf8.clone();
+            check.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
+            if fin {
+                check.finish().map_err(|_| UsageError::InvalidUtf8)?;
+            }
+            self.send_utf8 = check;
+        }
+        self.write_frame(fin, 0, opcode, data);
+        self.sending = if fin { None } else { Some(kind) };
+        Ok(())
+    }
+
+    /// Queues a ping (section 5.5.2); the peer's pong will come as [`Event::Pong`].
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited pong (section 5.5.3), for example as a unidirectional heartbeat.
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closing);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(UsageError::ControlPayloadTooLong(payload.len()));
+        }
+        self.write_frame(true, 0, opcode, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (section 7.1.2) with a status code and a reason of at most
+    /// 123 bytes. After it, no data may be sent; incoming data is still delivered until the
+    /// peer's close frame arrives. Calling it again once a close frame was sent does nothing.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        let frame = CloseFrame::new(code, reason)?;
+        if self.close_sent {
+            return Ok(());
+        }
+        let mut payload = [0u8; 125];
+        let len = frame.write_payload(&mut payload);
+        self.write_frame(true, 0, OpCode::Close, &payload[..len]);
+        self.close_sent = true;
+        if self.state == ConnectionState::Open {
+            self.state = ConnectionState::Closing;
+        }
+        Ok(())
+    }
+
+    /// Queues a frame encoded once for many connections (a room's fanout): the same shared
+    /// bytes go to every member without copying. Only a server sends unmasked frames.
+    pub fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), UsageError> {
+        if self.role() != Role::Server {
+            return Err(UsageError::NotServer);
+        }
+        self.check_can_send_data()?;
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        if !self.out_staging.is_empty() {
+            let staged = self.out_staging.split().freeze();
+            self.out_chunks.push_back(staged);
+        }
+        self.out_chunks.push_back(frame.0.clone());
+        Ok(())
+    }
+
+    fn check_can_send_data(&self) -> Result<(), UsageError> {
+        if self.close_sent {
+            Err(UsageError::Closing)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write_frame(&mut self, fin: bool, rsv: RsvBits, opcode: OpCode, payload: &[u8]) {
+        let mask = match &mut self.masking {
+            Masking::Server => None,
+            Masking::Client(keys) => Some(keys.next_key()),
+        };
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.out_staging.reserve(head_len + payload.len());
+        self.out_staging.extend_from_slice(&head[..head_len]);
+        let start = self.out_staging.len();
+        self.out_staging.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.out_staging[start..], key, 0);
+        }
+    }
+}
+
+/// A complete unmasked data frame, encoded once and shareable between server connections.
+///
+/// ```
+/// use ws_proto::{Config, Connection, EncodedFrame, MessageKind};
+/// let frame = EncodedFrame::new(MessageKind::Text, b"to everyone");
+/// let mut a = Connection::server(Config::default());
+/// let mut b = Connection::server(Config::default());
+/// a.send_encoded(&frame).unwrap();
+/// b.send_encoded(&frame).unwrap();
+/// assert_eq!(a.poll_transmit(), b.poll_transmit());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame(Bytes);
+
+impl EncodedFrame {
+    /// Encodes a message as one unmasked frame.
+    pub fn new(kind: MessageKind, payload: &[u8]) -> EncodedFrame {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: kind.opcode(),
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        buf.extend_from_slice(&head[..n]);
+        buf.extend_from_slice(payload);
+        EncodedFrame(buf.freeze())
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+}

@@ -1,0 +1,829 @@
+//! The connection state machine, driven through the public API. Test names give the rule of
+//! RFC 6455 they check.
+
+use bytes::Bytes;
+use core::time::Duration;
+use proptest::prelude::*;
+use ws_proto::frame::{FrameHeader, OpCode, RSV1};
+use ws_proto::mask::apply_mask;
+use ws_proto::{
+    CloseCode, CloseFrame, Config, Connection, ConnectionState, Event, Message, MessageKind,
+    ProtocolViolation, UsageError,
+};
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A frame as a client sends it (masked), with any header bits.
+fn client_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(fin as u8) << 7 | rsv | opcode];
+    push_len(&mut out, payload.len(), true);
+    out.extend_from_slice(&KEY);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], KEY, 0);
+    out
+}
+
+/// A frame as a server sends it (unmasked).
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(fin as u8) << 7 | opcode];
+    push_len(&mut out, payload.len(), false);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize, masked: bool) {
+    let m = if masked { 0x80 } else { 0 };
+    if len < 126 {
+        out.push(m | len as u8);
+    } else if len <= 0xffff {
+        out.push(m | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+fn events(conn: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+fn transmitted(conn: &mut Connection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = conn.poll_transmit() {
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+fn text(s: &str) -> Event {
+    Event::Message(Message::Text(
+        Bytes::copy_from_slice(s.as_bytes()).try_into().unwrap(),
+    ))
+}
+
+fn binary(b: &[u8]) -> Event {
+    Event::Message(Message::Binary(Bytes::copy_from_slice(b)))
+}
+
+/// The close frame a server sends with this code.
+fn server_close(code: CloseCode) -> Vec<u8> {
+    server_frame(true, 0x8, &code.0.to_be_bytes())
+}
+
+fn fails_with(input: &[u8], violation: ProtocolViolation) {
+    let mut server = Connection::server(Config::default());
+    assert_eq!(server.receive(input), Err(violation));
+    assert_eq!(
+        transmitted(&mut server),
+        server_close(violation.close_code())
+    );
+    assert!(server.should_close_transport());
+    assert_eq!(server.state(), ConnectionState::Closed);
+}
+
+#[test]
+fn rfc6455_5_7_masked_hello_from_a_client() {
+    let mut server = Connection::server(Config::default());
+    server
+        .receive(&[
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ])
+        .unwrap();
+    assert_eq!(events(&mut server), vec![text("Hello")]);
+}
+
+#[test]
+fn rfc6455_5_7_unmasked_hello_and_fragments_from_a_server() {
+    let mut client = Connection::client(Config::default());
+    client
+        .receive(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
+        .unwrap();
+    client.receive(&[0x01, 0x03, 0x48, 0x65, 0x6c]).unwrap();
+    client.receive(&[0x80, 0x02, 0x6c, 0x6f]).unwrap();
+    assert_eq!(events(&mut client), vec![text("Hello"), text("Hello")]);
+}
+
+#[test]
+fn rfc6455_5_7_256_byte_and_64_kib_binary_messages() {
+    let mut client = Connection::client(Config::default());
+    let small = vec![7u8; 256];
+    let big = vec![9u8; 65536];
+    let mut wire = vec![0x82, 0x7e, 0x01, 0x00];
+    wire.extend_from_slice(&small);
+    wire.extend_from_slice(&[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+    wire.extend_from_slice(&big);
+    client.receive(&wire).unwrap();
+    assert_eq!(events(&mut client), vec![binary(&small), binary(&big)]);
+}
+
+#[test]
+fn rfc6455_5_5_2_ping_is_answered_with_a_pong_with_the_same_payload() {
+    let mut server = Connection::server(Config::default());
+    server
+        .receive(&client_frame(true, 0, 0x9, b"Hello"))
+        .unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Ping(Bytes::from_static(b"Hello"))]
+    );
+    // RFC 6455 section 5.7: the unmasked pong "Hello".
+    assert_eq!(
+        transmitted(&mut server),
+        [0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+    );
+}
+
+#[test]
+fn auto_pong_can_be_turned_off() {
+    let mut server = Connection::server(Config {
+        auto_pong: false,
+        ..Config::default()
+    });
+    server.receive(&client_frame(true, 0, 0x9, b"x")).unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Ping(Bytes::from_static(b"x"))]
+    );
+    assert!(!server.has_pending_transmit());
+}
+
+#[test]
+fn rfc6455_5_5_3_unsolicited_pongs_are_reported_not_errors() {
+    let mut server = Connection::server(Config::default());
+    server
+        .receive(&client_frame(true, 0, 0xa, b"beat"))
+        .unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Pong(Bytes::from_static(b"beat"))]
+    );
+    assert!(!server.has_pending_transmit());
+}
+
+#[test]
+fn rfc6455_5_4_control_frames_interleave_with_fragments() {
+    let mut server = Connection::server(Config::default());
+    let mut wire = client_frame(false, 0, 0x1, b"frag");
+    wire.extend(client_frame(true, 0, 0x9, b"p"));
+    wire.extend(client_frame(false, 0, 0x0, b"men"));
+    wire.extend(client_frame(true, 0, 0xa, b""));
+    wire.extend(client_frame(true, 0, 0x0, b"ted"));
+    server.receive(&wire).unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![
+            Event::Ping(Bytes::from_static(b"p")),
+            Event::Pong(Bytes::new()),
+            text("fragmented"),
+        ]
+    );
+}
+
+#[test]
+fn rfc6455_5_4_continuation_without_a_message_is_an_error() {
+    fails_with(
+        &client_frame(true, 0, 0x0, b"x"),
+        ProtocolViolation::UnexpectedContinuation,
+    );
+}
+
+#[test]
+fn rfc6455_5_4_new_data_frame_inside_a_message_is_an_error() {
+    let mut wire = client_frame(false, 0, 0x1, b"a");
+    wire.extend(client_frame(true, 0, 0x2, b"b"));
+    fails_with(&wire, ProtocolViolation::ExpectedContinuation);
+}
+
+#[test]
+fn rfc6455_5_1_server_fails_on_unmasked_frame() {
+    fails_with(
+        &server_frame(true, 0x1, b"hi"),
+        ProtocolViolation::UnmaskedClientFrame,
+    );
+}
+
+#[test]
+fn rfc6455_5_1_client_fails_on_masked_frame() {
+    let mut client = Connection::client(Config::default());
+    assert_eq!(
+        client.receive(&client_frame(true, 0, 0x1, b"hi")),
+        Err(ProtocolViolation::MaskedServerFrame)
+    );
+    // The client's close frame is masked: decode it and check the code.
+    let out = transmitted(&mut client);
+    let (h, n) = FrameHeader::decode(&out).unwrap().unwrap();
+    let mut payload = out[n..].to_vec();
+    apply_mask(&mut payload, h.mask.unwrap(), 0);
+    assert_eq!(
+        (h.opcode, payload),
+        (OpCode::Close, 1002u16.to_be_bytes().to_vec())
+    );
+    assert!(
+        client.should_close_transport(),
+        "a failed client closes at once (7.1.7)"
+    );
+}
+
+#[test]
+fn rfc6455_5_2_reserved_bits_without_extension_fail() {
+    fails_with(
+        &client_frame(true, RSV1, 0x1, b"x"),
+        ProtocolViolation::ReservedBitsSet(RSV1),
+    );
+}
+
+#[test]
+fn rfc6455_5_2_reserved_opcode_fails() {
+    fails_with(
+        &client_frame(true, 0, 0x3, b""),
+        ProtocolViolation::ReservedOpcode(3),
+    );
+    fails_with(
+        &client_frame(true, 0, 0xb, b""),
+        ProtocolViolation::ReservedOpcode(0xb),
+    );
+}
+
+#[test]
+fn rfc6455_5_5_control_frame_over_125_bytes_fails() {
+    fails_with(
+        &client_frame(true, 0, 0x9, &[0; 126]),
+        ProtocolViolation::ControlFrameTooLong,
+    );
+}
+
+#[test]
+fn rfc6455_5_5_fragmented_control_frame_fails() {
+    fails_with(
+        &client_frame(false, 0, 0x9, b"x"),
+        ProtocolViolation::FragmentedControlFrame,
+    );
+}
+
+#[test]
+fn rfc6455_8_1_invalid_utf8_fails_with_1007() {
+    fails_with(
+        &client_frame(true, 0, 0x1, &[0xce, 0xba, 0xff]),
+        ProtocolViolation::InvalidUtf8,
+    );
+}
+
+#[test]
+fn rfc6455_8_1_invalid_utf8_fails_inside_a_frame_before_it_completes() {
+    // Autobahn 6.4.3: the bad bytes arrive while the frame is still incomplete.
+    let mut server = Connection::server(Config::default());
+    let mut payload = "κόσμε".as_bytes().to_vec();
+    payload.extend_from_slice(&[0xf4, 0x90, 0x80, 0x80]);
+    payload.extend_from_slice(b"edited");
+    let wire = client_frame(true, 0, 0x1, &payload);
+    let bad_at = wire.len() - b"edited".len() - 2; // just after F4 90
+    assert!(server.receive(&wire[..bad_at - 1]).is_ok());
+    assert_eq!(
+        server.receive(&wire[bad_at - 1..bad_at]),
+        Err(ProtocolViolation::InvalidUtf8)
+    );
+}
+
+#[test]
+fn rfc6455_8_1_code_point_split_across_fragments_is_valid() {
+    let mut server = Connection::server(Config::default());
+    let euro = "€".as_bytes();
+    let mut wire = client_frame(false, 0, 0x1, &euro[..1]);
+    wire.extend(client_frame(false, 0, 0x0, &euro[1..2]));
+    wire.extend(client_frame(true, 0, 0x0, &euro[2..]));
+    server.receive(&wire).unwrap();
+    assert_eq!(events(&mut server), vec![text("€")]);
+}
+
+#[test]
+fn rfc6455_8_1_message_ending_inside_a_code_point_fails() {
+    let mut wire = client_frame(false, 0, 0x1, b"ok");
+    wire.extend(client_frame(true, 0, 0x0, &[0xe2, 0x82]));
+    fails_with(&wire, ProtocolViolation::InvalidUtf8);
+}
+
+#[test]
+fn rfc6455_10_4_frame_over_the_limit_fails_with_1009_from_the_header_alone() {
+    let config = Config {
+        max_frame_size: 1000,
+        ..Config::default()
+    };
+    let mut server = Connection::server(config);
+    // Only the header of a frame claiming 2^62 bytes: nothing is allocated for it.
+    let header = [0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+    assert_eq!(
+        server.receive(&header),
+        Err(ProtocolViolation::FrameTooLarge(1 << 62))
+    );
+    assert_eq!(
+        transmitted(&mut server),
+        server_close(CloseCode::MESSAGE_TOO_BIG)
+    );
+    assert!(server.memory_usage() < 1024);
+}
+
+#[test]
+fn rfc6455_10_4_message_over_the_limit_fails_with_1009_from_running_sum() {
+    let config = Config {
+        max_message_size: 10,
+        ..Config::default()
+    };
+    let mut server = Connection::server(config);
+    let mut wire = client_frame(false, 0, 0x2, &[1; 6]);
+    server.receive(&wire).unwrap();
+    wire = client_frame(true, 0, 0x0, &[1; 5]);
+    // Refused at the header: the payload is not needed.
+    assert_eq!(
+        server.receive(&wire[..6]),
+        Err(ProtocolViolation::MessageTooLarge)
+    );
+    assert_eq!(
+        transmitted(&mut server),
+        server_close(CloseCode::MESSAGE_TOO_BIG)
+    );
+}
+
+#[test]
+fn message_at_exactly_the_limit_is_accepted() {
+    let config = Config {
+        max_message_size: 10,
+        max_frame_size: 10,
+        ..Config::default()
+    };
+    let mut server = Connection::server(config);
+    server
+        .receive(&client_frame(true, 0, 0x2, &[1; 10]))
+        .unwrap();
+    assert_eq!(events(&mut server), vec![binary(&[1; 10])]);
+}
+
+#[test]
+fn rfc6455_5_5_1_close_is_echoed_and_the_server_closes_tcp_first() {
+    let mut server = Connection::server(Config::default());
+    server
+        .receive(&client_frame(true, 0, 0x8, b"\x03\xe8bye"))
+        .unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Close(Some(
+            CloseFrame::new(CloseCode::NORMAL, "bye").unwrap()
+        ))]
+    );
+    assert!(
+        !server.should_close_transport(),
+        "the reply is not flushed yet"
+    );
+    assert_eq!(transmitted(&mut server), server_close(CloseCode::NORMAL));
+    assert!(server.should_close_transport());
+    assert_eq!(server.send_text("late"), Err(UsageError::Closing));
+}
+
+#[test]
+fn rfc6455_5_5_1_empty_close_is_echoed_empty() {
+    let mut server = Connection::server(Config::default());
+    server.receive(&client_frame(true, 0, 0x8, b"")).unwrap();
+    assert_eq!(events(&mut server), vec![Event::Close(None)]);
+    assert_eq!(transmitted(&mut server), [0x88, 0x00]);
+}
+
+#[test]
+fn rfc6455_5_5_1_bytes_after_the_close_frame_are_ignored() {
+    let mut server = Connection::server(Config::default());
+    let mut wire = client_frame(true, 0, 0x8, b"\x03\xe8");
+    wire.extend(client_frame(true, 0, 0x1, b"after"));
+    wire.extend([0xff, 0xff]); // garbage, not even a valid header
+    assert_eq!(server.receive(&wire), Ok(wire.len()));
+    assert_eq!(events(&mut server).len(), 1);
+}
+
+#[test]
+fn rfc6455_5_5_1_one_byte_close_payload_fails() {
+    fails_with(
+        &client_frame(true, 0, 0x8, b"\x03"),
+        ProtocolViolation::CloseFrameTooShort,
+    );
+}
+
+#[test]
+fn rfc6455_7_4_invalid_close_code_fails() {
+    fails_with(
+        &client_frame(true, 0, 0x8, &1005u16.to_be_bytes()),
+        ProtocolViolation::InvalidCloseCode(1005),
+    );
+    fails_with(
+        &client_frame(true, 0, 0x8, &999u16.to_be_bytes()),
+        ProtocolViolation::InvalidCloseCode(999),
+    );
+}
+
+#[test]
+fn rfc6455_5_5_1_close_reason_must_be_utf8() {
+    fails_with(
+        &client_frame(true, 0, 0x8, b"\x03\xe8\xff"),
+        ProtocolViolation::InvalidCloseReason,
+    );
+}
+
+#[test]
+fn rfc6455_7_1_2_locally_started_close_waits_for_the_peer_then_times_out() {
+    let mut server = Connection::server(Config {
+        close_timeout: Duration::from_secs(2),
+        ..Config::default()
+    });
+    server.close(CloseCode::GOING_AWAY, "shutdown").unwrap();
+    assert_eq!(server.state(), ConnectionState::Closing);
+    let out = transmitted(&mut server);
+    assert_eq!(&out[..4], &[0x88, 10, 0x03, 0xe9]);
+    assert_eq!(server.send_binary(b"x"), Err(UsageError::Closing));
+    assert_eq!(server.send_ping(b"x"), Err(UsageError::Closing));
+    server.handle_time(Duration::from_secs(10));
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(12)));
+    // Data still arrives while closing.
+    server
+        .receive(&client_frame(true, 0, 0x1, b"late"))
+        .unwrap();
+    assert_eq!(events(&mut server), vec![text("late")]);
+    assert!(!server.should_close_transport());
+    server.handle_time(Duration::from_secs(12));
+    assert!(server.should_close_transport(), "close timeout");
+}
+
+#[test]
+fn rfc6455_7_1_2_peer_reply_completes_a_locally_started_close_without_a_second_frame() {
+    let mut server = Connection::server(Config::default());
+    server.close(CloseCode::NORMAL, "").unwrap();
+    transmitted(&mut server);
+    server
+        .receive(&client_frame(true, 0, 0x8, b"\x03\xe8"))
+        .unwrap();
+    assert_eq!(server.state(), ConnectionState::Closed);
+    assert!(!server.has_pending_transmit(), "no second close frame");
+    assert!(server.should_close_transport());
+}
+
+#[test]
+fn rfc6455_7_1_1_client_waits_for_the_server_to_close_tcp_then_times_out() {
+    let mut client = Connection::client(Config {
+        close_timeout: Duration::from_secs(1),
+        ..Config::default()
+    });
+    client.receive(&server_close(CloseCode::NORMAL)).unwrap();
+    transmitted(&mut client);
+    assert!(
+        !client.should_close_transport(),
+        "the server closes TCP first"
+    );
+    client.handle_time(Duration::from_secs(5));
+    client.handle_time(Duration::from_secs(6));
+    assert!(client.should_close_transport());
+    // When the server does close, EOF ends it at once.
+    let mut client = Connection::client(Config::default());
+    client.receive(&server_close(CloseCode::NORMAL)).unwrap();
+    client.receive_eof();
+    assert!(client.should_close_transport());
+}
+
+#[test]
+fn close_with_a_code_that_may_not_be_sent_is_refused() {
+    let mut server = Connection::server(Config::default());
+    assert_eq!(
+        server.close(CloseCode::NO_STATUS, ""),
+        Err(UsageError::InvalidCloseCode(1005))
+    );
+    assert_eq!(
+        server.close(CloseCode::NORMAL, &"x".repeat(124)),
+        Err(UsageError::CloseReasonTooLong(124))
+    );
+    assert!(!server.has_pending_transmit());
+}
+
+#[test]
+fn control_frames_are_kept_until_taken_even_past_partial_writes() {
+    let mut server = Connection::server(Config::default());
+    server.send_binary(&[5; 100]).unwrap();
+    server
+        .receive(&client_frame(true, 0, 0x9, b"ping"))
+        .unwrap();
+    let expected: Vec<u8> = [
+        server_frame(true, 0x2, &[5; 100]),
+        server_frame(true, 0xa, b"ping"),
+    ]
+    .concat();
+    // The socket takes 7 bytes at a time.
+    let mut written = Vec::new();
+    while server.has_pending_transmit() {
+        let mut slices = [&[][..]; 4];
+        let n = server.transmit_slices(&mut slices);
+        let flat: Vec<u8> = slices[..n].concat();
+        let take = flat.len().min(7);
+        written.extend_from_slice(&flat[..take]);
+        server.advance_transmit(take);
+    }
+    assert_eq!(written, expected);
+}
+
+#[test]
+fn rfc6455_5_3_client_masks_with_a_fresh_key_per_frame() {
+    let mut client = Connection::client(Config::default());
+    client.send_text("Hello").unwrap();
+    client.send_text("Hello").unwrap();
+    let out = transmitted(&mut client);
+    let (h1, n1) = FrameHeader::decode(&out).unwrap().unwrap();
+    let (h2, _) = FrameHeader::decode(&out[n1 + 5..]).unwrap().unwrap();
+    assert!(h1.mask.is_some() && h2.mask.is_some());
+    assert_ne!(h1.mask, h2.mask);
+    let mut server = Connection::server(Config::default());
+    server.receive(&out).unwrap();
+    assert_eq!(events(&mut server), vec![text("Hello"), text("Hello")]);
+}
+
+#[test]
+fn rfc6455_5_4_sending_fragments_with_control_frames_between() {
+    let mut client = Connection::client(Config::default());
+    client
+        .send_fragment(MessageKind::Text, "κό".as_bytes(), false)
+        .unwrap();
+    client.send_ping(b"p").unwrap();
+    assert_eq!(client.send_text("x"), Err(UsageError::MessageInProgress));
+    assert_eq!(
+        client.send_fragment(MessageKind::Binary, b"x", true),
+        Err(UsageError::FragmentKindMismatch)
+    );
+    // A code point split between fragments is fine.
+    let sigma = "σ".as_bytes();
+    client
+        .send_fragment(MessageKind::Text, &sigma[..1], false)
+        .unwrap();
+    client
+        .send_fragment(MessageKind::Text, &sigma[1..], true)
+        .unwrap();
+    let mut server = Connection::server(Config::default());
+    server.receive(&transmitted(&mut client)).unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Ping(Bytes::from_static(b"p")), text("κόσ")]
+    );
+    assert_eq!(
+        client.send_fragment(MessageKind::Text, &[0xff], true),
+        Err(UsageError::InvalidUtf8)
+    );
+}
+
+#[test]
+fn send_rejects_oversized_control_payloads() {
+    let mut server = Connection::server(Config::default());
+    assert_eq!(
+        server.send_ping(&[0; 126]),
+        Err(UsageError::ControlPayloadTooLong(126))
+    );
+}
+
+#[test]
+fn streaming_mode_delivers_chunks_with_whole_code_points() {
+    let mut server = Connection::server(Config {
+        streaming: true,
+        ..Config::default()
+    });
+    let payload = "aé€".as_bytes(); // 61 c3 a9 e2 82 ac
+    let wire = client_frame(true, 0, 0x1, payload);
+    let header = wire.len() - payload.len();
+    // Cut inside é and inside €.
+    server.receive(&wire[..header + 2]).unwrap();
+    server.receive(&wire[header + 2..header + 5]).unwrap();
+    server.receive(&wire[header + 5..]).unwrap();
+    let chunks: Vec<_> = events(&mut server)
+        .into_iter()
+        .map(|e| match e {
+            Event::Chunk(c) => (String::from_utf8(c.data.to_vec()).unwrap(), c.first, c.last),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        chunks,
+        vec![
+            ("a".into(), true, false),
+            ("é".into(), false, false),
+            ("€".into(), false, true)
+        ]
+    );
+}
+
+#[test]
+fn streaming_mode_never_buffers_a_whole_large_message() {
+    let mut server = Connection::server(Config {
+        streaming: true,
+        max_message_size: u64::MAX >> 1,
+        max_frame_size: u64::MAX >> 1,
+        ..Config::default()
+    });
+    let total: u64 = 1 << 30;
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&total.to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 0]); // a zero mask key: the payload passes unchanged
+    server.receive(&header).unwrap();
+    let piece = vec![0u8; 1 << 20];
+    let mut received = 0u64;
+    for _ in 0..1024 {
+        server.receive(&piece).unwrap();
+        for event in events(&mut server) {
+            let Event::Chunk(chunk) = event else { panic!() };
+            received += chunk.data.len() as u64;
+        }
+        assert!(
+            server.memory_usage() <= 2 << 20,
+            "memory {}",
+            server.memory_usage()
+        );
+    }
+    assert_eq!(received, total);
+}
+
+#[test]
+fn streaming_mode_reports_an_empty_message() {
+    let mut server = Connection::server(Config {
+        streaming: true,
+        ..Config::default()
+    });
+    server.receive(&client_frame(true, 0, 0x2, b"")).unwrap();
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Chunk(ws_proto::MessageChunk {
+            kind: MessageKind::Binary,
+            data: Bytes::new(),
+            first: true,
+            last: true
+        })]
+    );
+}
+
+#[test]
+fn encoded_frames_keep_their_place_among_other_frames() {
+    let mut server = Connection::server(Config::default());
+    let shared = ws_proto::EncodedFrame::new(MessageKind::Text, b"room");
+    server.send_text("a").unwrap();
+    server.send_encoded(&shared).unwrap();
+    server.send_text("b").unwrap();
+    let mut client = Connection::client(Config::default());
+    client.receive(&transmitted(&mut server)).unwrap();
+    assert_eq!(
+        events(&mut client),
+        vec![text("a"), text("room"), text("b")]
+    );
+    let mut client = Connection::client(Config::default());
+    assert_eq!(client.send_encoded(&shared), Err(UsageError::NotServer));
+}
+
+#[test]
+fn eof_before_close_handshake_closes_abnormally() {
+    let mut server = Connection::server(Config::default());
+    server
+        .receive(&client_frame(false, 0, 0x1, b"partial"))
+        .unwrap();
+    server.receive_eof();
+    assert_eq!(server.state(), ConnectionState::Closed);
+    assert!(server.should_close_transport());
+    assert!(events(&mut server).is_empty());
+}
+
+#[test]
+fn idle_connection_gives_its_buffers_back() {
+    let mut server = Connection::server(Config::default());
+    server
+        .receive(&client_frame(true, 0, 0x2, &[1; 5000]))
+        .unwrap();
+    server.send_binary(&[2; 5000]).unwrap();
+    drop(events(&mut server));
+    drop(transmitted(&mut server));
+    server.shrink_buffers();
+    assert_eq!(server.memory_usage(), 0);
+    assert!(
+        std::mem::size_of::<Connection>() < 512,
+        "{}",
+        std::mem::size_of::<Connection>()
+    );
+}
+
+/// A stream of client frames of every kind, as bytes, for the chunking property.
+fn arb_client_stream() -> impl Strategy<Value = Vec<u8>> {
+    let frame = prop_oneof![
+        (
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(|(fin, p)| (fin, 0x2u8, p)),
+        "\\PC{0,40}".prop_map(|s| (true, 0x1u8, s.into_bytes())),
+        proptest::collection::vec(any::<u8>(), 0..125).prop_map(|p| (true, 0x9u8, p)),
+        proptest::collection::vec(any::<u8>(), 0..125).prop_map(|p| (true, 0xau8, p)),
+    ];
+    proptest::collection::vec(frame, 0..12).prop_map(|frames| {
+        let mut wire = Vec::new();
+        let mut in_message = false;
+        for (fin, opcode, payload) in frames {
+            let opcode = match (opcode, in_message) {
+                (0x1 | 0x2, true) => 0x0,
+                (op, _) => op,
+            };
+            if opcode < 0x8 {
+                in_message = !fin;
+            }
+            wire.extend(client_frame(fin, 0, opcode, &payload));
+        }
+        wire
+    })
+}
+
+fn run_in_pieces(wire: &[u8], cuts: &[usize], streaming: bool) -> (Vec<Event>, Vec<u8>) {
+    let mut server = Connection::server(Config {
+        streaming,
+        ..Config::default()
+    });
+    let mut start = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&wire.len())) {
+        assert_eq!(server.receive(&wire[start..cut]), Ok(cut - start));
+        start = cut;
+    }
+    (events(&mut server), transmitted(&mut server))
+}
+
+/// Joins streaming chunks back into messages so chunked runs compare with whole runs.
+fn join_chunks(events: Vec<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    for event in events {
+        match event {
+            Event::Chunk(c) => {
+                pending.extend_from_slice(&c.data);
+                if c.last {
+                    let data = Bytes::from(std::mem::take(&mut pending));
+                    out.push(Event::Message(match c.kind {
+                        MessageKind::Text => Message::Text(data.try_into().unwrap()),
+                        MessageKind::Binary => Message::Binary(data),
+                    }));
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn any_chunking_gives_the_same_events(
+        wire in arb_client_stream(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+    ) {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+        points.sort_unstable();
+        let whole = run_in_pieces(&wire, &[], false);
+        prop_assert_eq!(&run_in_pieces(&wire, &points, false), &whole);
+        let (streamed, out) = run_in_pieces(&wire, &points, true);
+        prop_assert_eq!((join_chunks(streamed), out), whole);
+    }
+
+    #[test]
+    fn sent_messages_are_received_intact(
+        messages in proptest::collection::vec(
+            prop_oneof![
+                "\\PC{0,200}".prop_map(|s| Message::Text(Bytes::from(s).try_into().unwrap())),
+                proptest::collection::vec(any::<u8>(), 0..70_000).prop_map(|v| Message::Binary(v.into())),
+            ],
+            0..6,
+        ),
+    ) {
+        let mut client = Connection::client(Config::default());
+        for m in &messages {
+            client.send(m).unwrap();
+        }
+        let mut server = Connection::server(Config::default());
+        server.receive(&transmitted(&mut client)).unwrap();
+        let expected: Vec<Event> = messages.into_iter().map(Event::Message).collect();
+        prop_assert_eq!(events(&mut server), expected);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_stay_bounded(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        points.sort_unstable();
+        for server_role in [true, false] {
+            let mut conn = if server_role {
+                Connection::server(Config::default())
+            } else {
+                Connection::client(Config::default())
+            };
+            let mut start = 0;
+            for &cut in points.iter().chain(std::iter::once(&bytes.len())) {
+                let _ = conn.receive(&bytes[start..cut]);
+                start = cut;
+            }
+            prop_assert!(conn.memory_usage() < 3 * bytes.len() + 4096);
+            let _ = events(&mut conn);
+            let _ = transmitted(&mut conn);
+        }
+    }
+}
