@@ -1,1 +1,134 @@
-//! Autobahn testees.
+//! The testees Autobahn|Testsuite runs against: a blocking driver that moves bytes between a
+//! `TcpStream` and a `ws_proto::Connection`, used by the `autobahn-server` stand-in (an echo
+//! server over std::net) and by `autobahn-client`.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
+use ws_proto::handshake::server::{Accept, ServerHandshake};
+use ws_proto::handshake::HandshakeLimits;
+use ws_proto::{Config, Connection, Event, Message};
+
+/// Limits for conformance runs: Autobahn's largest case (9.1.6/9.2.6) sends 16 MiB messages.
+pub fn config() -> Config {
+    Config {
+        max_frame_size: 32 << 20,
+        max_message_size: 32 << 20,
+        ..Config::default()
+    }
+}
+
+/// Reads until a handshake head is complete. Returns the bytes that followed it.
+fn read_head<T>(
+    stream: &mut TcpStream,
+    mut step: impl FnMut(&[u8]) -> io::Result<Option<(T, usize)>>,
+) -> io::Result<(T, Vec<u8>)> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        if let Some((head, used)) = step(&buf[..n])? {
+            return Ok((head, buf[used..n].to_vec()));
+        }
+    }
+}
+
+/// Serves one connection: the handshake, then every message echoed back.
+pub fn serve_echo(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut handshake = ServerHandshake::new(HandshakeLimits::default());
+    let step = |data: &[u8]| {
+        handshake
+            .receive(data)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
+    };
+    let (request, leftover) = read_head(&mut stream, step)?;
+    let upgrade = match request.upgrade() {
+        Ok(upgrade) => upgrade,
+        Err(e) => return stream.write_all(&e.response()),
+    };
+    let response = upgrade
+        .accept(&Accept::new())
+        .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+    stream.write_all(&response)?;
+    drive(
+        stream,
+        Connection::server(config()),
+        &leftover,
+        |conn, message| {
+            let _ = conn.send(&message);
+        },
+    )
+}
+
+/// Opens a client connection to `host:port` for `target`.
+pub fn connect(host_port: &str, target: &str) -> io::Result<(TcpStream, Connection, Vec<u8>)> {
+    let mut stream = TcpStream::connect(host_port)?;
+    stream.set_nodelay(true)?;
+    let request = ClientRequest::new(host_port, target);
+    let (mut handshake, bytes) =
+        ClientHandshake::with_random_key(&request, HandshakeLimits::default());
+    stream.write_all(&bytes)?;
+    let step = |data: &[u8]| {
+        handshake
+            .receive(data)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
+    };
+    let (_response, leftover) = read_head(&mut stream, step)?;
+    Ok((stream, Connection::client(config()), leftover))
+}
+
+/// Runs a connection until the transport should close: feeds it what the socket reads and the
+/// time, hands each message to `on_message`, and writes what it queues.
+pub fn drive(
+    mut stream: TcpStream,
+    mut conn: Connection,
+    leftover: &[u8],
+    mut on_message: impl FnMut(&mut Connection, Message),
+) -> io::Result<()> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut filled = leftover.len();
+    buf[..filled].copy_from_slice(leftover);
+    loop {
+        // A violation has queued its close frame; the loop sends it and then closes.
+        let _ = conn.receive(&buf[..filled]);
+        conn.handle_time(start.elapsed());
+        while let Some(event) = conn.poll_event() {
+            if let Event::Message(message) = event {
+                on_message(&mut conn, message);
+            }
+        }
+        while let Some(bytes) = conn.poll_transmit() {
+            if let Err(e) = stream.write_all(&bytes) {
+                // The peer may already be gone; nothing more to do for it.
+                return if e.kind() == ErrorKind::BrokenPipe {
+                    Ok(())
+                } else {
+                    Err(e)
+                };
+            }
+        }
+        if conn.should_close_transport() {
+            return Ok(());
+        }
+        let wait = conn.poll_timeout().map(|due| {
+            due.saturating_sub(start.elapsed())
+                .max(Duration::from_millis(1))
+        });
+        stream.set_read_timeout(wait)?;
+        filled = match stream.read(&mut buf) {
+            Ok(0) => {
+                conn.receive_eof();
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => 0,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(()),
+            Err(e) => return Err(e),
+        };
+    }
+}

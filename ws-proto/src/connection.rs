@@ -168,6 +168,10 @@ pub struct Connection {
     sending: Option<MessageKind>,
     send_utf8: Utf8Validator,
     close_sent: bool,
+    /// The engine's own close frame (a reply or a failure), held until the application has
+    /// taken the events received before it, so it can still answer them: a message followed
+    /// by a bad frame in one read gets its reply before the close.
+    deferred_close: Option<([u8; 2], u8)>,
 
     // Ending.
     failed: bool,
@@ -252,7 +256,10 @@ impl Connection {
         if self.timed_out || self.eof {
             return true;
         }
-        if self.state != ConnectionState::Closed || self.has_pending_transmit() {
+        if self.state != ConnectionState::Closed
+            || self.deferred_close.is_some()
+            || self.has_pending_transmit()
+        {
             return false;
         }
         self.failed || self.role() == Role::Server
@@ -308,6 +315,7 @@ impl Connection {
             sending: None,
             send_utf8: Utf8Validator::new(),
             close_sent: false,
+            deferred_close: None,
             failed: false,
             eof: false,
             close_deadline: None,
@@ -630,21 +638,15 @@ impl Connection {
     fn close_received(&mut self, frame: Option<CloseFrame>) {
         self.read_closed = true;
         self.message = None;
-        if !self.close_sent {
-            // Section 5.5.1: reply with a close frame, echoing the status code.
-            let mut payload = [0u8; 2];
-            let len = match &frame {
-                Some(f) => {
-                    payload = f.code.0.to_be_bytes();
-                    2
-                }
-                None => 0,
-            };
-            self.write_frame(true, 0, OpCode::Close, &payload[..len]);
-            self.close_sent = true;
-        }
         self.state = ConnectionState::Closed;
+        // Section 5.5.1: reply with a close frame, echoing the status code. The reply goes out
+        // when the application has taken this event and those before it.
+        let reply = match &frame {
+            Some(f) => (f.code.0.to_be_bytes(), 2),
+            None => ([0; 2], 0),
+        };
         self.events.push_back(Event::Close(frame));
+        self.close_when_drained(reply);
     }
 
     /// Fails the connection (section 7.1.7): a close frame with `code` if none was sent, and no
@@ -653,11 +655,27 @@ impl Connection {
         self.read_closed = true;
         self.failed = true;
         self.message = None;
-        if !self.close_sent {
-            self.write_frame(true, 0, OpCode::Close, &code.0.to_be_bytes());
-            self.close_sent = true;
-        }
         self.state = ConnectionState::Closed;
+        self.close_when_drained((code.0.to_be_bytes(), 2));
+    }
+
+    /// Queues the engine's close frame now if no event is waiting; else it is queued when the
+    /// peer's close event is taken, when [`Self::poll_event`] finds no more events, or at the
+    /// next [`Self::poll_transmit`], whichever comes first.
+    fn close_when_drained(&mut self, payload: ([u8; 2], u8)) {
+        if self.close_sent || self.deferred_close.is_some() {
+            return;
+        }
+        if self.events.is_empty() {
+            self.send_close_payload(payload);
+        } else {
+            self.deferred_close = Some(payload);
+        }
+    }
+
+    fn send_close_payload(&mut self, (payload, len): ([u8; 2], u8)) {
+        self.write_frame(true, 0, OpCode::Close, &payload[..len as usize]);
+        self.close_sent = true;
     }
 }
 
@@ -689,12 +707,23 @@ impl PayloadSink for MessageSink<'_> {
 impl Connection {
     /// The next event, in the order the frames arrived.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if matches!(event, None | Some(Event::Close(_))) {
+            self.flush_deferred_close();
+        }
+        event
+    }
+
+    fn flush_deferred_close(&mut self) {
+        if let Some(close) = self.deferred_close.take() {
+            self.send_close_payload(close);
+        }
     }
 
     /// Takes the next chunk of bytes to send. A chunk that the transport takes only in part is
     /// the caller's to keep.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.flush_deferred_close();
         if let Some(chunk) = self.out_chunks.pop_front() {
             return Some(chunk);
         }
@@ -706,7 +735,8 @@ impl Connection {
     }
 
     /// Fills `dst` with the pending outgoing bytes, in order, without taking them; returns how
-    /// many slices it filled. Write them (vectored) and report what was written with
+    /// many slices it filled. Drain [`Self::poll_event`] first: a close frame the engine holds
+    /// back for the application's replies is queued then. Write them (vectored) and report what was written with
     /// [`Self::advance_transmit`].
     pub fn transmit_slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
         let staging = (!self.out_staging.is_empty()).then_some(&self.out_staging[..]);
@@ -882,6 +912,8 @@ impl Connection {
         if self.close_sent {
             return Ok(());
         }
+        // The application's own close replaces a reply the engine was holding back.
+        self.deferred_close = None;
         let mut payload = [0u8; 125];
         let len = frame.write_payload(&mut payload);
         self.write_frame(true, 0, OpCode::Close, &payload[..len]);

@@ -381,6 +381,65 @@ fn rfc6455_5_5_1_close_is_echoed_and_the_server_closes_tcp_first() {
 }
 
 #[test]
+fn rfc6455_7_1_7_messages_before_a_violation_can_still_be_answered() {
+    // Autobahn 3.2: a message, then a frame with RSV bits, in one read. The echo of the
+    // message leaves before the close frame.
+    let mut server = Connection::server(Config::default());
+    let mut wire = client_frame(true, 0, 0x1, b"hi");
+    wire.extend(client_frame(true, 0x20, 0x1, b"bad"));
+    assert_eq!(
+        server.receive(&wire),
+        Err(ProtocolViolation::ReservedBitsSet(0x20))
+    );
+    assert!(
+        !server.should_close_transport(),
+        "events are still to be taken"
+    );
+    let Some(Event::Message(message)) = server.poll_event() else {
+        panic!()
+    };
+    server.send(&message).unwrap();
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(
+        server.send(&message),
+        Err(UsageError::Closing),
+        "the close is queued now"
+    );
+    let expected = [
+        server_frame(true, 0x1, b"hi"),
+        server_close(CloseCode::PROTOCOL_ERROR),
+    ]
+    .concat();
+    assert_eq!(transmitted(&mut server), expected);
+    assert!(server.should_close_transport());
+}
+
+#[test]
+fn rfc6455_5_5_1_reply_to_a_message_before_the_close_goes_first() {
+    // Autobahn 7.1.1: a message followed by a close frame in one read.
+    let mut server = Connection::server(Config::default());
+    let mut wire = client_frame(true, 0, 0x1, b"hi");
+    wire.extend(client_frame(true, 0, 0x8, b"\x03\xe8"));
+    wire.extend(client_frame(true, 0, 0x9, b"ignored"));
+    server.receive(&wire).unwrap();
+    let mut replies = 0;
+    while let Some(event) = server.poll_event() {
+        if let Event::Message(m) = event {
+            server.send(&m).unwrap();
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 1);
+    let expected = [
+        server_frame(true, 0x1, b"hi"),
+        server_close(CloseCode::NORMAL),
+    ]
+    .concat();
+    assert_eq!(transmitted(&mut server), expected);
+    assert!(server.should_close_transport());
+}
+
+#[test]
 fn rfc6455_5_5_1_empty_close_is_echoed_empty() {
     let mut server = Connection::server(Config::default());
     server.receive(&client_frame(true, 0, 0x8, b"")).unwrap();
