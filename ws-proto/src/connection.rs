@@ -163,6 +163,8 @@ pub struct Connection {
 
     // Sending.
     out_chunks: VecDeque<Bytes>,
+    /// Bytes in `out_chunks`, kept so that backpressure checks cost nothing.
+    out_chunks_len: usize,
     out_staging: BytesMut,
     encode_scratch: Vec<u8>,
     sending: Option<MessageKind>,
@@ -218,7 +220,7 @@ impl Connection {
 
     /// Bytes queued for sending and not yet taken.
     pub fn pending_transmit_len(&self) -> usize {
-        self.out_chunks.iter().map(Bytes::len).sum::<usize>() + self.out_staging.len()
+        self.out_chunks_len + self.out_staging.len()
     }
 
     /// Whether bytes are waiting to be sent.
@@ -310,6 +312,7 @@ impl Connection {
             read_closed: false,
             events: VecDeque::new(),
             out_chunks: VecDeque::new(),
+            out_chunks_len: 0,
             out_staging: BytesMut::new(),
             encode_scratch: Vec::new(),
             sending: None,
@@ -725,6 +728,7 @@ impl Connection {
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.flush_deferred_close();
         if let Some(chunk) = self.out_chunks.pop_front() {
+            self.out_chunks_len -= chunk.len();
             return Some(chunk);
         }
         if self.out_staging.is_empty() {
@@ -776,9 +780,11 @@ impl Connection {
             };
             if n < front.len() {
                 front.advance(n);
+                self.out_chunks_len -= n;
                 return;
             }
             n -= front.len();
+            self.out_chunks_len -= front.len();
             self.out_chunks.pop_front();
         }
     }
@@ -936,8 +942,10 @@ impl Connection {
         }
         if !self.out_staging.is_empty() {
             let staged = self.out_staging.split().freeze();
+            self.out_chunks_len += staged.len();
             self.out_chunks.push_back(staged);
         }
+        self.out_chunks_len += frame.0.len();
         self.out_chunks.push_back(frame.0.clone());
         Ok(())
     }

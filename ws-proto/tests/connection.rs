@@ -570,9 +570,17 @@ fn control_frames_are_kept_until_taken_even_past_partial_writes() {
         server_frame(true, 0xa, b"ping"),
     ]
     .concat();
+    server
+        .send_encoded(&ws_proto::EncodedFrame::new(MessageKind::Binary, &[6; 30]))
+        .unwrap();
+    let expected = [expected, server_frame(true, 0x2, &[6; 30])].concat();
     // The socket takes 7 bytes at a time.
     let mut written = Vec::new();
     while server.has_pending_transmit() {
+        assert_eq!(
+            server.pending_transmit_len(),
+            expected.len() - written.len()
+        );
         let mut slices = [&[][..]; 4];
         let n = server.transmit_slices(&mut slices);
         let flat: Vec<u8> = slices[..n].concat();

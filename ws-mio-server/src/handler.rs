@@ -1,0 +1,221 @@
+//! The application's side of the server: a [`Handler`] is called for each handshake, message,
+//! close and plain HTTP request, and acts through a [`Context`]. Actions are applied in the
+//! order they were asked for, after the call returns, so data flows one way: socket, engine,
+//! handler, fanout, write queues, socket.
+
+use crate::metrics::Metrics;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use ws_proto::handshake::server::{Request, Upgrade};
+use ws_proto::{CloseCode, Message};
+
+/// A connection, unique within the server for its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub(crate) worker: u16,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+impl ConnId {
+    /// The worker whose event loop owns the connection.
+    pub fn worker(&self) -> usize {
+        self.worker as usize
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.worker, self.slot, self.generation)
+    }
+}
+
+/// A handshake request, for [`Handler::on_open`].
+#[derive(Debug)]
+pub struct OpenRequest<'a> {
+    /// The HTTP request: path, query, headers, Origin.
+    pub request: &'a Request,
+    /// What the client offered: subprotocols and extensions.
+    pub upgrade: &'a Upgrade,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+/// The answer to a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenDecision {
+    /// Accept, optionally choosing one of the offered subprotocols and adding headers.
+    Accept {
+        /// The subprotocol chosen; it must be one the client offered.
+        protocol: Option<String>,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+    },
+    /// Refuse with an HTTP status, headers and body.
+    Reject(HttpResponse),
+}
+
+impl OpenDecision {
+    /// Accept with no subprotocol.
+    pub fn accept() -> OpenDecision {
+        OpenDecision::Accept {
+            protocol: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Accept choosing `protocol`.
+    pub fn accept_protocol(protocol: &str) -> OpenDecision {
+        OpenDecision::Accept {
+            protocol: Some(protocol.to_string()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Refuse with `status` and a plain-text `body`.
+    pub fn reject(status: u16, body: &str) -> OpenDecision {
+        OpenDecision::Reject(HttpResponse::text(status, body))
+    }
+}
+
+/// A plain HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers (Content-Length and Connection are added).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: &str) -> HttpResponse {
+        HttpResponse::with_type(
+            status,
+            "text/plain; charset=utf-8",
+            body.as_bytes().to_vec(),
+        )
+    }
+
+    /// A response with a content type.
+    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".to_string(), content_type.to_string())],
+            body,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        ws_proto::handshake::http_response(self.status, &headers, &self.body)
+    }
+}
+
+/// Why a connection ended, for [`Handler::on_close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close code: the peer's, ours, 1005 for a close frame without one, 1006 when the
+    /// transport ended without a closing handshake (heartbeat timeout, vanished peer).
+    pub code: CloseCode,
+    /// Whether the closing handshake completed.
+    pub clean: bool,
+}
+
+/// The application.
+pub trait Handler: Send + Sync + 'static {
+    /// A client asks to upgrade. Actions taken through `ctx` (joining rooms, a welcome
+    /// message) apply only if the connection is accepted.
+    fn on_open(&self, ctx: &mut Context<'_>, request: &OpenRequest<'_>) -> OpenDecision {
+        let _ = (ctx, request);
+        OpenDecision::accept()
+    }
+
+    /// A message arrived on `ctx.id()`.
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message);
+
+    /// The connection `ctx.id()` ended; it has left its rooms already.
+    fn on_close(&self, ctx: &mut Context<'_>, info: CloseInfo) {
+        let _ = (ctx, info);
+    }
+
+    /// A plain HTTP request (no upgrade) arrived on the WebSocket port.
+    fn on_http(&self, request: &Request, metrics: &Metrics) -> HttpResponse {
+        let _ = (request, metrics);
+        HttpResponse::text(404, "not found\n")
+    }
+}
+
+/// An action asked for by the handler.
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    Send(ConnId, Message),
+    Close(ConnId, CloseCode, String),
+    Join(ConnId, Arc<str>),
+    Leave(ConnId, Arc<str>),
+    Publish(Arc<str>, Message),
+}
+
+/// What a handler can do: send, close, join and leave rooms, publish.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) commands: &'a mut Vec<Command>,
+}
+
+impl Context<'_> {
+    /// The connection the call is about.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Sends a message to this connection.
+    pub fn reply(&mut self, message: Message) {
+        self.commands.push(Command::Send(self.id, message));
+    }
+
+    /// Sends a message to any connection (on any worker).
+    pub fn send(&mut self, to: ConnId, message: Message) {
+        self.commands.push(Command::Send(to, message));
+    }
+
+    /// Starts the closing handshake with a connection.
+    pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
+        self.commands
+            .push(Command::Close(conn, code, reason.to_string()));
+    }
+
+    /// Adds a connection to a room.
+    pub fn join(&mut self, conn: ConnId, room: &str) {
+        self.commands.push(Command::Join(conn, Arc::from(room)));
+    }
+
+    /// Removes a connection from a room.
+    pub fn leave(&mut self, conn: ConnId, room: &str) {
+        self.commands.push(Command::Leave(conn, Arc::from(room)));
+    }
+
+    /// Sends a message to every member of a room on every worker, encoded once.
+    pub fn publish(&mut self, room: &str, message: Message) {
+        self.commands
+            .push(Command::Publish(Arc::from(room), message));
+    }
+}
+
+/// Echo every message back: the application of `--mode echo`, which the Autobahn run and the
+/// benchmarks test.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        ctx.reply(message);
+    }
+}

@@ -1,0 +1,35 @@
+//! The `ws-mio-server` binary: `cargo run --release -p ws-mio-server` serves on 127.0.0.1:9001
+//! with no configuration; `--help` lists the options.
+
+use clap::Parser;
+use std::process::ExitCode;
+use ws_mio_server::config::Args;
+use ws_mio_server::{Echo, Mode, Server};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WS_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = match Args::parse().resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ws-mio-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match config.mode {
+        Mode::Echo => Server::start(config, Echo),
+    };
+    let result = server.and_then(Server::run_until_signal);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ws-mio-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

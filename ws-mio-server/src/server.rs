@@ -1,0 +1,194 @@
+//! Starting and stopping: one listener per worker on the same port (SO_REUSEPORT, so the kernel
+//! spreads connections and no accept lock is shared), a thread per worker, and a handle to
+//! publish from outside, read metrics and shut down.
+
+use crate::config::Config;
+use crate::handler::Handler;
+use crate::metrics::Metrics;
+use crate::worker::{encode, Peer, Remote, Shared, Worker};
+use crate::Bus;
+use mio::{Poll, Token, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use ws_proto::Message;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    handle: ServerHandle,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+/// A cheap, cloneable way to reach a running server from any thread.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    peers: Arc<[Peer]>,
+    shared: Arc<Shared>,
+    metrics: Metrics,
+}
+
+impl Server {
+    /// Binds the listeners and starts the workers.
+    pub fn start<H: Handler>(config: Config, handler: H) -> io::Result<Server> {
+        Server::start_with_bus(config, handler, None)
+    }
+
+    /// Like [`Server::start`], publishing every room message also to `bus` (the seam for
+    /// spreading rooms across server instances).
+    pub fn start_with_bus<H: Handler>(
+        config: Config,
+        handler: H,
+        bus: Option<Arc<dyn Bus>>,
+    ) -> io::Result<Server> {
+        let config = Arc::new(config);
+        let handler = Arc::new(handler);
+        let workers = config.workers.max(1);
+        // The first listener fixes the port (which may have been 0); the rest share it.
+        let mut listeners = vec![bind(config.listen)?];
+        let local_addr = listeners[0].local_addr()?;
+        for _ in 1..workers {
+            listeners.push(bind(local_addr)?);
+        }
+        let metrics = Metrics::new(workers);
+        let shared = Arc::new(Shared::default());
+        let mut polls = Vec::new();
+        let mut inboxes = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..workers {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), Token(usize::MAX - 2))?);
+            let (tx, rx) = mpsc::channel();
+            peers.push(Peer { inbox: tx, waker });
+            polls.push(poll);
+            inboxes.push(rx);
+        }
+        let peers: Arc<[Peer]> = peers.into();
+        let start = Instant::now();
+        let mut threads = Vec::new();
+        for (index, ((poll, inbox), listener)) in
+            polls.into_iter().zip(inboxes).zip(listeners).enumerate()
+        {
+            let worker = Worker::new(
+                index,
+                poll,
+                mio::net::TcpListener::from_std(listener),
+                inbox,
+                peers.clone(),
+                handler.clone(),
+                bus.clone(),
+                config.clone(),
+                shared.clone(),
+                metrics.clone(),
+                start,
+            )?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("ws-worker-{index}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        tracing::info!(%local_addr, workers, "listening");
+        Ok(Server {
+            handle: ServerHandle {
+                local_addr,
+                peers,
+                shared,
+                metrics,
+            },
+            threads,
+        })
+    }
+
+    /// The handle.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// The address the server listens on (with the real port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr
+    }
+
+    /// Waits for the workers to finish (after [`ServerHandle::shutdown`]).
+    pub fn join(self) -> io::Result<()> {
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| io::Error::other("worker panicked"))??;
+        }
+        Ok(())
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully: stop accepting, close every
+    /// connection with 1001, wait for the closing handshakes up to the drain timeout.
+    pub fn run_until_signal(self) -> io::Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])?;
+        let handle = self.handle();
+        std::thread::Builder::new()
+            .name("ws-signals".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    tracing::info!(signal, "shutting down");
+                    handle.shutdown();
+                }
+            })?;
+        self.join()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The metrics now.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Publishes to a room on every worker of this instance (a bus calls this for messages
+    /// from other instances; it does not go back to the bus).
+    pub fn publish(&self, room: &str, message: &Message) {
+        let frame = encode(message);
+        let room: Arc<str> = Arc::from(room);
+        for peer in self.peers.iter() {
+            if peer
+                .inbox
+                .send(Remote::Publish(room.clone(), frame.clone()))
+                .is_ok()
+            {
+                let _ = peer.waker.wake();
+            }
+        }
+    }
+
+    /// Starts the graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Relaxed);
+        for peer in self.peers.iter() {
+            let _ = peer.inbox.send(Remote::Shutdown);
+            let _ = peer.waker.wake();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
