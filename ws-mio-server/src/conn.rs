@@ -44,6 +44,8 @@ pub(crate) struct Conn {
     /// The close code to report: set when a close frame is seen or sent, or on failure.
     pub(crate) close_code: Option<u16>,
     pub(crate) clean_close: bool,
+    /// The queued bytes last added to the worker's gauge.
+    pub(crate) reported_queue: usize,
 }
 
 impl Conn {

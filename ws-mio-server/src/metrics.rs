@@ -17,6 +17,8 @@ macro_rules! counters {
             $(#[doc = $help] pub $name: AtomicU64,)*
             /// Open connections (gauge).
             pub connections_open: AtomicI64,
+            /// Bytes queued for sending, all connections (gauge).
+            pub queued_bytes: AtomicI64,
             /// Closes by code, in the order of [`COUNTED_CLOSE_CODES`], then "other".
             pub closes_by_code: [AtomicU64; COUNTED_CLOSE_CODES.len() + 1],
         }
@@ -27,6 +29,8 @@ macro_rules! counters {
             $(#[doc = $help] pub $name: u64,)*
             /// Open connections.
             pub connections_open: i64,
+            /// Bytes queued for sending, all connections.
+            pub queued_bytes: i64,
             /// Closes by code, in the order of [`COUNTED_CLOSE_CODES`], then "other".
             pub closes_by_code: [u64; COUNTED_CLOSE_CODES.len() + 1],
         }
@@ -35,6 +39,7 @@ macro_rules! counters {
             fn add(&mut self, w: &WorkerMetrics) {
                 $(self.$name += w.$name.load(Ordering::Relaxed);)*
                 self.connections_open += w.connections_open.load(Ordering::Relaxed);
+                self.queued_bytes += w.queued_bytes.load(Ordering::Relaxed);
                 for (sum, c) in self.closes_by_code.iter_mut().zip(&w.closes_by_code) {
                     *sum += c.load(Ordering::Relaxed);
                 }
@@ -50,6 +55,8 @@ macro_rules! counters {
                 )*
                 out.push_str("# HELP ws_connections_open Open connections.\n# TYPE ws_connections_open gauge\n");
                 let _ = writeln!(out, "ws_connections_open {}", self.connections_open);
+                out.push_str("# HELP ws_queued_bytes Bytes queued for sending.\n# TYPE ws_queued_bytes gauge\n");
+                let _ = writeln!(out, "ws_queued_bytes {}", self.queued_bytes);
                 out.push_str("# HELP ws_closes_total Connections closed, by close code.\n# TYPE ws_closes_total counter\n");
                 for (i, n) in self.closes_by_code.iter().enumerate() {
                     let code = COUNTED_CLOSE_CODES.get(i).map_or("other".to_string(), |c| c.to_string());

@@ -243,6 +243,7 @@ impl<H: Handler> Worker<H> {
             last_input: self.now,
             close_code: None,
             clean_close: false,
+            reported_queue: 0,
         };
         self.conns.insert(conn);
         self.metrics
@@ -570,11 +571,15 @@ impl<H: Handler> Worker<H> {
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
-            if conn.queued() >= high_water {
+            let queued = conn.queued();
+            // A member that is closing gets nothing more and is not counted again.
+            let Some(ws) = conn.ws().filter(|ws| ws.can_send()) else {
+                continue;
+            };
+            if queued >= high_water {
                 slow.push(slot);
                 continue;
             }
-            let Some(ws) = conn.ws() else { continue };
             if ws.send_encoded(frame).is_ok() {
                 add(&self.metrics.fanout_deliveries_total, 1);
                 add(&self.metrics.messages_out_total, 1);
@@ -703,6 +708,11 @@ impl<H: Handler> Worker<H> {
             return self.peer_closed(slot);
         }
         let queued = conn.queued();
+        let delta = queued as i64 - conn.reported_queue as i64;
+        conn.reported_queue = queued;
+        self.metrics
+            .queued_bytes
+            .fetch_add(delta, Ordering::Relaxed);
         let done = match &mut conn.phase {
             Phase::Open(ws) => {
                 if queued == 0 {
@@ -825,6 +835,9 @@ impl<H: Handler> Worker<H> {
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
         self.release_slot(conn.peer.ip());
+        self.metrics
+            .queued_bytes
+            .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
         self.metrics
             .connections_open
             .fetch_sub(1, Ordering::Relaxed);

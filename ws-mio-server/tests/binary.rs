@@ -1,0 +1,92 @@
+//! The `ws-mio-server` binary as users run it.
+
+mod common;
+
+use common::TestClient;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use ws_proto::CloseCode;
+
+/// Starts the binary on a free port and waits for its "listening" line.
+fn spawn(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
+        .args(["--listen", &addr.to_string()])
+        .args(args)
+        .env("WS_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("listening") {
+            break;
+        }
+    }
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+#[test]
+fn sigterm_closes_every_client_with_1001_and_exits_0() {
+    let (mut child, addr) = spawn(&["--workers", "2"]);
+    let mut clients: Vec<TestClient> = (0..5).map(|_| TestClient::connect(addr, "/")).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send_text(&format!("hi {i}"));
+        assert_eq!(client.next_text(), format!("hi {i}"));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for client in &mut clients {
+        client.expect_close(CloseCode::GOING_AWAY);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn environment_variables_configure_the_binary() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
+        .env("WS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WS_MAX_MESSAGE_SIZE", "10")
+        .env("WS_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::wait_until("the server to listen", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    let mut client = TestClient::connect(addr, "/");
+    client.send_text("more than ten bytes");
+    client.expect_close(CloseCode::MESSAGE_TOO_BIG);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn bad_configuration_exits_2_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for workers"));
+}

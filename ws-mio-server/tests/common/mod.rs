@@ -1,0 +1,147 @@
+//! A blocking test client on ws-proto over a real loopback socket, with timeouts so a failing
+//! test ends instead of hanging.
+
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
+use ws_proto::handshake::HandshakeLimits;
+use ws_proto::{CloseCode, CloseFrame, Config, Connection, Event, Message};
+
+/// How long any wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestClient {
+    pub stream: TcpStream,
+    pub conn: Connection,
+    buf: Vec<u8>,
+}
+
+/// What a wait for the next event ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Event(Event),
+    /// The server closed the TCP connection.
+    Eof,
+}
+
+impl TestClient {
+    pub fn connect(addr: SocketAddr, target: &str) -> TestClient {
+        TestClient::connect_with(addr, target, Config::default())
+    }
+
+    pub fn connect_with(addr: SocketAddr, target: &str, config: Config) -> TestClient {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let request = ClientRequest::new(&addr.to_string(), target);
+        let (mut handshake, bytes) =
+            ClientHandshake::with_random_key(&request, HandshakeLimits::default());
+        stream.write_all(&bytes).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        let leftover = loop {
+            let n = stream.read(&mut buf).expect("handshake response");
+            assert!(n > 0, "server closed during the handshake");
+            if let Some((_, used)) = handshake
+                .receive(&buf[..n])
+                .expect("valid handshake response")
+            {
+                break buf[used..n].to_vec();
+            }
+        };
+        let mut conn = Connection::client(config);
+        conn.receive(&leftover).unwrap();
+        TestClient { stream, conn, buf }
+    }
+
+    pub fn send(&mut self, message: &Message) {
+        self.conn.send(message).unwrap();
+        self.flush();
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.conn.send_text(text).unwrap();
+        self.flush();
+    }
+
+    pub fn flush(&mut self) {
+        while let Some(bytes) = self.conn.poll_transmit() {
+            self.stream.write_all(&bytes).unwrap();
+        }
+    }
+
+    /// The next event, reading as needed; pings are answered by the engine and skipped.
+    pub fn next(&mut self) -> Received {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            while let Some(event) = self.conn.poll_event() {
+                if matches!(event, Event::Ping(_)) {
+                    continue;
+                }
+                self.flush();
+                return Received::Event(event);
+            }
+            self.flush();
+            assert!(Instant::now() < deadline, "no event within {WAIT:?}");
+            match self.stream.read(&mut self.buf) {
+                Ok(0) => return Received::Eof,
+                Ok(n) => {
+                    let _ = self.conn.receive(&self.buf[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Received::Eof,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    pub fn next_message(&mut self) -> Message {
+        match self.next() {
+            Received::Event(Event::Message(m)) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    pub fn next_text(&mut self) -> String {
+        match self.next_message() {
+            Message::Text(t) => t.to_string(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    /// Expects the server's close frame, then the server closing TCP.
+    pub fn expect_close(&mut self, code: CloseCode) {
+        match self.next() {
+            Received::Event(Event::Close(Some(CloseFrame { code: got, .. }))) => {
+                assert_eq!(got, code)
+            }
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+        assert_eq!(self.next(), Received::Eof);
+    }
+
+    pub fn close(&mut self) {
+        self.conn.close(CloseCode::NORMAL, "").unwrap();
+        self.flush();
+    }
+}
+
+/// A raw HTTP exchange: sends `request`, returns everything until the server closes.
+pub fn http(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits until `check` holds, polling; fails after [`WAIT`].
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

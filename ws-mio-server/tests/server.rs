@@ -1,0 +1,342 @@
+//! The server over real loopback sockets, driven by ws-proto's client.
+
+mod common;
+
+use common::{http, wait_until, Received, TestClient};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+use ws_mio_server::{
+    Config, Context, Echo, Handler, OpenDecision, OpenRequest, Server, ServerHandle,
+    SlowConsumerPolicy,
+};
+use ws_proto::{CloseCode, Config as WsConfig, Event, Message, MessageKind};
+
+fn config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        drain_timeout: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
+
+fn start<H: Handler>(config: Config, handler: H) -> (SocketAddr, ServerHandle, Server) {
+    let server = Server::start(config, handler).unwrap();
+    (server.local_addr(), server.handle(), server)
+}
+
+fn stop(handle: ServerHandle, server: Server) {
+    handle.shutdown();
+    server.join().unwrap();
+}
+
+/// Joins the room named by the `room` query parameter; publishes every message to it.
+struct Rooms;
+
+impl Handler for Rooms {
+    fn on_open(&self, ctx: &mut Context<'_>, request: &OpenRequest<'_>) -> OpenDecision {
+        if let Some(room) = request.request.query_param("room") {
+            ctx.join(ctx.id(), &room);
+        }
+        OpenDecision::accept()
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        ctx.publish("r", message);
+    }
+}
+
+#[test]
+fn echoes_text_binary_fragmented_and_large_messages() {
+    let (addr, handle, server) = start(config(), Echo);
+    let mut client = TestClient::connect(addr, "/");
+    client.send_text("hello");
+    assert_eq!(client.next_text(), "hello");
+    client.send(&Message::Binary(vec![0, 1, 2, 255].into()));
+    assert_eq!(
+        client.next_message(),
+        Message::Binary(vec![0, 1, 2, 255].into())
+    );
+    client
+        .conn
+        .send_fragment(MessageKind::Text, b"frag", false)
+        .unwrap();
+    client.conn.send_ping(b"between").unwrap();
+    client
+        .conn
+        .send_fragment(MessageKind::Text, b"mented", true)
+        .unwrap();
+    client.flush();
+    match client.next() {
+        Received::Event(Event::Pong(p)) => assert_eq!(&p[..], b"between"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.next_text(), "fragmented");
+    let large: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    client.send(&Message::Binary(large.clone().into()));
+    assert_eq!(client.next_message(), Message::Binary(large.into()));
+    client.close();
+    client.expect_close(CloseCode::NORMAL);
+    let metrics = handle.metrics().snapshot();
+    assert_eq!(metrics.messages_in_total, 4);
+    stop(handle, server);
+}
+
+#[test]
+fn room_fanout_reaches_members_on_every_worker_in_publish_order() {
+    let (addr, handle, server) = start(config(), Rooms);
+    let mut members: Vec<TestClient> = (0..40)
+        .map(|_| TestClient::connect(addr, "/?room=r"))
+        .collect();
+    let mut publisher = TestClient::connect(addr, "/");
+    // Joining happens on each member's worker; a published marker proves every member is in.
+    for member in &mut members {
+        member.send_text("ready");
+        loop {
+            if member.next_text() == "ready" {
+                break;
+            }
+        }
+    }
+    for i in 0..200 {
+        publisher.conn.send_text(&format!("m{i}")).unwrap();
+    }
+    publisher.flush();
+    for member in &mut members {
+        let mut got = Vec::new();
+        while got.len() < 200 {
+            let text = member.next_text();
+            if text.starts_with('m') {
+                got.push(text);
+            }
+        }
+        let expected: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, expected);
+    }
+    let m = handle.metrics().snapshot();
+    assert!(m.fanout_deliveries_total >= 40 * 200);
+    stop(handle, server);
+}
+
+#[test]
+fn silent_client_is_closed_by_the_pong_timeout() {
+    let mut cfg = config();
+    cfg.ping_interval = Duration::from_millis(100);
+    cfg.pong_timeout = Duration::from_millis(200);
+    let (addr, handle, server) = start(cfg, Echo);
+    let mut silent = TestClient::connect_with(
+        addr,
+        "/",
+        WsConfig {
+            auto_pong: false,
+            ..WsConfig::default()
+        },
+    );
+    // A client that keeps reading answers every ping (its engine does) and stays connected.
+    let lively = std::thread::spawn(move || {
+        let mut lively = TestClient::connect(addr, "/");
+        for i in 0..8 {
+            lively.send_text(&format!("still here {i}"));
+            assert_eq!(lively.next_text(), format!("still here {i}"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    // The silent client sees pings but never answers; the server drops it without a handshake.
+    let mut pings = 0;
+    loop {
+        match silent.next_raw() {
+            Received::Event(Event::Ping(_)) => pings += 1,
+            Received::Eof => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(pings >= 1);
+    lively.join().unwrap();
+    assert_eq!(handle.metrics().snapshot().heartbeat_timeouts_total, 1);
+    stop(handle, server);
+}
+
+#[test]
+fn client_that_never_finishes_the_handshake_is_dropped() {
+    let mut cfg = config();
+    cfg.handshake_timeout = Duration::from_millis(200);
+    let (addr, handle, server) = start(cfg, Echo);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(); // never ends the head
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert_eq!(handle.metrics().snapshot().handshake_timeouts_total, 1);
+    stop(handle, server);
+}
+
+#[test]
+fn a_client_that_never_reads_neither_grows_memory_nor_slows_others() {
+    let mut cfg = config();
+    cfg.high_water_mark = 256 << 10;
+    cfg.slow_consumer = SlowConsumerPolicy::Drop;
+    let (addr, handle, server) = start(cfg, Rooms);
+    let mut slow = TestClient::connect(addr, "/?room=r");
+    let mut fast = TestClient::connect(addr, "/?room=r");
+    slow.send_text("ready");
+    fast.send_text("ready");
+    for c in [&mut slow, &mut fast] {
+        while !matches!(c.next_text().as_str(), "ready") {}
+        while !matches!(c.next_text().as_str(), "ready") {}
+    }
+    let mut publisher = TestClient::connect(addr, "/");
+    let payload = "x".repeat(4096);
+    let total = 3000; // 12 MiB through the room
+    let mut seen = 0;
+    for i in 0..total {
+        publisher.conn.send_text(&payload).unwrap();
+        if i % 50 == 49 {
+            publisher.flush();
+            // The fast member keeps up while the slow one reads nothing.
+            while seen < i + 1 {
+                fast.next_text();
+                seen += 1;
+            }
+        }
+    }
+    publisher.flush();
+    while seen < total {
+        fast.next_text();
+        seen += 1;
+    }
+    let m = handle.metrics().snapshot();
+    assert!(m.backpressure_drops_total > 0, "{m:?}");
+    // What the server holds for the slow member stays near the high-water mark (plus one
+    // frame), however much was published; the socket buffers hold the rest.
+    assert!(
+        m.queued_bytes <= (256 << 10) + 8192,
+        "queued {}",
+        m.queued_bytes
+    );
+    drop(slow);
+    stop(handle, server);
+}
+
+#[test]
+fn slow_consumer_policy_close_closes_with_1008() {
+    let mut cfg = config();
+    cfg.high_water_mark = 64 << 10;
+    cfg.slow_consumer = SlowConsumerPolicy::Close;
+    let (addr, handle, server) = start(cfg, Rooms);
+    let slow = TestClient::connect(addr, "/?room=r");
+    let mut publisher = TestClient::connect(addr, "/");
+    let payload = "y".repeat(8192);
+    for _ in 0..2000 {
+        publisher.conn.send_text(&payload).unwrap();
+    }
+    publisher.flush();
+    wait_until("the slow member to be closed", || {
+        handle.metrics().snapshot().backpressure_closes_total > 0
+    });
+    // It is closed once, not once per message published after it fell behind.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(handle.metrics().snapshot().backpressure_closes_total, 1);
+    drop(slow);
+    stop(handle, server);
+}
+
+#[test]
+fn over_limit_message_is_closed_with_1009() {
+    let mut cfg = config();
+    cfg.max_message_size = 1000;
+    let (addr, handle, server) = start(cfg, Echo);
+    let mut client = TestClient::connect(addr, "/");
+    client.send(&Message::Binary(vec![1; 1001].into()));
+    client.expect_close(CloseCode::MESSAGE_TOO_BIG);
+    // Other connections are unaffected.
+    let mut other = TestClient::connect(addr, "/");
+    other.send_text("fine");
+    assert_eq!(other.next_text(), "fine");
+    stop(handle, server);
+}
+
+#[test]
+fn protocol_violation_gets_its_close_code() {
+    let (addr, handle, server) = start(config(), Echo);
+    let mut client = TestClient::connect(addr, "/");
+    // An unmasked frame from a client (RFC 6455 section 5.1).
+    client.stream.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    client.expect_close(CloseCode::PROTOCOL_ERROR);
+    assert_eq!(handle.metrics().snapshot().protocol_errors_total, 1);
+    stop(handle, server);
+}
+
+#[test]
+fn connection_limits_are_enforced() {
+    let mut cfg = config();
+    cfg.max_connections_per_ip = 2;
+    let (addr, handle, server) = start(cfg, Echo);
+    let a = TestClient::connect(addr, "/");
+    let _b = TestClient::connect(addr, "/");
+    let answer = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    drop(a);
+    wait_until("a slot to free", || {
+        handle.metrics().snapshot().connections_open == 1
+    });
+    let _c = TestClient::connect(addr, "/");
+    stop(handle, server);
+
+    let mut cfg = config();
+    cfg.max_connections = 1;
+    let (addr, handle, server) = start(cfg, Echo);
+    let _a = TestClient::connect(addr, "/");
+    let answer = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert_eq!(handle.metrics().snapshot().connections_refused_total, 1);
+    stop(handle, server);
+}
+
+#[test]
+fn bad_handshakes_get_their_http_status_and_plain_http_reaches_the_hook() {
+    let (addr, handle, server) = start(config(), Echo);
+    let answer = http(addr, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(answer.contains("Sec-WebSocket-Version: 13\r\n"));
+    let answer = http(addr, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let answer = http(addr, &huge);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    stop(handle, server);
+}
+
+#[test]
+fn shutdown_closes_every_client_with_1001() {
+    let (addr, handle, server) = start(config(), Echo);
+    let mut clients: Vec<TestClient> = (0..6).map(|_| TestClient::connect(addr, "/")).collect();
+    handle.shutdown();
+    for client in &mut clients {
+        client.expect_close(CloseCode::GOING_AWAY);
+    }
+    server.join().unwrap();
+    assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+impl TestClient {
+    /// Like `next`, but pings are returned too.
+    fn next_raw(&mut self) -> Received {
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                return Received::Event(event);
+            }
+            let mut buf = [0u8; 4096];
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => return Received::Eof,
+                Ok(n) => {
+                    let _ = self.conn.receive(&buf[..n]);
+                }
+            }
+        }
+    }
+}
