@@ -6,7 +6,6 @@ use common::TestClient;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use ws_proto::CloseCode;
 
 /// Starts the binary on a free port and waits for its "listening" line.
