@@ -213,6 +213,12 @@ impl Connection {
         &self.config
     }
 
+    /// The key of the extension-transformed pre-encoded frames this connection takes, if any
+    /// (see [`Extension::shared_frame_key`]).
+    pub fn shared_frame_key(&self) -> Option<u8> {
+        self.extension.as_ref().and_then(|e| e.shared_frame_key())
+    }
+
     /// Whether data may still be sent (no close frame was sent).
     pub fn can_send(&self) -> bool {
         !self.close_sent
@@ -931,10 +937,14 @@ impl Connection {
     }
 
     /// Queues a frame encoded once for many connections (a room's fanout): the same shared
-    /// bytes go to every member without copying. Only a server sends unmasked frames.
+    /// bytes go to every member without copying. Only a server sends unmasked frames; a frame
+    /// transformed by an extension goes only to connections whose extension takes its key.
     pub fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), UsageError> {
         if self.role() != Role::Server {
             return Err(UsageError::NotServer);
+        }
+        if frame.key.is_some() && frame.key != self.shared_frame_key() {
+            return Err(UsageError::ExtensionMismatch);
         }
         self.check_can_send_data()?;
         if self.sending.is_some() {
@@ -945,8 +955,8 @@ impl Connection {
             self.out_chunks_len += staged.len();
             self.out_chunks.push_back(staged);
         }
-        self.out_chunks_len += frame.0.len();
-        self.out_chunks.push_back(frame.0.clone());
+        self.out_chunks_len += frame.bytes.len();
+        self.out_chunks.push_back(frame.bytes.clone());
         Ok(())
     }
 
@@ -994,7 +1004,11 @@ impl Connection {
 /// assert_eq!(a.poll_transmit(), b.poll_transmit());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedFrame(Bytes);
+pub struct EncodedFrame {
+    bytes: Bytes,
+    /// For a frame transformed by an extension (compressed, say): which connections take it.
+    key: Option<u8>,
+}
 
 impl EncodedFrame {
     /// Encodes a message as one unmasked frame.
@@ -1011,11 +1025,22 @@ impl EncodedFrame {
         let n = header.encode(&mut head);
         buf.extend_from_slice(&head[..n]);
         buf.extend_from_slice(payload);
-        EncodedFrame(buf.freeze())
+        EncodedFrame::from_parts(buf.freeze(), None)
+    }
+
+    /// A frame an extension encoded, for connections whose
+    /// [`Extension::shared_frame_key`] is `key` (`None`: an untransformed frame for all).
+    pub fn from_parts(bytes: Bytes, key: Option<u8>) -> EncodedFrame {
+        EncodedFrame { bytes, key }
     }
 
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        &self.bytes
+    }
+
+    /// The extension key, `None` for an untransformed frame.
+    pub fn key(&self) -> Option<u8> {
+        self.key
     }
 }

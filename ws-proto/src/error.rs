@@ -151,6 +151,9 @@ pub enum UsageError {
     NotServer,
     /// The subprotocol chosen at the handshake was not offered by the client (section 4.2.2).
     UnofferedProtocol,
+    /// A pre-encoded frame transformed by an extension this connection did not negotiate in
+    /// the same way.
+    ExtensionMismatch,
     /// A negotiated extension failed to encode a message.
     Extension(ExtensionError),
 }
@@ -176,6 +179,9 @@ impl fmt::Display for UsageError {
             UsageError::NotServer => f.write_str("only a server sends unmasked pre-encoded frames"),
             UsageError::UnofferedProtocol => {
                 f.write_str("the chosen subprotocol was not offered by the client")
+            }
+            UsageError::ExtensionMismatch => {
+                f.write_str("the pre-encoded frame needs an extension this connection lacks")
             }
             UsageError::Extension(e) => write!(f, "extension error: {e}"),
         }

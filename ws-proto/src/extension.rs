@@ -79,4 +79,11 @@ pub trait Extension: Send {
     fn memory_usage(&self) -> usize {
         0
     }
+
+    /// The key of the pre-encoded frames this connection can send unchanged (see
+    /// [`crate::EncodedFrame`]); `None` if it takes only untransformed ones. Frames encoded once
+    /// for many connections are grouped by this key.
+    fn shared_frame_key(&self) -> Option<u8> {
+        None
+    }
 }

@@ -75,6 +75,8 @@ extern crate alloc;
 
 pub mod close;
 pub mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod error;
 pub mod extension;
 pub mod frame;
