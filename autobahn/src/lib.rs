@@ -5,10 +5,11 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::server::{Accept, ServerHandshake};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{Config, Connection, Event, Message};
+use ws_proto::{Config, Connection, Event, Message, Role};
 
 /// Limits for conformance runs: Autobahn's largest case (9.1.6/9.2.6) sends 16 MiB messages.
 pub fn config() -> Config {
@@ -64,11 +65,21 @@ pub fn serve_echo(mut stream: TcpStream) -> io::Result<()> {
     )
 }
 
-/// Opens a client connection to `host:port` for `target`.
+/// The client's permessage-deflate offer: it lets the server keep its context (so our
+/// inflater is tested with context takeover) and accepts every limit the server may set.
+fn client_deflate() -> DeflateConfig {
+    DeflateConfig {
+        server_no_context_takeover: false,
+        ..DeflateConfig::default()
+    }
+}
+
+/// Opens a client connection to `host:port` for `target`, offering permessage-deflate.
 pub fn connect(host_port: &str, target: &str) -> io::Result<(TcpStream, Connection, Vec<u8>)> {
     let mut stream = TcpStream::connect(host_port)?;
     stream.set_nodelay(true)?;
-    let request = ClientRequest::new(host_port, target);
+    let deflate = client_deflate();
+    let request = ClientRequest::new(host_port, target).extensions(&deflate.offer());
     let (mut handshake, bytes) =
         ClientHandshake::with_random_key(&request, HandshakeLimits::default());
     stream.write_all(&bytes)?;
@@ -77,8 +88,23 @@ pub fn connect(host_port: &str, target: &str) -> io::Result<(TcpStream, Connecti
             .receive(data)
             .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
     };
-    let (_response, leftover) = read_head(&mut stream, step)?;
-    Ok((stream, Connection::client(config()), leftover))
+    let (response, leftover) = read_head(&mut stream, step)?;
+    let mut conn = Connection::client(config());
+    if let Some(accepted) = response.extensions().first() {
+        // The handshake already refused extensions we did not offer; check the parameters.
+        let params = deflate.accept_response(accepted).ok_or_else(|| {
+            io::Error::new(
+                ErrorKind::InvalidData,
+                "unacceptable permessage-deflate response",
+            )
+        })?;
+        conn = conn.with_extension(Box::new(PerMessageDeflate::new(
+            Role::Client,
+            params,
+            &deflate,
+        )));
+    }
+    Ok((stream, conn, leftover))
 }
 
 /// Runs a connection until the transport should close: feeds it what the socket reads and the

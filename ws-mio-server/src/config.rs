@@ -62,6 +62,25 @@ pub struct Config {
     pub close_timeout: Duration,
     /// On SIGINT/SIGTERM, how long to wait for close handshakes before exiting.
     pub drain_timeout: Duration,
+    /// Accept permessage-deflate offers. The server asks both sides not to keep compression
+    /// context, so a connection holds no compression memory between messages and a room
+    /// message is compressed once for all its members.
+    pub compression: bool,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_min_size: usize,
+    /// The zlib level, 0 to 9.
+    pub compression_level: u32,
+}
+
+impl Config {
+    /// The permessage-deflate settings, if compression is on.
+    pub fn deflate(&self) -> Option<ws_proto::deflate::DeflateConfig> {
+        self.compression.then(|| ws_proto::deflate::DeflateConfig {
+            min_size: self.compression_min_size,
+            level: self.compression_level,
+            ..ws_proto::deflate::DeflateConfig::default()
+        })
+    }
 }
 
 impl Default for Config {
@@ -83,6 +102,9 @@ impl Default for Config {
             idle_timeout: Duration::ZERO,
             close_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
+            compression: true,
+            compression_min_size: 64,
+            compression_level: 6,
         }
     }
 }
@@ -146,6 +168,23 @@ pub struct Args {
     /// Seconds to drain connections on shutdown [default: 10].
     #[arg(long, env = "WS_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<f64>,
+    /// Accept permessage-deflate, on or off [default: on].
+    #[arg(long, env = "WS_COMPRESSION", value_parser = parse_switch)]
+    pub compression: Option<bool>,
+    /// Messages shorter than this many bytes go uncompressed [default: 64].
+    #[arg(long, env = "WS_COMPRESSION_MIN_SIZE")]
+    pub compression_min_size: Option<usize>,
+    /// Compression level, 0 to 9 [default: 6].
+    #[arg(long, env = "WS_COMPRESSION_LEVEL")]
+    pub compression_level: Option<u32>,
+}
+
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, got {value:?}")),
+    }
 }
 
 /// The TOML file: the same keys as the long options.
@@ -168,6 +207,9 @@ struct FileConfig {
     idle_timeout: Option<f64>,
     close_timeout: Option<f64>,
     drain_timeout: Option<f64>,
+    compression: Option<bool>,
+    compression_min_size: Option<usize>,
+    compression_level: Option<u32>,
 }
 
 /// A configuration that could not be used.
@@ -281,12 +323,27 @@ impl Args {
                 file.drain_timeout,
                 d.drain_timeout,
             )?,
+            compression: self
+                .compression
+                .or(file.compression)
+                .unwrap_or(d.compression),
+            compression_min_size: self
+                .compression_min_size
+                .or(file.compression_min_size)
+                .unwrap_or(d.compression_min_size),
+            compression_level: self
+                .compression_level
+                .or(file.compression_level)
+                .unwrap_or(d.compression_level),
         };
         if config.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
         }
         if config.max_handshake_size < 256 {
             return Err(ConfigError::Invalid("max_handshake_size"));
+        }
+        if config.compression_level > 9 {
+            return Err(ConfigError::Invalid("compression_level"));
         }
         Ok(config)
     }

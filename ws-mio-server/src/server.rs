@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::worker::{encode, Peer, Remote, Shared, Worker};
+use crate::worker::{Peer, Remote, RoomMessage, Shared, Worker};
 use crate::Bus;
 use mio::{Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -160,12 +160,12 @@ impl ServerHandle {
     /// Publishes to a room on every worker of this instance (a bus calls this for messages
     /// from other instances; it does not go back to the bus).
     pub fn publish(&self, room: &str, message: &Message) {
-        let frame = encode(message);
+        let outgoing = RoomMessage::new(message.clone());
         let room: Arc<str> = Arc::from(room);
         for peer in self.peers.iter() {
             if peer
                 .inbox
-                .send(Remote::Publish(room.clone(), frame.clone()))
+                .send(Remote::Publish(room.clone(), outgoing.clone()))
                 .is_ok()
             {
                 let _ = peer.waker.wake();

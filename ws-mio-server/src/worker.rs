@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use ws_proto::deflate::{compress_shared, DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::server::{Accept, ServerHandshake};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{CloseCode, Connection, EncodedFrame, Event, Message, MessageKind};
+use ws_proto::{CloseCode, Connection, EncodedFrame, Event, Message, Role};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -35,11 +36,26 @@ const MAX_IOVECS: usize = 64;
 #[derive(Debug)]
 pub(crate) enum Remote {
     /// Deliver to the local members of a room.
-    Publish(Arc<str>, EncodedFrame),
+    Publish(Arc<str>, RoomMessage),
     /// A handler's command about a connection this worker owns.
     Command(Command),
     /// Start the graceful shutdown.
     Shutdown,
+}
+
+/// A room message on its way to members: encoded once without compression, and kept whole so
+/// each worker can compress it once per distinct compression window among its members.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomMessage {
+    message: Message,
+    plain: EncodedFrame,
+}
+
+impl RoomMessage {
+    pub(crate) fn new(message: Message) -> RoomMessage {
+        let plain = EncodedFrame::new(message.kind(), message.as_bytes());
+        RoomMessage { message, plain }
+    }
 }
 
 /// State shared by all workers, touched only when connections open and close.
@@ -68,6 +84,7 @@ pub(crate) struct Worker<H: Handler> {
     bus: Option<Arc<dyn Bus>>,
     config: Arc<Config>,
     ws_config: ws_proto::Config,
+    deflate: Option<DeflateConfig>,
     shared: Arc<Shared>,
     metrics: Arc<WorkerMetrics>,
     all_metrics: Metrics,
@@ -117,6 +134,7 @@ impl<H: Handler> Worker<H> {
             handler,
             bus,
             ws_config,
+            deflate: config.deflate(),
             shared,
             metrics: metrics.worker(index),
             all_metrics: metrics,
@@ -387,9 +405,16 @@ impl<H: Handler> Worker<H> {
             };
             self.handler.on_open(&mut ctx, &open)
         };
+        let mut negotiated = None;
         let response = match decision {
             OpenDecision::Accept { protocol, headers } => {
                 let mut accept = Accept::new();
+                if let Some(deflate) = &self.deflate {
+                    if let Some((params, value)) = deflate.negotiate(upgrade.extensions()) {
+                        accept = accept.extensions(&value);
+                        negotiated = Some(PerMessageDeflate::new(Role::Server, params, deflate));
+                    }
+                }
                 if let Some(p) = &protocol {
                     accept = accept.protocol(p);
                 }
@@ -408,7 +433,11 @@ impl<H: Handler> Worker<H> {
                 add(&self.metrics.handshakes_ok_total, 1);
                 let conn = self.conns.get_mut(slot).expect("slot is live");
                 conn.raw_out = bytes;
-                conn.phase = Phase::Open(Connection::server(self.ws_config.clone()));
+                let mut ws = Connection::server(self.ws_config.clone());
+                if let Some(deflate) = negotiated {
+                    ws = ws.with_extension(Box::new(deflate));
+                }
+                conn.phase = Phase::Open(ws);
                 conn.next_ping = self.now + self.config.ping_interval;
                 self.mark_dirty(slot);
                 self.apply(&mut commands);
@@ -537,15 +566,15 @@ impl<H: Handler> Worker<H> {
                 self.leave_room(slot, &room);
             }
             Command::Publish(room, message) => {
-                let frame = EncodedFrame::new(message.kind(), message.as_bytes());
+                let outgoing = RoomMessage::new(message);
                 for worker in 0..self.peers.len() {
                     if worker != self.index as usize {
-                        self.forward(worker, Remote::Publish(room.clone(), frame.clone()));
+                        self.forward(worker, Remote::Publish(room.clone(), outgoing.clone()));
                     }
                 }
-                self.deliver(&room, &frame);
+                self.deliver(&room, &outgoing);
                 if let Some(bus) = &self.bus {
-                    bus.publish(&room, &message);
+                    bus.publish(&room, &outgoing.message);
                 }
             }
         }
@@ -560,11 +589,18 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Queues a room message to this worker's members: the same bytes to each.
-    fn deliver(&mut self, room: &str, frame: &EncodedFrame) {
+    /// Queues a room message to this worker's members: the same bytes to each member with the
+    /// same compression window, compressed at most once per window.
+    fn deliver(&mut self, room: &str, outgoing: &RoomMessage) {
         let Some(members) = self.rooms.get(room) else {
             return;
         };
+        let payload = outgoing.message.as_bytes();
+        let level = self
+            .deflate
+            .filter(|d| payload.len() >= d.min_size)
+            .map(|d| d.level);
+        let mut compressed: [Option<EncodedFrame>; 16] = Default::default();
         let high_water = self.config.high_water_mark;
         let mut slow = Vec::new();
         for &slot in members {
@@ -580,6 +616,14 @@ impl<H: Handler> Worker<H> {
                 slow.push(slot);
                 continue;
             }
+            let frame = match (ws.shared_frame_key(), level) {
+                (Some(bits), Some(level)) => {
+                    compressed[bits as usize & 15].get_or_insert_with(|| {
+                        compress_shared(outgoing.message.kind(), payload, bits, level)
+                    })
+                }
+                _ => &outgoing.plain,
+            };
             if ws.send_encoded(frame).is_ok() {
                 add(&self.metrics.fanout_deliveries_total, 1);
                 add(&self.metrics.messages_out_total, 1);
@@ -630,7 +674,7 @@ impl<H: Handler> Worker<H> {
     fn drain_inbox(&mut self) {
         while let Ok(message) = self.inbox.try_recv() {
             match message {
-                Remote::Publish(room, frame) => self.deliver(&room, &frame),
+                Remote::Publish(room, outgoing) => self.deliver(&room, &outgoing),
                 Remote::Command(command) => self.apply_local(command),
                 Remote::Shutdown => self.shared.shutdown.store(true, Ordering::Relaxed),
             }
@@ -864,15 +908,4 @@ impl<H: Handler> Worker<H> {
             self.commands = commands;
         }
     }
-}
-
-/// Encodes a message once for fanout.
-pub(crate) fn encode(message: &Message) -> EncodedFrame {
-    EncodedFrame::new(
-        match message {
-            Message::Text(_) => MessageKind::Text,
-            Message::Binary(_) => MessageKind::Binary,
-        },
-        message.as_bytes(),
-    )
 }

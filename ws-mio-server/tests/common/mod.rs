@@ -6,9 +6,10 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{CloseCode, CloseFrame, Config, Connection, Event, Message};
+use ws_proto::{CloseCode, CloseFrame, Config, Connection, Event, Message, Role};
 
 /// How long any wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -33,27 +34,56 @@ impl TestClient {
     }
 
     pub fn connect_with(addr: SocketAddr, target: &str, config: Config) -> TestClient {
+        TestClient::open(addr, target, config, None).0
+    }
+
+    /// Connects offering permessage-deflate; the flag tells whether the server accepted.
+    pub fn connect_deflate(
+        addr: SocketAddr,
+        target: &str,
+        deflate: DeflateConfig,
+    ) -> (TestClient, bool) {
+        TestClient::open(addr, target, Config::default(), Some(deflate))
+    }
+
+    fn open(
+        addr: SocketAddr,
+        target: &str,
+        config: Config,
+        deflate: Option<DeflateConfig>,
+    ) -> (TestClient, bool) {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        let request = ClientRequest::new(&addr.to_string(), target);
+        let mut request = ClientRequest::new(&addr.to_string(), target);
+        if let Some(d) = &deflate {
+            request = request.extensions(&d.offer());
+        }
         let (mut handshake, bytes) =
             ClientHandshake::with_random_key(&request, HandshakeLimits::default());
         stream.write_all(&bytes).unwrap();
         let mut buf = vec![0u8; 64 << 10];
-        let leftover = loop {
+        let (response, leftover) = loop {
             let n = stream.read(&mut buf).expect("handshake response");
             assert!(n > 0, "server closed during the handshake");
-            if let Some((_, used)) = handshake
+            let step = handshake
                 .receive(&buf[..n])
-                .expect("valid handshake response")
-            {
-                break buf[used..n].to_vec();
+                .expect("valid handshake response");
+            if let Some((response, used)) = step {
+                break (response, buf[used..n].to_vec());
             }
         };
         let mut conn = Connection::client(config);
+        let mut deflated = false;
+        if let (Some(d), Some(accepted)) = (&deflate, response.extensions().first()) {
+            let params = d
+                .accept_response(accepted)
+                .expect("acceptable deflate response");
+            conn = conn.with_extension(Box::new(PerMessageDeflate::new(Role::Client, params, d)));
+            deflated = true;
+        }
         conn.receive(&leftover).unwrap();
-        TestClient { stream, conn, buf }
+        (TestClient { stream, conn, buf }, deflated)
     }
 
     pub fn send(&mut self, message: &Message) {
@@ -68,7 +98,16 @@ impl TestClient {
 
     pub fn flush(&mut self) {
         while let Some(bytes) = self.conn.poll_transmit() {
-            self.stream.write_all(&bytes).unwrap();
+            match self.stream.write_all(&bytes) {
+                Ok(()) => {}
+                // A server that failed the connection closes TCP right after its close frame.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) =>
+                {
+                    return
+                }
+                Err(e) => panic!("write failed: {e}"),
+            }
         }
     }
 
