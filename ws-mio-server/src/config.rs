@@ -22,6 +22,8 @@ pub enum SlowConsumerPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// The chat application: rooms, presence, history, direct messages, the web page at `/`.
+    Chat,
     /// Echo every message back: the mode the Autobahn run and the benchmarks use.
     Echo,
 }
@@ -70,6 +72,8 @@ pub struct Config {
     pub compression_min_size: usize,
     /// The zlib level, 0 to 9.
     pub compression_level: u32,
+    /// The chat application's settings.
+    pub chat: crate::chat::ChatConfig,
 }
 
 impl Config {
@@ -88,7 +92,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            mode: Mode::Echo,
+            mode: Mode::Chat,
             max_connections: 100_000,
             max_connections_per_ip: 10_000,
             max_message_size: 16 << 20,
@@ -105,6 +109,7 @@ impl Default for Config {
             compression: true,
             compression_min_size: 64,
             compression_level: 6,
+            chat: crate::chat::ChatConfig::default(),
         }
     }
 }
@@ -126,7 +131,7 @@ pub struct Args {
     /// Worker threads [default: one per core].
     #[arg(long, env = "WS_WORKERS")]
     pub workers: Option<usize>,
-    /// The application to run [default: echo].
+    /// The application to run [default: chat].
     #[arg(long, env = "WS_MODE", value_enum)]
     pub mode: Option<Mode>,
     /// Most open connections in total [default: 100000].
@@ -177,6 +182,27 @@ pub struct Args {
     /// Compression level, 0 to 9 [default: 6].
     #[arg(long, env = "WS_COMPRESSION_LEVEL")]
     pub compression_level: Option<u32>,
+    /// Chat: HS256 secret for tokens; without one, everyone is a guest [default: none].
+    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Chat: comma-separated origins allowed to connect [default: all].
+    #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Chat: messages kept per room [default: 100].
+    #[arg(long, env = "WS_HISTORY_SIZE")]
+    pub history_size: Option<usize>,
+    /// Chat: connections per user, more close with 4008 [default: 8].
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER")]
+    pub max_connections_per_user: Option<usize>,
+    /// Chat: messages per second per user [default: 10].
+    #[arg(long, env = "WS_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+    /// Chat: burst of messages per user [default: 20].
+    #[arg(long, env = "WS_RATE_BURST")]
+    pub rate_burst: Option<f64>,
+    /// Chat: largest client message in bytes [default: 8192].
+    #[arg(long, env = "WS_MAX_CHAT_MESSAGE")]
+    pub max_chat_message: Option<usize>,
 }
 
 fn parse_switch(value: &str) -> Result<bool, String> {
@@ -210,6 +236,13 @@ struct FileConfig {
     compression: Option<bool>,
     compression_min_size: Option<usize>,
     compression_level: Option<u32>,
+    jwt_secret: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+    history_size: Option<usize>,
+    max_connections_per_user: Option<usize>,
+    rate_limit: Option<f64>,
+    rate_burst: Option<f64>,
+    max_chat_message: Option<usize>,
 }
 
 /// A configuration that could not be used.
@@ -335,6 +368,37 @@ impl Args {
                 .compression_level
                 .or(file.compression_level)
                 .unwrap_or(d.compression_level),
+            chat: crate::chat::ChatConfig {
+                jwt_secret: self
+                    .jwt_secret
+                    .or(file.jwt_secret)
+                    .filter(|s| !s.is_empty()),
+                allowed_origins: self
+                    .allowed_origins
+                    .or(file.allowed_origins)
+                    .unwrap_or_default(),
+                history_size: self
+                    .history_size
+                    .or(file.history_size)
+                    .unwrap_or(d.chat.history_size),
+                max_connections_per_user: self
+                    .max_connections_per_user
+                    .or(file.max_connections_per_user)
+                    .unwrap_or(d.chat.max_connections_per_user),
+                rate_limit: self
+                    .rate_limit
+                    .or(file.rate_limit)
+                    .unwrap_or(d.chat.rate_limit),
+                rate_burst: self
+                    .rate_burst
+                    .or(file.rate_burst)
+                    .unwrap_or(d.chat.rate_burst),
+                max_message_bytes: self
+                    .max_chat_message
+                    .or(file.max_chat_message)
+                    .unwrap_or(d.chat.max_message_bytes),
+                ..d.chat.clone()
+            },
         };
         if config.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
@@ -344,6 +408,9 @@ impl Args {
         }
         if config.compression_level > 9 {
             return Err(ConfigError::Invalid("compression_level"));
+        }
+        if !(config.chat.rate_limit > 0.0 && config.chat.rate_burst >= 1.0) {
+            return Err(ConfigError::Invalid("rate_limit"));
         }
         Ok(config)
     }

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
+use ws_mio_server::chat::Chat;
 use ws_mio_server::config::Args;
 use ws_mio_server::{Echo, Mode, Server};
 
@@ -23,6 +24,10 @@ fn main() -> ExitCode {
     };
     let server = match config.mode {
         Mode::Echo => Server::start(config, Echo),
+        Mode::Chat => {
+            let chat = Chat::new(config.chat.clone());
+            Server::start(config, chat)
+        }
     };
     let result = server.and_then(Server::run_until_signal);
     match result {

@@ -36,7 +36,7 @@ fn spawn(args: &[&str]) -> (std::process::Child, SocketAddr) {
 
 #[test]
 fn sigterm_closes_every_client_with_1001_and_exits_0() {
-    let (mut child, addr) = spawn(&["--workers", "2"]);
+    let (mut child, addr) = spawn(&["--workers", "2", "--mode", "echo"]);
     let mut clients: Vec<TestClient> = (0..5).map(|_| TestClient::connect(addr, "/")).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         client.send_text(&format!("hi {i}"));
@@ -64,6 +64,7 @@ fn environment_variables_configure_the_binary() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
         .env("WS_LISTEN", format!("127.0.0.1:{port}"))
         .env("WS_MAX_MESSAGE_SIZE", "10")
+        .env("WS_MODE", "echo")
         .env("WS_LOG", "warn")
         .spawn()
         .unwrap();

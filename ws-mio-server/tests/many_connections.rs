@@ -50,7 +50,14 @@ fn holds_10000_idle_connections_under_1_kib_each() {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
-        .args(["--listen", &addr.to_string(), "--workers", "2"])
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--workers",
+            "2",
+            "--mode",
+            "echo",
+        ])
         .env("WS_LOG", "warn")
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,0 +1,361 @@
+//! The chat application over real sockets: every message type, every error code, the three
+//! token carriers and refusals, origins, limits, history and presence.
+
+mod common;
+
+use common::{http, Received, TestClient};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ws_mio_server::chat::{Chat, ChatConfig};
+use ws_mio_server::{Config, Server, ServerHandle};
+use ws_proto::{CloseCode, Event, Message};
+
+const SECRET: &str = "test secret";
+
+fn start(chat: ChatConfig) -> (SocketAddr, ServerHandle, Server) {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        drain_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let server = Server::start(config, Chat::new(chat)).unwrap();
+    (server.local_addr(), server.handle(), server)
+}
+
+fn stop(handle: ServerHandle, server: Server) {
+    handle.shutdown();
+    server.join().unwrap();
+}
+
+fn token(sub: &str, expires_in: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({ "sub": sub, "exp": now + expires_in });
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+struct User(TestClient);
+
+impl User {
+    fn guest(addr: SocketAddr, name: &str) -> User {
+        let mut user = User(TestClient::connect(addr, &format!("/ws?name={name}")));
+        let welcome = user.recv();
+        assert_eq!(
+            welcome,
+            json!({"type": "welcome", "user": name, "guest": true})
+        );
+        user
+    }
+
+    fn send(&mut self, value: Value) {
+        self.0.send_text(&value.to_string());
+    }
+
+    fn recv(&mut self) -> Value {
+        serde_json::from_str(&self.0.next_text()).unwrap()
+    }
+
+    /// The next message of a type, skipping others (presence, typing) that may come between.
+    fn recv_type(&mut self, kind: &str) -> Value {
+        for _ in 0..50 {
+            let v = self.recv();
+            if v["type"] == kind {
+                return v;
+            }
+        }
+        panic!("no {kind} message");
+    }
+
+    fn join(&mut self, room: &str, me: &str) {
+        self.send(json!({"type": "join", "room": room}));
+        let p = self.recv_type("presence");
+        assert_eq!(
+            p,
+            json!({"type": "presence", "room": room, "user": me, "event": "joined"})
+        );
+    }
+}
+
+#[test]
+fn every_message_type() {
+    let (addr, handle, server) = start(ChatConfig::default());
+    let mut alice = User::guest(addr, "alice");
+    let mut bob = User::guest(addr, "bob");
+    alice.join("lobby", "alice");
+    bob.join("lobby", "bob");
+    assert_eq!(alice.recv_type("presence")["user"], "bob");
+
+    // send: every member gets the message with id, sender, room and server time; the sender an ack.
+    alice.send(json!({"type": "send", "room": "lobby", "text": "hello", "id": "c1"}));
+    let m = bob.recv_type("message");
+    assert_eq!(
+        (m["from"].as_str(), m["room"].as_str(), m["text"].as_str()),
+        (Some("alice"), Some("lobby"), Some("hello"))
+    );
+    assert!(m["id"].as_u64().is_some() && m["ts"].as_u64().unwrap() > 1_600_000_000_000);
+    let own = alice.recv_type("message");
+    assert_eq!(own["id"], m["id"]);
+    let ack = alice.recv_type("ack");
+    assert_eq!((ack["id"].as_str(), &ack["msg_id"]), (Some("c1"), &m["id"]));
+
+    // typing.
+    bob.send(json!({"type": "typing", "room": "lobby"}));
+    assert_eq!(
+        alice.recv_type("typing"),
+        json!({"type": "typing", "room": "lobby", "user": "bob"})
+    );
+
+    // direct.
+    bob.send(json!({"type": "direct", "to": "alice", "text": "psst", "id": "d1"}));
+    let d = alice.recv_type("direct");
+    assert_eq!(
+        (d["from"].as_str(), d["to"].as_str(), d["text"].as_str()),
+        (Some("bob"), Some("alice"), Some("psst"))
+    );
+    assert_eq!(bob.recv_type("ack")["id"], "d1");
+
+    // who and history.
+    alice.send(json!({"type": "who", "room": "lobby"}));
+    assert_eq!(
+        alice.recv_type("members"),
+        json!({"type": "members", "room": "lobby", "users": ["alice", "bob"]})
+    );
+    alice.send(json!({"type": "history", "room": "lobby", "limit": 10}));
+    let h = alice.recv_type("history");
+    assert_eq!(h["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(h["messages"][0]["text"], "hello");
+
+    // leave: the others see it.
+    bob.send(json!({"type": "leave", "room": "lobby"}));
+    assert_eq!(
+        alice.recv_type("presence"),
+        json!({"type": "presence", "room": "lobby", "user": "bob", "event": "left"})
+    );
+    stop(handle, server);
+}
+
+fn expect_error(user: &mut User, code: &str) -> Value {
+    let e = user.recv_type("error");
+    assert_eq!(e["code"], code, "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    e
+}
+
+#[test]
+fn every_error_code_and_the_connection_stays() {
+    let (addr, handle, server) = start(ChatConfig {
+        max_message_bytes: 200,
+        ..ChatConfig::default()
+    });
+    let mut u = User::guest(addr, "carol");
+    u.0.send_text("{not json");
+    expect_error(&mut u, "invalid_message");
+    u.send(json!({"type": "dance"}));
+    expect_error(&mut u, "invalid_message");
+    u.0.send(&Message::Binary(vec![1, 2].into()));
+    expect_error(&mut u, "invalid_message");
+    u.send(json!({"type": "direct", "to": "nobody", "text": "x", "id": "q"}));
+    assert_eq!(expect_error(&mut u, "not_found")["id"], "q");
+    u.send(json!({"type": "history", "room": "empty"}));
+    expect_error(&mut u, "not_found");
+    u.send(json!({"type": "send", "room": "lobby", "text": "x", "id": "s"}));
+    assert_eq!(expect_error(&mut u, "forbidden")["id"], "s");
+    u.send(json!({"type": "send", "room": "lobby", "text": "x".repeat(300)}));
+    expect_error(&mut u, "too_large");
+    // Still connected and served.
+    u.join("lobby", "carol");
+    stop(handle, server);
+}
+
+#[test]
+fn rate_limit_then_close_for_repeated_abuse() {
+    let (addr, handle, server) = start(ChatConfig {
+        rate_limit: 1.0,
+        rate_burst: 3.0,
+        abuse_limit: 5,
+        ..ChatConfig::default()
+    });
+    let mut u = User::guest(addr, "spammer");
+    for _ in 0..3 {
+        u.send(json!({"type": "who", "room": "nowhere"}));
+        expect_error(&mut u, "not_found");
+    }
+    u.send(json!({"type": "who", "room": "nowhere"}));
+    expect_error(&mut u, "rate_limited");
+    for _ in 0..10 {
+        u.send(json!({"type": "who", "room": "nowhere"}));
+    }
+    loop {
+        match u.0.next() {
+            Received::Event(Event::Message(_)) => {}
+            Received::Event(Event::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::POLICY_VIOLATION);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    stop(handle, server);
+}
+
+#[test]
+fn per_user_connection_limit_closes_with_4008() {
+    let (addr, handle, server) = start(ChatConfig {
+        max_connections_per_user: 2,
+        ..ChatConfig::default()
+    });
+    let _a = User::guest(addr, "dave");
+    let _b = User::guest(addr, "dave");
+    let mut third = TestClient::connect(addr, "/ws?name=dave");
+    third.expect_close(CloseCode(4008));
+    let _other_user = User::guest(addr, "erin");
+    stop(handle, server);
+}
+
+fn handshake_status(addr: SocketAddr, target: &str, extra: &str) -> String {
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = stream.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn tokens_from_all_three_carriers_and_refusals() {
+    let (addr, handle, server) = start(ChatConfig {
+        jwt_secret: Some(SECRET.into()),
+        ..ChatConfig::default()
+    });
+    let good = token("frank", 300);
+    // Query parameter.
+    let mut q = TestClient::connect(addr, &format!("/ws?token={good}"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&q.next_text()).unwrap(),
+        json!({"type": "welcome", "user": "frank", "guest": false})
+    );
+    // Authorization header.
+    let answer = handshake_status(addr, "/ws", &format!("Authorization: Bearer {good}\r\n"));
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    // Sec-WebSocket-Protocol offer, answered with "bearer".
+    let answer = handshake_status(
+        addr,
+        "/ws",
+        &format!("Sec-WebSocket-Protocol: bearer, {good}\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    assert!(
+        answer.contains("Sec-WebSocket-Protocol: bearer\r\n"),
+        "{answer}"
+    );
+    // Refusals: none, a bad signature, an expired token, a guest name.
+    for extra in [
+        String::new(),
+        format!("Authorization: Bearer {}x\r\n", good),
+        format!("Authorization: Bearer {}\r\n", token("frank", -10)),
+    ] {
+        let answer = handshake_status(addr, "/ws", &extra);
+        assert!(answer.starts_with("HTTP/1.1 401 "), "{extra}: {answer}");
+    }
+    let answer = handshake_status(addr, "/ws?name=guest", "");
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    stop(handle, server);
+}
+
+#[test]
+fn origins_outside_the_allowlist_get_403() {
+    let (addr, handle, server) = start(ChatConfig {
+        allowed_origins: vec!["https://chat.example".into()],
+        ..ChatConfig::default()
+    });
+    let answer = handshake_status(addr, "/ws", "Origin: https://evil.example\r\n");
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    let answer = handshake_status(addr, "/ws", "Origin: https://chat.example\r\n");
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    stop(handle, server);
+}
+
+#[test]
+fn history_after_a_rejoin() {
+    let (addr, handle, server) = start(ChatConfig {
+        history_size: 3,
+        ..ChatConfig::default()
+    });
+    let mut g = User::guest(addr, "gina");
+    g.join("news", "gina");
+    for i in 0..5 {
+        g.send(json!({"type": "send", "room": "news", "text": format!("n{i}")}));
+        g.recv_type("ack");
+    }
+    drop(g);
+    let mut g = User::guest(addr, "gina");
+    g.join("news", "gina");
+    g.send(json!({"type": "history", "room": "news"}));
+    let texts: Vec<String> = g.recv_type("history")["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, ["n2", "n3", "n4"], "the last three, oldest first");
+    stop(handle, server);
+}
+
+#[test]
+fn presence_after_a_client_is_killed_without_a_close_frame() {
+    let (addr, handle, server) = start(ChatConfig::default());
+    let mut hank = User::guest(addr, "hank");
+    hank.join("r", "hank");
+    let mut ivy = User::guest(addr, "ivy");
+    ivy.join("r", "ivy");
+    // Two connections of one user: the leave is announced only when the last one goes.
+    let mut ivy2 = User::guest(addr, "ivy");
+    ivy2.send(json!({"type": "join", "room": "r"}));
+    ivy2.send(json!({"type": "who", "room": "r"}));
+    assert_eq!(ivy2.recv_type("members")["users"], json!(["hank", "ivy"]));
+    let _ = ivy.0.stream.shutdown(std::net::Shutdown::Both);
+    drop(ivy);
+    hank.send(json!({"type": "who", "room": "r"}));
+    assert_eq!(hank.recv_type("members")["users"], json!(["hank", "ivy"]));
+    let _ = ivy2.0.stream.shutdown(std::net::Shutdown::Both);
+    drop(ivy2);
+    assert_eq!(
+        hank.recv_type("presence"),
+        json!({"type": "presence", "room": "r", "user": "ivy", "event": "left"})
+    );
+    stop(handle, server);
+}
+
+#[test]
+fn page_health_and_metrics_on_the_same_port() {
+    let (addr, handle, server) = start(ChatConfig::default());
+    let _u = User::guest(addr, "jo");
+    let page = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        page.starts_with("HTTP/1.1 200 ") && page.contains("text/html") && page.contains("<html"),
+        "{page}"
+    );
+    let health = http(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["users"].as_u64()),
+        (Some("ok"), Some(1))
+    );
+    let metrics = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(metrics.contains("ws_handshakes_ok_total 1\n"), "{metrics}");
+    stop(handle, server);
+}
