@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: formatting, lints, every crate's tests (unit,
+# property, integration, doc examples), the no_std build, and the Autobahn|Testsuite run for
+# both roles. Installs what it needs (system packages through apt-get, wstest into
+# autobahn/.prefix). Exits non-zero on the first failure.
+#
+#   ./test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+need=()
+command -v ss >/dev/null || need+=(iproute2)
+command -v cc >/dev/null || need+=(build-essential)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
+
+step "ws-proto without std (no_std + alloc)"
+cargo build -p ws-proto --no-default-features --locked
+
+step "Autobahn|Testsuite, server and client"
+autobahn/run.sh
+
+echo
+echo "test.sh: all checks passed"
