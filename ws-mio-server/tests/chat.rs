@@ -3,32 +3,20 @@
 
 mod common;
 
-use common::{http, Received, TestClient};
+use common::{http, stop, Received, TestClient};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use ws_mio_server::chat::{Chat, ChatConfig};
-use ws_mio_server::{Config, Server, ServerHandle};
+use ws_mio_server::{Server, ServerHandle};
 use ws_proto::{CloseCode, Event, Message};
 
 const SECRET: &str = "test secret";
 
 fn start(chat: ChatConfig) -> (SocketAddr, ServerHandle, Server) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 2,
-        drain_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
-    let server = Server::start(config, Chat::new(chat)).unwrap();
-    (server.local_addr(), server.handle(), server)
-}
-
-fn stop(handle: ServerHandle, server: Server) {
-    handle.shutdown();
-    server.join().unwrap();
+    common::start(common::test_config(), Chat::new(chat))
 }
 
 fn token(sub: &str, expires_in: i64) -> String {

@@ -3,35 +3,12 @@
 
 mod common;
 
-use common::TestClient;
+use common::{start, stop, test_config as config, TestClient};
 use std::io::Read;
-use std::net::SocketAddr;
-use std::time::Duration;
-use ws_mio_server::{
-    Config, Context, Echo, Handler, OpenDecision, OpenRequest, Server, ServerHandle,
-};
+use ws_mio_server::{Context, Echo, Handler, OpenDecision, OpenRequest};
 use ws_proto::deflate::{compress_shared, DeflateConfig};
 use ws_proto::frame::FrameHeader;
 use ws_proto::{CloseCode, Message, MessageKind};
-
-fn start<H: Handler>(config: Config, handler: H) -> (SocketAddr, ServerHandle, Server) {
-    let server = Server::start(config, handler).unwrap();
-    (server.local_addr(), server.handle(), server)
-}
-
-fn config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 2,
-        drain_timeout: Duration::from_secs(2),
-        ..Config::default()
-    }
-}
-
-fn stop(handle: ServerHandle, server: Server) {
-    handle.shutdown();
-    server.join().unwrap();
-}
 
 #[test]
 fn negotiated_compression_echoes_both_ways_and_can_be_turned_off() {

@@ -2,34 +2,12 @@
 
 mod common;
 
-use common::{http, wait_until, Received, TestClient};
+use common::{http, start, stop, test_config as config, wait_until, Received, TestClient};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
-use ws_mio_server::{
-    Config, Context, Echo, Handler, OpenDecision, OpenRequest, Server, ServerHandle,
-    SlowConsumerPolicy,
-};
+use ws_mio_server::{Context, Echo, Handler, OpenDecision, OpenRequest, SlowConsumerPolicy};
 use ws_proto::{CloseCode, Config as WsConfig, Event, Message, MessageKind};
-
-fn config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 2,
-        drain_timeout: Duration::from_secs(2),
-        ..Config::default()
-    }
-}
-
-fn start<H: Handler>(config: Config, handler: H) -> (SocketAddr, ServerHandle, Server) {
-    let server = Server::start(config, handler).unwrap();
-    (server.local_addr(), server.handle(), server)
-}
-
-fn stop(handle: ServerHandle, server: Server) {
-    handle.shutdown();
-    server.join().unwrap();
-}
 
 /// Joins the room named by the `room` query parameter; publishes every message to it.
 struct Rooms;

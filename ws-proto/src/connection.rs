@@ -744,36 +744,30 @@ impl Connection {
         }
     }
 
-    /// Fills `dst` with the pending outgoing bytes, in order, without taking them; returns how
-    /// many slices it filled. Drain [`Self::poll_event`] first: a close frame the engine holds
-    /// back for the application's replies is queued then. Write them (vectored) and report what was written with
-    /// [`Self::advance_transmit`].
-    pub fn transmit_slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
+    /// The pending outgoing bytes, in order, as slices (without taking them).
+    fn pending_chunks(&self) -> impl Iterator<Item = &[u8]> {
         let staging = (!self.out_staging.is_empty()).then_some(&self.out_staging[..]);
-        let mut n = 0;
-        for (slot, chunk) in dst
-            .iter_mut()
-            .zip(self.out_chunks.iter().map(|c| &c[..]).chain(staging))
-        {
-            *slot = chunk;
-            n += 1;
-        }
-        n
+        self.out_chunks.iter().map(|c| &c[..]).chain(staging)
+    }
+
+    /// Fills `dst` with the pending outgoing bytes, in order, without taking them; returns how
+    /// many slices it filled. Write them (vectored) and report what was written with
+    /// [`Self::advance_transmit`]. Drain [`Self::poll_event`] first: a close frame the engine
+    /// holds back for the application's replies is queued then.
+    pub fn transmit_slices<'a>(&'a self, dst: &mut [&'a [u8]]) -> usize {
+        dst.iter_mut()
+            .zip(self.pending_chunks())
+            .map(|(slot, chunk)| *slot = chunk)
+            .count()
     }
 
     /// Like [`Self::transmit_slices`], as `IoSlice`s for `write_vectored`.
     #[cfg(feature = "std")]
     pub fn transmit_io_slices<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
-        let staging = (!self.out_staging.is_empty()).then_some(&self.out_staging[..]);
-        let mut n = 0;
-        for (slot, chunk) in dst
-            .iter_mut()
-            .zip(self.out_chunks.iter().map(|c| &c[..]).chain(staging))
-        {
-            *slot = std::io::IoSlice::new(chunk);
-            n += 1;
-        }
-        n
+        dst.iter_mut()
+            .zip(self.pending_chunks())
+            .map(|(slot, chunk)| *slot = std::io::IoSlice::new(chunk))
+            .count()
     }
 
     /// Drops the first `n` pending outgoing bytes, which the transport has taken.

@@ -1,6 +1,10 @@
 //! The connection state machine, driven through the public API. Test names give the rule of
 //! RFC 6455 they check.
 
+mod common;
+
+use common::{events, text, transmitted};
+
 use bytes::Bytes;
 use core::time::Duration;
 use proptest::prelude::*;
@@ -43,24 +47,6 @@ fn push_len(out: &mut Vec<u8>, len: usize, masked: bool) {
         out.push(m | 127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-}
-
-fn events(conn: &mut Connection) -> Vec<Event> {
-    std::iter::from_fn(|| conn.poll_event()).collect()
-}
-
-fn transmitted(conn: &mut Connection) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        out.extend_from_slice(&chunk);
-    }
-    out
-}
-
-fn text(s: &str) -> Event {
-    Event::Message(Message::Text(
-        Bytes::copy_from_slice(s.as_bytes()).try_into().unwrap(),
-    ))
 }
 
 fn binary(b: &[u8]) -> Event {

@@ -1,6 +1,10 @@
 //! permessage-deflate (RFC 7692): the RFC's examples, negotiation, limits, round trips.
 #![cfg(feature = "deflate")]
 
+mod common;
+
+use common::{events, text, transmitted};
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use ws_proto::deflate::{compress_shared, DeflateConfig, DeflateParams, PerMessageDeflate};
@@ -28,24 +32,6 @@ fn server_with(params: DeflateParams, config: Config) -> Connection {
 
 fn takeover() -> DeflateParams {
     DeflateParams::default()
-}
-
-fn events(conn: &mut Connection) -> Vec<Event> {
-    std::iter::from_fn(|| conn.poll_event()).collect()
-}
-
-fn transmitted(conn: &mut Connection) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        out.extend_from_slice(&chunk);
-    }
-    out
-}
-
-fn text(s: &str) -> Event {
-    Event::Message(Message::Text(
-        Bytes::copy_from_slice(s.as_bytes()).try_into().unwrap(),
-    ))
 }
 
 fn offers(value: &str) -> Vec<ExtensionOffer> {

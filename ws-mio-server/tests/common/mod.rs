@@ -6,6 +6,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+use ws_mio_server::{Handler, Server, ServerHandle};
 use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::HandshakeLimits;
@@ -183,4 +184,29 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A server configuration for tests: loopback, an ephemeral port, two workers, a short drain.
+pub fn test_config() -> ws_mio_server::Config {
+    ws_mio_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        drain_timeout: Duration::from_secs(2),
+        ..ws_mio_server::Config::default()
+    }
+}
+
+/// Starts a server in this process.
+pub fn start<H: Handler>(
+    config: ws_mio_server::Config,
+    handler: H,
+) -> (SocketAddr, ServerHandle, Server) {
+    let server = Server::start(config, handler).unwrap();
+    (server.local_addr(), server.handle(), server)
+}
+
+/// Shuts a server down and waits for it.
+pub fn stop(handle: ServerHandle, server: Server) {
+    handle.shutdown();
+    server.join().unwrap();
 }
