@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: formatting, lints, every crate's tests (unit,
-# property, integration, doc examples), the no_std build, and the Autobahn|Testsuite run for
-# both roles. Installs what it needs (system packages through apt-get, wstest into
+# property, integration, doc examples), the no_std build, the chat page in Chromium, and the
+# Autobahn|Testsuite run for both roles. Installs what it needs (system packages through apt-get, wstest into
 # autobahn/.prefix). Exits non-zero on the first failure.
 #
 #   ./test.sh
@@ -34,6 +34,9 @@ cargo test --workspace --locked
 
 step "ws-proto without std (no_std + alloc)"
 cargo build -p ws-proto --no-default-features --locked
+
+step "the chat page in a real browser (Chromium driven by playwright-core)"
+ws-mio-server/tests/browser/run.sh
 
 step "Autobahn|Testsuite, server and client"
 autobahn/run.sh

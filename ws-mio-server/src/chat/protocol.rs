@@ -112,7 +112,8 @@ pub enum ServerMessage<'a> {
     },
     /// A sent message was accepted.
     Ack {
-        /// The client's id.
+        /// The client's id, when the message had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a str>,
         /// The server's id for it.
         msg_id: u64,

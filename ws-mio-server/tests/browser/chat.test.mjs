@@ -1,0 +1,183 @@
+// Real-browser test of the chat page: two users in Chromium talk through a running
+// `ws-mio-server --mode chat`. Run with `CHAT_URL=http://127.0.0.1:PORT node --test chat.test.mjs`
+// (run.sh builds and starts the server, then does this).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const WAIT_MS = 15_000;
+const CHAT_URL = (process.env.CHAT_URL || '').replace(/\/+$/, '');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const SHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url));
+
+const LAUNCH_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+let browser;
+const problems = [];   // page errors, console errors, protocol deviations
+const frames = [];     // every frame the server sent, for the report on failure
+
+before(async () => {
+  assert.ok(CHAT_URL, 'set CHAT_URL to the server address, e.g. http://127.0.0.1:9001');
+  assert.match(CHAT_URL, /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/, 'CHAT_URL must be a loopback http address');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 30_000 });
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+});
+
+const KNOWN = new Set(['welcome', 'message', 'direct', 'ack', 'presence', 'typing', 'history', 'members', 'error']);
+const ERROR_CODES = new Set(['invalid_message', 'not_found', 'forbidden', 'rate_limited', 'too_large']);
+
+// The fields the page relies on, per the protocol; extra fields are fine.
+function checkServerMessage(who, raw) {
+  let m;
+  try { m = JSON.parse(raw); } catch { return `${who}: not JSON: ${raw}`; }
+  const str = (v) => typeof v === 'string';
+  const num = (v) => typeof v === 'number' && Number.isFinite(v);
+  const chatMessage = (x) => num(x.id) && str(x.from) && str(x.text) && num(x.ts);
+  let ok;
+  switch (m && m.type) {
+    case 'welcome': ok = str(m.user) && typeof m.guest === 'boolean'; break;
+    case 'message': ok = chatMessage(m) && str(m.room); break;
+    case 'direct': ok = chatMessage(m) && str(m.to); break;
+    case 'ack': ok = str(m.id) && num(m.msg_id) && num(m.ts); break;
+    case 'presence': ok = str(m.room) && str(m.user) && (m.event === 'joined' || m.event === 'left'); break;
+    case 'typing': ok = str(m.room) && str(m.user); break;
+    case 'history':
+      ok = str(m.room) && Array.isArray(m.messages) && m.messages.every((x) => x && chatMessage(x));
+      break;
+    case 'members': ok = str(m.room) && Array.isArray(m.users) && m.users.every(str); break;
+    case 'error': ok = ERROR_CODES.has(m.code) && str(m.message); break;
+    default: ok = false;
+  }
+  return ok ? null : `${who}: unexpected ${KNOWN.has(m && m.type) ? 'shape' : 'type'}: ${raw}`;
+}
+
+async function openUser(name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.setDefaultNavigationTimeout(WAIT_MS);
+  page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`${name}: console error: ${msg.text()}`);
+  });
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', ({ payload }) => {
+      const text = typeof payload === 'string' ? payload : payload.toString('utf8');
+      frames.push(`${name} <- ${text}`);
+      const bad = checkServerMessage(name, text);
+      if (bad) problems.push(bad);
+    });
+    ws.on('framesent', ({ payload }) => {
+      frames.push(`${name} -> ${typeof payload === 'string' ? payload : payload.toString('utf8')}`);
+    });
+  });
+  const response = await page.goto(CHAT_URL + '/');
+  assert.equal(response.status(), 200, `GET / for ${name}`);
+  await page.fill('#name', name);
+  await page.fill('#room', 'lobby');
+  await page.click('#join');
+  await page.waitForFunction(() => {
+    const s = document.querySelector('#status');
+    return s.dataset.state === 'connected' && s.textContent.includes('connected');
+  }, null, { timeout: WAIT_MS });
+  return { context, page };
+}
+
+const member = (page, user) => page.locator(`#members li[data-user="${user}"]`);
+const messageFrom = (page, user, text) =>
+  page.locator(`#messages .msg[data-from="${user}"][data-room="lobby"]`, { hasText: text });
+
+test('two users chat in the lobby through a real browser', { timeout: 120_000 }, async (t) => {
+  let alice, bob, carol;
+  try {
+    alice = await openUser('alice');
+    bob = await openUser('bob');
+
+    // Each sees the other in the member list (from `members` and `presence`).
+    await member(alice.page, 'bob').waitFor();
+    await member(bob.page, 'alice').waitFor();
+    await member(alice.page, 'alice').waitFor();
+
+    // Alice types: Bob sees the indicator before the message arrives.
+    const run = Date.now().toString(36);
+    const hello = `hello from alice <b>not bold</b> (${run})`;
+    await alice.page.locator('#input').pressSequentially(hello.slice(0, 12), { delay: 40 });
+    await bob.page.waitForFunction(() => /alice is typing/.test(document.querySelector('#typing').textContent),
+      null, { timeout: WAIT_MS });
+    await alice.page.locator('#input').pressSequentially(hello.slice(12), { delay: 10 });
+    await alice.page.press('#input', 'Enter');
+
+    // Bob gets it, from alice, in the lobby, as text (no markup injected).
+    await messageFrom(bob.page, 'alice', hello).waitFor();
+    assert.equal(await bob.page.locator('#messages .msg b').count(), 0, 'user text must not become markup');
+    // Alice's own copy is styled as hers and marked delivered once the ack arrives.
+    await alice.page.locator('#messages .msg.own.delivered[data-from="alice"]', { hasText: hello }).waitFor();
+    assert.equal(await messageFrom(alice.page, 'alice', hello).count(), 1, 'alice sees her message once');
+    // The indicator goes away (on the message, or ~3 s after the last typing event).
+    await bob.page.waitForFunction(() => document.querySelector('#typing').textContent === '',
+      null, { timeout: WAIT_MS });
+
+    // Bob answers with the send button.
+    const reply = `hi alice, bob here (${run})`;
+    await bob.page.fill('#input', reply);
+    await bob.page.click('#send');
+    await messageFrom(alice.page, 'bob', reply).waitFor();
+    await bob.page.locator('#messages .msg.own.delivered[data-from="bob"]', { hasText: reply }).waitFor();
+    assert.equal(await messageFrom(bob.page, 'bob', reply).count(), 1, 'bob sees his message once');
+
+    // A late joiner gets both messages from history, in order.
+    carol = await openUser('carol');
+    await messageFrom(carol.page, 'alice', hello).waitFor();
+    await messageFrom(carol.page, 'bob', reply).waitFor();
+    const order = await carol.page.$$eval('#messages .msg', (els) => els.map((e) => e.dataset.from));
+    assert.deepEqual(order.slice(-2), ['alice', 'bob'], 'history is in order');
+    await member(alice.page, 'carol').waitFor();
+    await carol.context.close();
+    carol = null;
+    await member(alice.page, 'carol').waitFor({ state: 'detached' });
+
+    mkdirSync(SHOTS, { recursive: true });
+    await alice.page.screenshot({ path: SHOTS + 'chat.png' });
+    await bob.page.screenshot({ path: SHOTS + 'chat-bob.png' });
+
+    // Bob leaves: alice sees him go from the member list.
+    await bob.context.close();
+    bob = null;
+    await member(alice.page, 'bob').waitFor({ state: 'detached' });
+    await member(alice.page, 'alice').waitFor();
+    const statusText = await alice.page.textContent('#status');
+    assert.match(statusText, /connected/);
+    assert.equal(await alice.page.locator('#errors li').count(), 0,
+      'no errors shown: ' + (await alice.page.textContent('#errors')));
+
+    assert.deepEqual(problems, [], 'page errors or protocol deviations');
+  } catch (e) {
+    t.diagnostic('frames seen:');
+    for (const f of frames) t.diagnostic('  ' + f);
+    for (const p of problems) t.diagnostic('problem: ' + p);
+    for (const u of [alice, bob, carol]) {
+      if (!u) continue;
+      mkdirSync(SHOTS, { recursive: true });
+      const n = u === alice ? 'alice' : u === bob ? 'bob' : 'carol';
+      await u.page.screenshot({ path: SHOTS + `failure-${n}.png` }).catch(() => {});
+    }
+    throw e;
+  } finally {
+    for (const u of [alice, bob, carol]) if (u) await u.context.close().catch(() => {});
+  }
+});
