@@ -262,6 +262,8 @@ pub struct PerMessageDeflate {
     inflater: Option<Box<Decompress>>,
     /// The current message's DEFLATE stream ended with a final block.
     stream_ended: bool,
+    /// The current message has brought compressed octets so far.
+    message_has_input: bool,
 }
 
 impl core::fmt::Debug for PerMessageDeflate {
@@ -309,6 +311,7 @@ impl PerMessageDeflate {
             compressor: None,
             inflater: None,
             stream_ended: false,
+            message_has_input: false,
         }
     }
 
@@ -370,9 +373,14 @@ impl Extension for PerMessageDeflate {
         fin: bool,
         sink: &mut dyn PayloadSink,
     ) -> Result<(), ProtocolViolation> {
+        self.message_has_input |= !input.is_empty();
         self.inflate(input, sink)?;
         if fin {
-            if !self.stream_ended {
+            // An empty payload (which some senders make of an empty message, where section
+            // 7.2.3.6 asks for `00`) is read as the empty message: the tail alone would leave
+            // the inflater inside a stored block header, garbling every later message.
+            let had_input = core::mem::take(&mut self.message_has_input);
+            if !self.stream_ended && had_input {
                 self.inflate(&TAIL, sink)?;
             }
             // After a final block the next message starts a new stream, window and all.
@@ -436,6 +444,7 @@ fn deflate_sync(
         what: "compression failed",
     };
     out.reserve(payload.len() / 2 + 64);
+    let out_start = out.len();
     let start = compressor.total_in();
     loop {
         let consumed = (compressor.total_in() - start) as usize;
@@ -451,8 +460,14 @@ fn deflate_sync(
             break;
         }
     }
-    if out.ends_with(&TAIL) {
+    if out[out_start..].ends_with(&TAIL) {
         out.truncate(out.len() - TAIL.len());
+    }
+    if out.len() == out_start {
+        // A sync flush straight after another emits nothing, yet section 7.2.3.6 has an empty
+        // message compress to one `00` octet: an empty stored block's header bits, which the
+        // receiver's appended tail completes.
+        out.push(0x00);
     }
     Ok(())
 }

@@ -100,6 +100,43 @@ fn rfc7692_7_2_3_5_two_deflate_blocks_in_one_message() {
 }
 
 #[test]
+fn rfc7692_7_2_3_6_empty_message_is_one_zero_octet_and_an_empty_payload_is_tolerated() {
+    // Sent: an empty message compresses to `00`, with or without context before it.
+    let always = DeflateConfig {
+        min_size: 0,
+        ..DeflateConfig::default()
+    };
+    let mut client = Connection::client(Config::default()).with_extension(Box::new(
+        PerMessageDeflate::new(Role::Client, takeover(), &always),
+    ));
+    for message in ["", "Hello", "", ""] {
+        client.send_text(message).unwrap();
+        let wire = transmitted(&mut client);
+        assert_eq!(wire[0], 0xc1, "compressed, RSV1 set");
+        if message.is_empty() {
+            // Masked, one octet of payload, which unmasks to 00.
+            assert_eq!((wire[1], wire.len()), (0x81, 7));
+            assert_eq!(wire[6] ^ wire[2], 0x00);
+        }
+    }
+    // Received: `00`, and also an empty payload, which some senders produce, are the empty
+    // message, and the shared window stays in step for the message after them.
+    let mut client = client_with(takeover(), Config::default());
+    client
+        .receive(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+        .unwrap();
+    client.receive(&[0xc1, 0x01, 0x00]).unwrap();
+    client.receive(&[0xc1, 0x00]).unwrap();
+    client
+        .receive(&[0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00])
+        .unwrap();
+    assert_eq!(
+        events(&mut client),
+        vec![text("Hello"), text(""), text(""), text("Hello")]
+    );
+}
+
+#[test]
 fn rfc7692_6_1_rsv1_is_only_for_the_first_frame_of_a_data_message() {
     let mut client = client_with(takeover(), Config::default());
     // RSV1 on a continuation frame.
