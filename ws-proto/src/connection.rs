@@ -547,7 +547,7 @@ impl Connection {
             return Ok(());
         }
         let start = self.message_buf.len();
-        self.message_buf.extend_from_slice(piece);
+        append_payload(&mut self.message_buf, piece);
         let appended = &mut self.message_buf[start..];
         if let Some(key) = mask {
             apply_mask(appended, key, phase);
@@ -696,6 +696,19 @@ struct MessageSink<'a> {
     limit: u64,
 }
 
+/// The least the message buffer grows by: small messages are then carved one after another out
+/// of one allocation (each delivered `Bytes` shares it) instead of costing an allocation each.
+/// Growth still follows the bytes received, never a declared length.
+const MESSAGE_BUF_GROWTH: usize = 8 << 10;
+
+/// Appends payload to the message buffer, growing it by at least [`MESSAGE_BUF_GROWTH`].
+fn append_payload(buf: &mut BytesMut, data: &[u8]) {
+    if buf.capacity() - buf.len() < data.len() {
+        buf.reserve(data.len().max(MESSAGE_BUF_GROWTH));
+    }
+    buf.extend_from_slice(data);
+}
+
 impl PayloadSink for MessageSink<'_> {
     fn write(&mut self, decoded: &[u8]) -> Result<(), ProtocolViolation> {
         if self.message.size + decoded.len() as u64 > self.limit {
@@ -706,7 +719,7 @@ impl PayloadSink for MessageSink<'_> {
                 .feed(decoded)
                 .map_err(|_| ProtocolViolation::InvalidUtf8)?;
         }
-        self.buf.extend_from_slice(decoded);
+        append_payload(self.buf, decoded);
         self.message.size += decoded.len() as u64;
         Ok(())
     }
