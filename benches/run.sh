@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# The server comparison: ws-mio-server and the peer servers (tokio-tungstenite, fastwebsockets)
+# under the same load generator, server and load generator pinned to different cores, several
+# rounds with the order of the servers rotated; then the codec benchmarks. Writes
+# benches/results/{results.md,results.json,chart.svg,raw.jsonl}.
+#
+#   benches/run.sh                                    # 3 rounds, 1 s warm-up + 3 s per run
+#   ROUNDS=1 WARMUP=0.5 DURATION=1 CODEC=0 benches/run.sh   # a quick look
+#   ONLY="echo-d16-100x20B idle-10k" benches/run.sh   # some scenarios
+#
+# Settings (environment): ROUNDS, WARMUP, DURATION (seconds), SERVER_CPU and LOAD_CPU (core
+# numbers for taskset), BENCH_CPU (the criterion benchmarks' core), CODEC (1: run the criterion
+# benchmarks too; 0: reuse criterion's last results if any), ONLY (scenario ids), OUT (results
+# directory), NOTE (a sentence for the report), PORT_BASE.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-1}
+DURATION=${DURATION:-3}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BENCH_CPU=${BENCH_CPU:-$SERVER_CPU}
+CODEC=${CODEC:-1}
+ONLY=${ONLY:-}
+OUT=${OUT:-benches/results}
+PORT_BASE=${PORT_BASE:-9300}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+# id | kind | title | ws-load arguments | figure | unit | better | target
+# kind: echo (ours: --mode echo, peers: --mode echo), fanout (ours: --mode chat with one room,
+# peers: --mode fanout), connect (echo servers, connections held idle).
+SCENARIOS=(
+	"echo-d1-100x20B|echo|echo, 1 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 1|messages_per_sec|rate|higher|ratio:fastwebsockets:1.0"
+	"echo-d16-100x20B|echo|echo, 16 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"echo-d16-1000x20B|echo|echo, 16 in flight, 1000 conns x 20 B|echo --connections 1000 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"echo-d16-100x1KiB|echo|echo, 16 in flight, 100 conns x 1 KiB|echo --connections 100 --size 1024 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"echo-d16-10x64KiB|echo|echo, 16 in flight, 10 conns x 64 KiB|echo --connections 10 --size 65536 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"fanout-1k-d1|fanout|fanout to 1,000 members, 1 in flight|fanout --members 1000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"fanout-1k-d16|fanout|fanout to 1,000 members, 16 in flight|fanout --members 1000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"fanout-10k-d1|fanout|fanout to 10,000 members, 1 in flight|fanout --members 10000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"fanout-10k-d16|fanout|fanout to 10,000 members, 16 in flight|fanout --members 10000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
+	"idle-10k|connect|memory per idle connection, 10,000 connections|connect --connections 10000 --hold 2|bytes_per_connection|bytes|lower|below:1024"
+)
+SERVERS=(ws-mio-server tokio-tungstenite fastwebsockets)
+
+# Each measured program runs in its own session, as separately started programs do. With the
+# scheduler's autogroups, programs started from one script would otherwise share one group's
+# CPU share against every other session's work on a busy machine.
+
+# 10,000 connections need as many descriptors in the server and in the load generator.
+hard=$(ulimit -Hn)
+if [[ $hard == unlimited || $hard -gt 20000 ]]; then hard=20000; fi
+ulimit -n "$hard"
+if (($(ulimit -n) < 10100)); then
+	echo "run.sh: the open-file limit is $(ulimit -n); the 10,000-connection scenarios need 10100" >&2
+fi
+for tool in taskset setsid python3; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "run.sh: $tool is required" >&2
+		exit 1
+	fi
+done
+
+echo "==> building (release)"
+nice -n 10 cargo build --release -p ws-mio-server -p benches --bins
+# Private copies: the shared target directory may be rebuilt while the run goes on.
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+	if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir "$work/bin"
+for b in ws-mio-server ws-load peer-tungstenite peer-fastwebsockets; do
+	cp "$TARGET_DIR/release/$b" "$work/bin/"
+done
+BIN=$work/bin
+
+mkdir -p "$OUT"
+raw=$OUT/raw.jsonl
+: >"$raw"
+loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
+port=$PORT_BASE
+
+start_server() { # name kind port
+	local name=$1 kind=$2 port=$3 bin args
+	case $name in
+	ws-mio-server)
+		bin=ws-mio-server
+		args=(--workers 1 --listen "127.0.0.1:$port" --ping-interval 0 --drain-timeout 1
+			--max-connections 100000 --max-connections-per-ip 100000)
+		if [[ $kind == fanout ]]; then
+			args+=(--mode chat --rate-limit 1e9 --rate-burst 1e9 --max-connections-per-user 100000)
+		else
+			args+=(--mode echo)
+		fi
+		;;
+	tokio-tungstenite | fastwebsockets)
+		bin=peer-${name#tokio-}
+		args=(--listen "127.0.0.1:$port" --mode "$([[ $kind == fanout ]] && echo fanout || echo echo)")
+		;;
+	esac
+	WS_LOG=warn setsid taskset -c "$SERVER_CPU" "$BIN/$bin" "${args[@]}" 2>>"$work/servers.log" &
+	server_pid=$!
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "run.sh: $name did not start listening on $port" >&2
+	return 1
+}
+
+stop_server() {
+	kill -TERM "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=
+}
+
+selected=()
+for line in "${SCENARIOS[@]}"; do
+	id=${line%%|*}
+	if [[ -z $ONLY || " $ONLY " == *" $id "* ]]; then selected+=("$line"); fi
+done
+
+echo "==> ${#selected[@]} scenarios x ${#SERVERS[@]} servers x $ROUNDS rounds (warm-up $WARMUP s, $DURATION s measured)"
+for ((round = 1; round <= ROUNDS; round++)); do
+	for line in "${selected[@]}"; do
+		IFS='|' read -r id kind title load_args metric _unit _better _target <<<"$line"
+		for ((i = 0; i < ${#SERVERS[@]}; i++)); do
+			# Rotate the order each round, so no server always runs first or last.
+			server=${SERVERS[$(((i + round - 1) % ${#SERVERS[@]}))]}
+			port=$((port + 1))
+			start_server "$server" "$kind" "$port" || continue
+			extra=()
+			if [[ $kind == fanout ]]; then
+				extra=(--protocol "$([[ $server == ws-mio-server ]] && echo chat || echo raw)")
+			fi
+			read -r -a words <<<"$load_args"
+			limit=$(python3 -c "print(int(60 + $WARMUP + $DURATION + 30))")
+			result=$work/result.json
+			rm -f "$result"
+			timeout "$limit" setsid taskset -c "$LOAD_CPU" "$BIN/ws-load" --quiet \
+				--addr "127.0.0.1:$port" --pid "$server_pid" --warmup "$WARMUP" --duration "$DURATION" \
+				--label "scenario=$id" --label "server=$server" --label "round=$round" \
+				--out "$result" "${words[@]}" "${extra[@]}" || true
+			stop_server
+			if [[ -s $result ]]; then
+				cat "$result" >>"$raw"
+				python3 - "$result" "$metric" "$round" "$server" "$title" <<-'EOF'
+					import json, sys
+					r = json.load(open(sys.argv[1]))
+					m, rnd, server, title = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+					if "error" in r:
+					    print(f"  [{rnd}] {title} / {server}: error: {r['error']}")
+					else:
+					    gen = r.get("loadgen_cpu") or 0
+					    print(f"  [{rnd}] {title} / {server}: {m} {r.get(m, 0):,.0f} (load gen {gen:.0%})")
+				EOF
+			else
+				echo "  [$round] $title / $server: no result (timed out?)"
+				echo "{\"error\":\"no result\",\"labels\":{\"scenario\":\"$id\",\"server\":\"$server\",\"round\":\"$round\"}}" >>"$raw"
+			fi
+			sleep 0.5
+		done
+	done
+done
+loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+codec_note="not run"
+if [[ $CODEC == 1 ]]; then
+	echo "==> codec and masking benchmarks (criterion)"
+	nice -n 10 cargo bench -p benches --no-run
+	rm -rf "$TARGET_DIR/criterion"/{receive_*,send_*,fragmented_*,unmask}
+	setsid taskset -c "$BENCH_CPU" cargo bench -p benches --bench codec --bench mask
+	codec_note="run now"
+elif [[ -d $TARGET_DIR/criterion ]]; then
+	codec_note="criterion's last results in $TARGET_DIR/criterion (not rerun)"
+fi
+
+# The scenario table and the run's facts, for the report.
+for line in "${SCENARIOS[@]}"; do echo "$line"; done | python3 -c '
+import json, sys
+out = []
+for line in sys.stdin:
+    id, kind, title, args, metric, unit, better, target = line.rstrip("\n").split("|")
+    t = None
+    if target.startswith("ratio:"):
+        _, peer, value = target.split(":")
+        t = {"kind": "ratio", "peer": peer, "value": float(value)}
+    elif target.startswith("below:"):
+        t = {"kind": "below", "value": float(target.split(":")[1])}
+    out.append({"id": id, "kind": kind, "title": title, "args": args, "metric": metric,
+                "unit": unit, "better": better, "target": t})
+json.dump(out, open(sys.argv[1], "w"), indent=1)
+' "$work/scenarios.json"
+python3 - "$work/meta.json" <<EOF
+import json, sys, subprocess, platform
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+meta = {
+    "commit": sh("git", "rev-parse", "--short", "HEAD"),
+    "dirty": bool(sh("git", "status", "--porcelain")),
+    "date": sh("date", "-u", "+%Y-%m-%d %H:%M UTC"),
+    "machine": f"{sh('nproc')} cores ({model}), Linux {platform.release()}",
+    "rounds": $ROUNDS, "warmup": $WARMUP, "duration": $DURATION,
+    "server_cpu": "$SERVER_CPU", "load_cpu": "$LOAD_CPU",
+    "loadavg_before": "$loadavg_before", "loadavg_after": "$loadavg_after",
+    "codec": "$codec_note",
+    "note": "${NOTE:-}",
+}
+json.dump(meta, open(sys.argv[1], "w"), indent=1)
+EOF
+echo "==> report"
+criterion_args=()
+if [[ $codec_note != "not run" ]]; then criterion_args=(--criterion "$TARGET_DIR/criterion"); fi
+python3 benches/report.py --raw "$raw" --meta "$work/meta.json" --scenarios "$work/scenarios.json" \
+	"${criterion_args[@]}" --out "$OUT"
+echo "==> wrote $OUT/results.md, $OUT/results.json, $OUT/chart.svg, $OUT/raw.jsonl"

@@ -1,0 +1,5 @@
+//! The load generator; see `benches::load`.
+
+fn main() -> std::process::ExitCode {
+    benches::load::main()
+}

@@ -1,0 +1,158 @@
+//! Round trips against an echo server: every connection keeps `depth` messages in flight and
+//! sends a new one for each echo it gets back.
+
+use super::pool::{Clients, Driver, Pool};
+use super::{latency_json, open_all, secs, Args, Progress, Window};
+use crate::hist::Histogram;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use ws_proto::Message;
+
+/// `ws-load echo`.
+#[derive(Debug, clap::Args)]
+pub struct EchoArgs {
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 20)]
+    pub size: usize,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pub depth: usize,
+    /// Send text frames (validated as UTF-8 by the server) instead of binary ones.
+    #[arg(long)]
+    pub text: bool,
+    /// The request target.
+    #[arg(long, default_value = "/")]
+    pub path: String,
+}
+
+struct Echo {
+    payload: Vec<u8>,
+    text: bool,
+    depth: usize,
+    sent_at: Vec<VecDeque<Instant>>,
+    measuring: bool,
+    stopping: bool,
+    received: u64,
+    wrong_size: u64,
+    latency: Histogram,
+}
+
+impl Echo {
+    fn send(&mut self, clients: &mut Clients, id: usize) {
+        let ok = if self.text {
+            // The payload is ASCII.
+            clients.send_text(id, std::str::from_utf8(&self.payload).unwrap_or_default())
+        } else {
+            clients.send_binary(id, &self.payload)
+        };
+        if ok {
+            self.sent_at[id].push_back(Instant::now());
+        }
+    }
+}
+
+impl Driver for Echo {
+    fn message(&mut self, clients: &mut Clients, id: usize, message: &Message, now: Instant) {
+        let Some(sent) = self.sent_at[id].pop_front() else {
+            return; // not ours: the server spoke first
+        };
+        if message.as_bytes().len() != self.payload.len() {
+            self.wrong_size += 1;
+        }
+        if self.measuring {
+            self.received += 1;
+            self.latency
+                .record(now.saturating_duration_since(sent).as_nanos() as u64);
+        }
+        if !self.stopping {
+            self.send(clients, id);
+        }
+    }
+}
+
+pub(super) fn run(args: &Args, echo: &EchoArgs) -> Result<Value, String> {
+    let mut progress = Progress::new(args.quiet, "echo");
+    let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    let payload = if echo.text {
+        vec![b'x'; echo.size]
+    } else {
+        (0..echo.size).map(|i| i as u8).collect()
+    };
+    let mut driver = Echo {
+        payload,
+        text: echo.text,
+        depth: echo.depth.max(1),
+        sent_at: (0..echo.connections)
+            .map(|_| VecDeque::with_capacity(echo.depth.max(1)))
+            .collect(),
+        measuring: false,
+        stopping: false,
+        received: 0,
+        wrong_size: 0,
+        latency: Histogram::new(),
+    };
+    let setup = open_all(
+        args,
+        &mut pool,
+        echo.connections,
+        |_| echo.path.clone(),
+        &mut driver,
+        &mut progress,
+    )?;
+    for id in 0..echo.connections {
+        for _ in 0..driver.depth {
+            driver.send(&mut pool.clients, id);
+        }
+    }
+    pool.clients.flush();
+
+    let warm_end = Instant::now() + secs(args.warmup);
+    let mut window = None;
+    let mut end = warm_end + secs(args.duration);
+    loop {
+        pool.turn(Duration::from_millis(5), &mut driver)
+            .map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        if window.is_none() && now >= warm_end {
+            driver.measuring = true;
+            window = Some(Window::open(args.pid));
+            end = now + secs(args.duration);
+        }
+        if now >= end {
+            break;
+        }
+        if pool.clients.closed > 0 {
+            return Err(format!(
+                "connections closed during the run: {}",
+                pool.clients.errors.join("; ")
+            ));
+        }
+        progress.tick(|| format!("{} echoes measured", driver.received));
+    }
+    driver.stopping = true;
+    let (seconds, mut report) = window.expect("the window opened").close();
+    pool.close_all();
+
+    let rate = driver.received as f64 / seconds;
+    report.insert("scenario".into(), json!("echo"));
+    report.insert(
+        "params".into(),
+        json!({
+            "connections": echo.connections,
+            "size": echo.size,
+            "depth": driver.depth,
+            "text": echo.text,
+        }),
+    );
+    report.insert("setup_s".into(), json!(setup.as_secs_f64()));
+    report.insert("messages".into(), json!(driver.received));
+    report.insert("messages_per_sec".into(), json!(rate));
+    report.insert("bytes_per_sec".into(), json!(rate * echo.size as f64));
+    report.insert("latency_us".into(), latency_json(&driver.latency));
+    report.insert("wrong_size".into(), json!(driver.wrong_size));
+    Ok(Value::Object(report))
+}

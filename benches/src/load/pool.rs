@@ -1,0 +1,429 @@
+//! Many client connections on one mio event loop, each a ws-proto client [`Connection`].
+//!
+//! The pool owns the sockets and the engines; a [`Driver`] (a scenario) is told about opened
+//! connections and received messages and sends through [`Clients`]. Everything runs on the
+//! calling thread, so a load generator pinned to one core uses exactly that core.
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
+use ws_proto::handshake::HandshakeLimits;
+use ws_proto::mask::MaskKeySource;
+use ws_proto::{Config, Connection, Event, Message};
+
+/// Masking keys from a xorshift generator. RFC 6455 asks clients for unpredictable keys to
+/// protect proxies from cache poisoning; a load generator on loopback has no such proxy, and
+/// the OS random source would cost it a system call every 16 frames.
+struct CheapKeys(u64);
+
+impl MaskKeySource for CheapKeys {
+    fn next_key(&mut self) -> [u8; 4] {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 as u32).to_ne_bytes()
+    }
+}
+
+enum Phase {
+    /// TCP connect in progress, then the request being written and the answer read.
+    Handshake {
+        handshake: ClientHandshake,
+        request: Vec<u8>,
+        written: usize,
+        connected: bool,
+    },
+    Open(Box<Connection>),
+    Closed,
+}
+
+/// One client connection.
+pub struct Client {
+    /// `None` once the connection failed or ended (the descriptor is released at once).
+    socket: Option<TcpStream>,
+    phase: Phase,
+    /// When the TCP connect started.
+    pub started: Instant,
+    /// When the handshake completed.
+    pub opened: Option<Instant>,
+    dirty: bool,
+}
+
+impl Client {
+    /// Whether the WebSocket is open.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open(_))
+    }
+
+    /// Whether the connection failed or ended.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    fn conn(&mut self) -> Option<&mut Connection> {
+        match &mut self.phase {
+            Phase::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The connections, as a driver sees them: it sends through these.
+pub struct Clients {
+    list: Vec<Client>,
+    dirty: Vec<usize>,
+    /// Connections opened so far.
+    pub opened: usize,
+    /// Connections that failed or ended.
+    pub closed: usize,
+    /// Connections that failed before their handshake completed.
+    pub failed_handshakes: usize,
+    /// The first errors, for the report.
+    pub errors: Vec<String>,
+}
+
+impl Clients {
+    /// The number of connections started.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether none were started.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// A connection.
+    pub fn get(&self, id: usize) -> &Client {
+        &self.list[id]
+    }
+
+    /// Connections whose handshake is still under way.
+    pub fn pending(&self) -> usize {
+        self.list.len() - self.opened - self.failed_handshakes
+    }
+
+    /// Connections open now.
+    pub fn open_now(&self) -> usize {
+        self.opened + self.failed_handshakes - self.closed
+    }
+
+    /// Queues a text message on connection `id`; false if it is not open.
+    pub fn send_text(&mut self, id: usize, text: &str) -> bool {
+        self.with_conn(id, |c| c.send_text(text).is_ok())
+    }
+
+    /// Queues a binary message on connection `id`; false if it is not open.
+    pub fn send_binary(&mut self, id: usize, data: &[u8]) -> bool {
+        self.with_conn(id, |c| c.send_binary(data).is_ok())
+    }
+
+    fn with_conn(&mut self, id: usize, f: impl FnOnce(&mut Connection) -> bool) -> bool {
+        let client = &mut self.list[id];
+        let Some(conn) = client.conn() else {
+            return false;
+        };
+        let ok = f(conn);
+        if ok && !client.dirty {
+            client.dirty = true;
+            self.dirty.push(id);
+        }
+        ok
+    }
+
+    fn mark_dirty(&mut self, id: usize) {
+        if !self.list[id].dirty {
+            self.list[id].dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    fn fail(&mut self, id: usize, why: impl FnOnce() -> String) {
+        let client = &mut self.list[id];
+        if client.is_closed() {
+            return;
+        }
+        if matches!(client.phase, Phase::Handshake { .. }) {
+            self.failed_handshakes += 1;
+        }
+        client.phase = Phase::Closed;
+        client.socket = None;
+        self.closed += 1;
+        if self.errors.len() < 5 {
+            self.errors.push(format!("connection {id}: {}", why()));
+        }
+    }
+
+    /// Writes what is queued on every connection that has something, as far as the sockets take
+    /// it; the rest goes out on the next writable event.
+    pub fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            self.list[id].dirty = false;
+            self.write(id);
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    fn write(&mut self, id: usize) {
+        let client = &mut self.list[id];
+        let Some(socket) = &mut client.socket else {
+            return;
+        };
+        let result = match &mut client.phase {
+            Phase::Open(conn) => write_queue(socket, conn),
+            Phase::Handshake {
+                request,
+                written,
+                connected: true,
+                ..
+            } => write_request(socket, request, written),
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            self.fail(id, || format!("write: {e}"));
+        }
+    }
+}
+
+fn write_request(socket: &mut TcpStream, request: &[u8], written: &mut usize) -> io::Result<()> {
+    while *written < request.len() {
+        match socket.write(&request[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn write_queue(socket: &mut TcpStream, conn: &mut Connection) -> io::Result<()> {
+    loop {
+        let mut slices = [IoSlice::new(&[]); 64];
+        let n = conn.transmit_io_slices(&mut slices);
+        if n == 0 {
+            return Ok(());
+        }
+        match socket.write_vectored(&slices[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => conn.advance_transmit(written),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a scenario does when connections open and messages arrive.
+pub trait Driver {
+    /// Connection `id` completed its handshake.
+    fn opened(&mut self, _clients: &mut Clients, _id: usize, _now: Instant) {}
+    /// Connection `id` received a message; `now` is when the read that carried it returned.
+    fn message(&mut self, clients: &mut Clients, id: usize, message: &Message, now: Instant);
+}
+
+/// The event loop and its connections.
+pub struct Pool {
+    poll: Poll,
+    events: Events,
+    read_buf: Vec<u8>,
+    addr: SocketAddr,
+    host: String,
+    nonce: u64,
+    /// The connections.
+    pub clients: Clients,
+}
+
+impl Pool {
+    /// An empty pool for connections to `addr`.
+    pub fn new(addr: SocketAddr) -> io::Result<Pool> {
+        Ok(Pool {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            read_buf: vec![0; 256 << 10],
+            addr,
+            host: addr.to_string(),
+            nonce: 0x2545_f491_4f6c_dd1d,
+            clients: Clients {
+                list: Vec::new(),
+                dirty: Vec::new(),
+                opened: 0,
+                closed: 0,
+                failed_handshakes: 0,
+                errors: Vec::new(),
+            },
+        })
+    }
+
+    /// Starts a connection to `target` (path and query); returns its id.
+    pub fn connect(&mut self, target: &str) -> usize {
+        let id = self.clients.list.len();
+        self.nonce = self
+            .nonce
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&self.nonce.to_ne_bytes());
+        nonce[8..].copy_from_slice(&(id as u64).to_ne_bytes());
+        let request = ClientRequest::new(&self.host, target);
+        let (handshake, request) =
+            ClientHandshake::new(&request, nonce, HandshakeLimits::default());
+        let started = Instant::now();
+        let socket = TcpStream::connect(self.addr).and_then(|mut s| {
+            self.poll.registry().register(
+                &mut s,
+                Token(id),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(s)
+        });
+        let (socket, failure) = match socket {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e)),
+        };
+        self.clients.list.push(Client {
+            socket,
+            phase: Phase::Handshake {
+                handshake,
+                request,
+                written: 0,
+                connected: false,
+            },
+            started,
+            opened: None,
+            dirty: false,
+        });
+        if let Some(e) = failure {
+            self.clients.fail(id, || format!("connect: {e}"));
+        }
+        id
+    }
+
+    /// Waits up to `timeout` for events, handles them, then writes what the handlers queued.
+    pub fn turn<D: Driver>(&mut self, timeout: Duration, driver: &mut D) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let Pool {
+            events,
+            clients,
+            read_buf,
+            ..
+        } = self;
+        for event in events.iter() {
+            let id = event.token().0;
+            if event.is_writable() {
+                writable(clients, id);
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                readable(clients, id, read_buf, driver);
+            }
+        }
+        self.clients.flush();
+        Ok(())
+    }
+
+    /// Drops every connection at once (the peers see resets or EOFs).
+    pub fn close_all(&mut self) {
+        for client in &mut self.clients.list {
+            if let Some(mut socket) = client.socket.take() {
+                let _ = self.poll.registry().deregister(&mut socket);
+            }
+        }
+        self.clients.list.clear();
+    }
+}
+
+fn writable(clients: &mut Clients, id: usize) {
+    let client = &mut clients.list[id];
+    let Some(socket) = &client.socket else {
+        return;
+    };
+    if let Phase::Handshake { connected, .. } = &mut client.phase {
+        if !*connected {
+            if let Ok(Some(e)) | Err(e) = socket.take_error() {
+                return clients.fail(id, || format!("connect: {e}"));
+            }
+            match socket.peer_addr() {
+                Ok(_) => *connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => return clients.fail(id, || format!("connect: {e}")),
+            }
+            let _ = socket.set_nodelay(true);
+        }
+    }
+    clients.write(id);
+}
+
+fn readable<D: Driver>(clients: &mut Clients, id: usize, buf: &mut [u8], driver: &mut D) {
+    loop {
+        let Some(socket) = &mut clients.list[id].socket else {
+            return;
+        };
+        let n = match socket.read(buf) {
+            Ok(0) => return clients.fail(id, || "closed by the server".to_string()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return clients.fail(id, || format!("read: {e}")),
+        };
+        let now = Instant::now();
+        let mut data = &buf[..n];
+        let client = &mut clients.list[id];
+        if let Phase::Handshake { handshake, .. } = &mut client.phase {
+            match handshake.receive(data) {
+                Ok(None) => continue,
+                Ok(Some((_response, used))) => {
+                    let keys = CheapKeys(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1));
+                    let conn = Connection::client_with_keys(Config::default(), Box::new(keys));
+                    client.phase = Phase::Open(Box::new(conn));
+                    client.opened = Some(now);
+                    clients.opened += 1;
+                    driver.opened(clients, id, now);
+                    data = &data[used..];
+                }
+                Err(e) => return clients.fail(id, || format!("handshake: {e}")),
+            }
+        }
+        receive(clients, id, data, now, driver);
+    }
+}
+
+fn receive<D: Driver>(clients: &mut Clients, id: usize, data: &[u8], now: Instant, driver: &mut D) {
+    let Some(conn) = clients.list[id].conn() else {
+        return;
+    };
+    let violation = conn.receive(data).err();
+    loop {
+        let Some(conn) = clients.list[id].conn() else {
+            return;
+        };
+        match conn.poll_event() {
+            Some(Event::Message(message)) => driver.message(clients, id, &message, now),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let Some(conn) = clients.list[id].conn() else {
+        return;
+    };
+    let done = conn.should_close_transport();
+    if conn.has_pending_transmit() {
+        clients.mark_dirty(id);
+    }
+    if let Some(v) = violation {
+        clients.fail(id, || format!("protocol: {v}"));
+    } else if done {
+        clients.fail(id, || "closed by the server".to_string());
+    }
+}
