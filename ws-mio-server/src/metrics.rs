@@ -72,6 +72,7 @@ counters! {
     connections_accepted_total: "TCP connections accepted.",
     connections_refused_total: "Connections refused by the total or per-IP limit.",
     handshakes_ok_total: "WebSocket handshakes completed.",
+    deflate_handshakes_total: "Handshakes that negotiated permessage-deflate.",
     handshakes_rejected_total: "Handshakes refused (bad request or by the application).",
     handshake_timeouts_total: "Connections dropped for not finishing the handshake in time.",
     http_requests_total: "Plain HTTP requests answered.",

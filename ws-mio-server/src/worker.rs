@@ -435,6 +435,7 @@ impl<H: Handler> Worker<H> {
                 conn.raw_out = bytes;
                 let mut ws = Connection::server(self.ws_config.clone());
                 if let Some(deflate) = negotiated {
+                    add(&self.metrics.deflate_handshakes_total, 1);
                     ws = ws.with_extension(Box::new(deflate));
                 }
                 conn.phase = Phase::Open(ws);

@@ -25,6 +25,7 @@ fn negotiated_compression_echoes_both_ways_and_can_be_turned_off() {
     assert!(header.payload_len < text.len() as u64 / 10);
     let _ = client.conn.receive(&head);
     assert_eq!(client.next_text(), text);
+    assert_eq!(handle.metrics().snapshot().deflate_handshakes_total, 1);
     stop(handle, server);
 
     let mut off = config();
@@ -34,6 +35,7 @@ fn negotiated_compression_echoes_both_ways_and_can_be_turned_off() {
     assert!(!deflated, "compression off: the offer is declined");
     client.send_text(&text);
     assert_eq!(client.next_text(), text);
+    assert_eq!(handle.metrics().snapshot().deflate_handshakes_total, 0);
     stop(handle, server);
 }
 

@@ -181,3 +181,65 @@ test('two users chat in the lobby through a real browser', { timeout: 120_000 },
     for (const u of [alice, bob, carol]) if (u) await u.context.close().catch(() => {});
   }
 });
+
+// The server's counters from /metrics, by name (series without labels only), and the body's
+// length: the response that carries it is counted in the next reading's bytes out.
+async function metrics() {
+  const response = await fetch(CHAT_URL + '/metrics');
+  assert.equal(response.status, 200, 'GET /metrics');
+  const body = await response.text();
+  const values = {};
+  for (const line of body.split('\n')) {
+    const m = /^(ws_[a-z_]+) (\d+)$/.exec(line);
+    if (m) values[m[1]] = Number(m[2]);
+  }
+  return { values, length: body.length };
+}
+
+test('Chromium negotiates permessage-deflate and exchanges compressed messages', { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    const response = await page.goto(CHAT_URL + '/');
+    assert.equal(response.status(), 200);
+    // 6,000 characters that compress well: uncompressed, sending it and getting it back would
+    // move over 12 KB; compressed, a few hundred bytes.
+    const text = 'a compressible chat message, '.repeat(207).slice(0, 6000);
+    const before = await metrics();
+    const result = await page.evaluate(async ({ text, waitMs }) => {
+      const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/ws?name=zip');
+      const seen = [];
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('timed out; seen: ' + seen.join(' '))), waitMs);
+        ws.onerror = () => reject(new Error('websocket error'));
+        ws.onclose = (e) => reject(new Error('closed with ' + e.code));
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          seen.push(m.type);
+          if (m.type === 'welcome') ws.send(JSON.stringify({ type: 'join', room: 'zip' }));
+          if (m.type === 'presence' && m.user === 'zip' && m.event === 'joined') {
+            ws.send(JSON.stringify({ type: 'send', room: 'zip', text, id: 'z1' }));
+          }
+          if (m.type === 'message' && m.text === text) { clearTimeout(timer); resolve(); }
+        };
+      });
+      const extensions = ws.extensions;
+      await new Promise((resolve) => { ws.onclose = resolve; ws.close(1000); });
+      return { extensions, seen };
+    }, { text, waitMs: WAIT_MS });
+    const after = await metrics();
+    // The browser reports the extension only when the server's 101 accepted its offer.
+    assert.match(result.extensions, /^permessage-deflate/, 'negotiated: ' + result.extensions);
+    const delta = (name) => after.values[name] - before.values[name];
+    assert.equal(delta('ws_deflate_handshakes_total'), 1);
+    // Wire bytes both ways (handshake and the first /metrics response included) stay far below
+    // the text's length: Chromium compressed what it sent and the server what it echoed.
+    const bytesIn = delta('ws_bytes_in_total');
+    const bytesOut = delta('ws_bytes_out_total') - before.length;
+    assert.ok(bytesIn < text.length / 2, `bytes in ${bytesIn} for a ${text.length}-byte message`);
+    assert.ok(bytesOut < text.length / 2, `bytes out ${bytesOut} for a ${text.length}-byte message`);
+  } finally {
+    await context.close().catch(() => {});
+  }
+});
