@@ -85,6 +85,26 @@ fn check_against_reference<T>(fed: &Fed<T>, body: &[u8], limit: usize) {
     }
 }
 
+/// Feeds a fresh parser the head as `pieces`, whole, and (when short) byte by byte, asserting
+/// that all three end alike; returns the result for the whole head.
+fn same_for_any_chunking<T: PartialEq + core::fmt::Debug>(
+    pieces: &[&[u8]],
+    body: &[u8],
+    receive_all: impl Fn(&[&[u8]]) -> Fed<T>,
+) -> Fed<T> {
+    let whole = receive_all(&[body]);
+    assert_eq!(
+        receive_all(pieces),
+        whole,
+        "the chunking changed the result"
+    );
+    if body.len() <= 512 {
+        let bytewise: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(receive_all(&bytewise), whole);
+    }
+    whole
+}
+
 /// Input: limits selector, header-count byte, then a chunk spec and the request bytes.
 pub fn server_handshake(data: &[u8]) {
     let [selector, headers, rest @ ..] = data else {
@@ -93,17 +113,10 @@ pub fn server_handshake(data: &[u8]) {
     let limits = limits(*selector, *headers);
     let pieces = chunks::split(rest);
     let body = pieces.concat();
-    let receive_all = |pieces: &[&[u8]]| {
+    let whole = same_for_any_chunking(&pieces, &body, |pieces| {
         let mut hs = ServerHandshake::new(limits);
         feed(pieces, limits.max_head_bytes, |p| hs.receive(p))
-    };
-    let chunked = receive_all(&pieces);
-    let whole = receive_all(&[&body]);
-    assert_eq!(chunked, whole, "the chunking changed the result");
-    if body.len() <= 512 {
-        let bytewise: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(receive_all(&bytewise), whole);
-    }
+    });
     check_against_reference(&whole, &body, limits.max_head_bytes);
     if let Fed::Done(Ok((request, _))) = &whole {
         check_request(request);
@@ -241,17 +254,10 @@ pub fn client_response(data: &[u8]) {
     let request = client_request(*request);
     let pieces = chunks::split(rest);
     let body = pieces.concat();
-    let receive_all = |pieces: &[&[u8]]| {
+    let whole = same_for_any_chunking(&pieces, &body, |pieces| {
         let (mut hs, _) = ClientHandshake::new(&request, RFC_NONCE, limits);
         feed(pieces, limits.max_head_bytes, |p| hs.receive(p))
-    };
-    let chunked = receive_all(&pieces);
-    let whole = receive_all(&[&body]);
-    assert_eq!(chunked, whole, "the chunking changed the result");
-    if body.len() <= 512 {
-        let bytewise: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(receive_all(&bytewise), whole);
-    }
+    });
     check_against_reference(&whole, &body, limits.max_head_bytes);
     if let Fed::Done(Ok((response, _))) = &whole {
         check_response(response, &request);

@@ -2,11 +2,11 @@
 //! sends a new one for each echo it gets back.
 
 use super::pool::{Clients, Driver, Pool};
-use super::{latency_json, open_all, secs, Args, Progress, Window};
+use super::{latency_json, measure, open_all, Args, Measured, Progress};
 use crate::hist::Histogram;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use ws_proto::Message;
 
 /// `ws-load echo`.
@@ -74,6 +74,16 @@ impl Driver for Echo {
     }
 }
 
+impl Measured for Echo {
+    fn start_measuring(&mut self) {
+        self.measuring = true;
+    }
+
+    fn progress(&self) -> String {
+        format!("{} echoes measured", self.received)
+    }
+}
+
 pub(super) fn run(args: &Args, echo: &EchoArgs) -> Result<Value, String> {
     let mut progress = Progress::new(args.quiet, "echo");
     let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
@@ -110,31 +120,8 @@ pub(super) fn run(args: &Args, echo: &EchoArgs) -> Result<Value, String> {
     }
     pool.clients.flush();
 
-    let warm_end = Instant::now() + secs(args.warmup);
-    let mut window = None;
-    let mut end = warm_end + secs(args.duration);
-    loop {
-        pool.turn(Duration::from_millis(5), &mut driver)
-            .map_err(|e| e.to_string())?;
-        let now = Instant::now();
-        if window.is_none() && now >= warm_end {
-            driver.measuring = true;
-            window = Some(Window::open(args.pid));
-            end = now + secs(args.duration);
-        }
-        if now >= end {
-            break;
-        }
-        if pool.clients.closed > 0 {
-            return Err(format!(
-                "connections closed during the run: {}",
-                pool.clients.errors.join("; ")
-            ));
-        }
-        progress.tick(|| format!("{} echoes measured", driver.received));
-    }
+    let (seconds, mut report) = measure(args, &mut pool, &mut driver, &mut progress)?;
     driver.stopping = true;
-    let (seconds, mut report) = window.expect("the window opened").close();
     pool.close_all();
 
     let rate = driver.received as f64 / seconds;

@@ -7,7 +7,7 @@
 //! server (`--protocol raw`) the publisher's frame itself reaches everyone.
 
 use super::pool::{Clients, Driver, Pool};
-use super::{latency_json, open_all, secs, Args, Progress, Window};
+use super::{latency_json, measure, open_all, secs, Args, Measured, Progress};
 use crate::hist::Histogram;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -83,6 +83,26 @@ struct Fanout {
     lost: u64,
     latency: Histogram,
     text: String,
+    /// How long a published message may go undelivered before it counts as lost.
+    loss_timeout: Duration,
+}
+
+impl Measured for Fanout {
+    fn start_measuring(&mut self) {
+        self.measuring = true;
+    }
+
+    fn before_turn(&mut self, clients: &mut Clients) {
+        self.pump(clients, self.loss_timeout);
+        clients.flush();
+    }
+
+    fn progress(&self) -> String {
+        format!(
+            "{} deliveries measured, {} in flight",
+            self.deliveries, self.incomplete
+        )
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -230,6 +250,7 @@ pub(super) fn run(args: &Args, fanout: &FanoutArgs) -> Result<Value, String> {
         lost: 0,
         latency: Histogram::new(),
         text: String::new(),
+        loss_timeout: secs(fanout.loss_timeout),
     };
     let (protocol, unique) = (fanout.protocol, fanout.unique_names);
     let target = move |i: usize| match protocol {
@@ -269,39 +290,8 @@ pub(super) fn run(args: &Args, fanout: &FanoutArgs) -> Result<Value, String> {
         progress.tick(|| format!("subscribing: {}/{members} ready", driver.ready_count));
     }
 
-    let loss_timeout = secs(fanout.loss_timeout);
-    let warm_end = Instant::now() + secs(args.warmup);
-    let mut window = None;
-    let mut end = warm_end + secs(args.duration);
-    loop {
-        driver.pump(&mut pool.clients, loss_timeout);
-        pool.clients.flush();
-        pool.turn(Duration::from_millis(5), &mut driver)
-            .map_err(|e| e.to_string())?;
-        let now = Instant::now();
-        if window.is_none() && now >= warm_end {
-            driver.measuring = true;
-            window = Some(Window::open(args.pid));
-            end = now + secs(args.duration);
-        }
-        if now >= end {
-            break;
-        }
-        if pool.clients.closed > 0 {
-            return Err(format!(
-                "connections closed during the run: {}",
-                pool.clients.errors.join("; ")
-            ));
-        }
-        progress.tick(|| {
-            format!(
-                "{} deliveries measured, {} in flight",
-                driver.deliveries, driver.incomplete
-            )
-        });
-    }
+    let (seconds, mut report) = measure(args, &mut pool, &mut driver, &mut progress)?;
     driver.publishing = false;
-    let (seconds, mut report) = window.expect("the window opened").close();
     pool.close_all();
 
     report.insert("scenario".into(), json!("fanout"));

@@ -183,6 +183,51 @@ pub(crate) fn open_all<D: Driver>(
     Ok(start.elapsed())
 }
 
+/// A driver measured over a window that opens after the warm-up.
+pub(crate) trait Measured: Driver {
+    /// The warm-up is over: count from now on.
+    fn start_measuring(&mut self);
+    /// Runs before every turn of the pool (a publisher's sends).
+    fn before_turn(&mut self, _clients: &mut pool::Clients) {}
+    /// The progress line for long runs.
+    fn progress(&self) -> String;
+}
+
+/// Turns `pool` through the warm-up and then the measured window, failing if a connection
+/// closes on the way; returns the window's length in seconds and its report.
+pub(crate) fn measure<D: Measured>(
+    args: &Args,
+    pool: &mut Pool,
+    driver: &mut D,
+    progress: &mut Progress,
+) -> Result<(f64, Map<String, Value>), String> {
+    let warm_end = Instant::now() + secs(args.warmup);
+    let mut window = None;
+    let mut end = warm_end + secs(args.duration);
+    loop {
+        driver.before_turn(&mut pool.clients);
+        pool.turn(Duration::from_millis(5), driver)
+            .map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        if window.is_none() && now >= warm_end {
+            driver.start_measuring();
+            window = Some(Window::open(args.pid));
+            end = now + secs(args.duration);
+        }
+        if now >= end {
+            break;
+        }
+        if pool.clients.closed > 0 {
+            return Err(format!(
+                "connections closed during the run: {}",
+                pool.clients.errors.join("; ")
+            ));
+        }
+        progress.tick(|| driver.progress());
+    }
+    Ok(window.expect("the window opened").close())
+}
+
 pub(crate) fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
