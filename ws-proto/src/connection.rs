@@ -152,6 +152,9 @@ pub struct Connection {
     frame: Option<IncomingFrame>,
     message: Option<IncomingMessage>,
     message_buf: BytesMut,
+    /// The length of the input `receive` was last given: the message buffer grows by up to
+    /// this much at once, so that it never holds more than was really received.
+    read_len: usize,
     utf8: Utf8Validator,
     control_buf: [u8; MAX_CONTROL_PAYLOAD],
     control_len: u8,
@@ -311,6 +314,7 @@ impl Connection {
             frame: None,
             message: None,
             message_buf: BytesMut::new(),
+            read_len: 0,
             utf8: Utf8Validator::new(),
             control_buf: [0; MAX_CONTROL_PAYLOAD],
             control_len: 0,
@@ -348,6 +352,7 @@ impl Connection {
         if self.read_closed {
             return Ok(data.len());
         }
+        self.read_len = data.len();
         match self.receive_frames(data) {
             Ok(()) => Ok(data.len()),
             Err(violation) => {
@@ -547,7 +552,7 @@ impl Connection {
             return Ok(());
         }
         let start = self.message_buf.len();
-        append_payload(&mut self.message_buf, piece);
+        append_payload(&mut self.message_buf, piece, self.read_len);
         let appended = &mut self.message_buf[start..];
         if let Some(key) = mask {
             apply_mask(appended, key, phase);
@@ -696,15 +701,17 @@ struct MessageSink<'a> {
     limit: u64,
 }
 
-/// The least the message buffer grows by: small messages are then carved one after another out
-/// of one allocation (each delivered `Bytes` shares it) instead of costing an allocation each.
-/// Growth still follows the bytes received, never a declared length.
+/// How much the message buffer grows by at once, at most, beyond the payload at hand: the
+/// small messages of one read are then carved one after another out of one allocation (each
+/// delivered `Bytes` shares it) instead of costing an allocation each.
 const MESSAGE_BUF_GROWTH: usize = 8 << 10;
 
-/// Appends payload to the message buffer, growing it by at least [`MESSAGE_BUF_GROWTH`].
-fn append_payload(buf: &mut BytesMut, data: &[u8]) {
+/// Appends payload to the message buffer. When it must grow, it grows by the payload or by as
+/// much of the read it came in (`read_len`) as [`MESSAGE_BUF_GROWTH`] allows, whichever is
+/// more: growth follows bytes really received, never a declared length.
+fn append_payload(buf: &mut BytesMut, data: &[u8], read_len: usize) {
     if buf.capacity() - buf.len() < data.len() {
-        buf.reserve(data.len().max(MESSAGE_BUF_GROWTH));
+        buf.reserve(data.len().max(read_len.min(MESSAGE_BUF_GROWTH)));
     }
     buf.extend_from_slice(data);
 }
@@ -719,7 +726,7 @@ impl PayloadSink for MessageSink<'_> {
                 .feed(decoded)
                 .map_err(|_| ProtocolViolation::InvalidUtf8)?;
         }
-        append_payload(self.buf, decoded);
+        append_payload(self.buf, decoded, 0);
         self.message.size += decoded.len() as u64;
         Ok(())
     }
