@@ -28,8 +28,9 @@ PORT_BASE=${PORT_BASE:-9300}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 # id | kind | title | ws-load arguments | figure | unit | better | target
-# kind: echo (ours: --mode echo, peers: --mode echo), fanout (ours: --mode chat with one room,
-# peers: --mode fanout), connect (echo servers, connections held idle).
+# kind: echo (every server echoes), fanout (ours: --mode broadcast, peers: --mode fanout; each
+# publishes every message to every connection, the sender included), connect (echo servers,
+# connections held idle).
 SCENARIOS=(
 	"echo-d1-100x20B|echo|echo, 1 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 1|messages_per_sec|rate|higher|ratio:fastwebsockets:1.0"
 	"echo-d16-100x20B|echo|echo, 16 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
@@ -91,11 +92,7 @@ start_server() { # name kind port
 		bin=ws-mio-server
 		args=(--workers 1 --listen "127.0.0.1:$port" --ping-interval 0 --drain-timeout 1
 			--max-connections 100000 --max-connections-per-ip 100000)
-		if [[ $kind == fanout ]]; then
-			args+=(--mode chat --rate-limit 1e9 --rate-burst 1e9 --max-connections-per-user 100000)
-		else
-			args+=(--mode echo)
-		fi
+		args+=(--mode "$([[ $kind == fanout ]] && echo broadcast || echo echo)")
 		;;
 	tokio-tungstenite | fastwebsockets)
 		bin=peer-${name#tokio-}
@@ -134,9 +131,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			port=$((port + 1))
 			start_server "$server" "$kind" "$port" || continue
 			extra=()
-			if [[ $kind == fanout ]]; then
-				extra=(--protocol "$([[ $server == ws-mio-server ]] && echo chat || echo raw)")
-			fi
+			if [[ $kind == fanout ]]; then extra=(--protocol raw); fi
 			read -r -a words <<<"$load_args"
 			limit=$(python3 -c "print(int(60 + $WARMUP + $DURATION + 30))")
 			result=$work/result.json

@@ -26,6 +26,8 @@ pub enum Mode {
     Chat,
     /// Echo every message back: the mode the Autobahn run and the benchmarks use.
     Echo,
+    /// Publish every message to every connection, the sender included: plain fanout.
+    Broadcast,
 }
 
 /// The resolved configuration.

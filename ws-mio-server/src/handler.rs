@@ -219,3 +219,25 @@ impl Handler for Echo {
         ctx.reply(message);
     }
 }
+
+/// Publish every message to every open connection, the sender included, through one room: the
+/// application of `--mode broadcast`, the plain fanout the benchmarks compare with other
+/// servers (the chat adds its JSON protocol, history and presence on top of the same path).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Broadcast;
+
+impl Broadcast {
+    /// The room every connection joins.
+    pub const ROOM: &'static str = "broadcast";
+}
+
+impl Handler for Broadcast {
+    fn on_open(&self, ctx: &mut Context<'_>, _: &OpenRequest<'_>) -> OpenDecision {
+        ctx.join(ctx.id(), Self::ROOM);
+        OpenDecision::accept()
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        ctx.publish(Self::ROOM, message);
+    }
+}

@@ -39,7 +39,7 @@ mod worker;
 
 pub use config::{Config, Mode, SlowConsumerPolicy};
 pub use handler::{
-    CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, OpenDecision, OpenRequest,
+    Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, OpenDecision, OpenRequest,
 };
 pub use metrics::{Metrics, Snapshot};
 pub use server::{Server, ServerHandle};

@@ -5,7 +5,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use ws_mio_server::chat::Chat;
 use ws_mio_server::config::Args;
-use ws_mio_server::{Echo, Mode, Server};
+use ws_mio_server::{Broadcast, Echo, Mode, Server};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     };
     let server = match config.mode {
         Mode::Echo => Server::start(config, Echo),
+        Mode::Broadcast => Server::start(config, Broadcast),
         Mode::Chat => {
             let chat = Chat::new(config.chat.clone());
             Server::start(config, chat)

@@ -6,7 +6,9 @@ use common::{http, start, stop, test_config as config, wait_until, Received, Tes
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use ws_mio_server::{Context, Echo, Handler, OpenDecision, OpenRequest, SlowConsumerPolicy};
+use ws_mio_server::{
+    Broadcast, Context, Echo, Handler, OpenDecision, OpenRequest, SlowConsumerPolicy,
+};
 use ws_proto::{CloseCode, Config as WsConfig, Event, Message, MessageKind};
 
 /// Joins the room named by the `room` query parameter; publishes every message to it.
@@ -94,6 +96,32 @@ fn room_fanout_reaches_members_on_every_worker_in_publish_order() {
     }
     let m = handle.metrics().snapshot();
     assert!(m.fanout_deliveries_total >= 40 * 200);
+    stop(handle, server);
+}
+
+#[test]
+fn broadcast_mode_sends_every_message_to_every_connection_sender_included() {
+    let (addr, handle, server) = start(config(), Broadcast);
+    let mut clients: Vec<TestClient> = (0..3).map(|_| TestClient::connect(addr, "/")).collect();
+    clients[0].send_text("from the first");
+    for client in &mut clients {
+        assert_eq!(client.next_text(), "from the first");
+    }
+    clients[1].send(&Message::Binary(vec![7, 8, 9].into()));
+    for client in &mut clients {
+        assert_eq!(client.next_message(), Message::Binary(vec![7, 8, 9].into()));
+    }
+    // A closed connection leaves the room: the rest still get everything, it gets nothing.
+    let mut gone = clients.pop().unwrap();
+    gone.close();
+    gone.expect_close(CloseCode::NORMAL);
+    clients[0].send_text("after the close");
+    for client in &mut clients {
+        assert_eq!(client.next_text(), "after the close");
+    }
+    let m = handle.metrics().snapshot();
+    assert_eq!(m.messages_in_total, 3);
+    assert_eq!(m.fanout_deliveries_total, 3 + 3 + 2);
     stop(handle, server);
 }
 
