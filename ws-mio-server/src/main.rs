@@ -1,6 +1,8 @@
 //! The `ws-mio-server` binary: `cargo run --release -p ws-mio-server` serves on 127.0.0.1:9001
 //! with no configuration; `--help` lists the options.
 
+mod malloc_tuning;
+
 use clap::Parser;
 use std::process::ExitCode;
 use ws_mio_server::chat::Chat;
@@ -15,6 +17,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Before any worker thread starts; see the module for why and the figures.
+    let tuned = malloc_tuning::apply();
     let config = match Args::parse().resolve() {
         Ok(config) => config,
         Err(e) => {
@@ -22,6 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing::debug!(tuned, "allocator thresholds");
     let server = match config.mode {
         Mode::Echo => Server::start(config, Echo),
         Mode::Broadcast => Server::start(config, Broadcast),
