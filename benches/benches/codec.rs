@@ -41,7 +41,7 @@ fn size_name(size: usize) -> String {
 
 mod ours {
     use super::*;
-    use ws_proto::{Config, Connection, Event, Message};
+    use ws_proto::{Config, Connection, Event, Message, Utf8Bytes};
 
     pub fn receive(input: &[u8], count: usize) -> usize {
         let mut stream = MemStream::new(input, READ_SIZE);
@@ -81,13 +81,15 @@ mod ours {
     pub fn send(kind: Kind, payload: &[u8], count: usize) -> usize {
         let mut sink = MemStream::new(&[], 0);
         let mut conn = Connection::server(Config::default());
-        let text = std::str::from_utf8(payload).unwrap_or_default();
+        // An owned message, as the others get: large payloads are queued, not copied.
+        let message = match kind {
+            Kind::Text => Message::Text(
+                Utf8Bytes::try_from(Bytes::copy_from_slice(payload)).expect("text payload"),
+            ),
+            Kind::Binary => Message::Binary(Bytes::copy_from_slice(payload)),
+        };
         for _ in 0..count {
-            match kind {
-                Kind::Text => conn.send_text(text),
-                Kind::Binary => conn.send_binary(payload),
-            }
-            .expect("open");
+            conn.send(&message).expect("open");
             if conn.pending_transmit_len() >= FLUSH_AT {
                 drain(&mut conn, &mut sink);
             }

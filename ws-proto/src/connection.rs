@@ -706,6 +706,11 @@ struct MessageSink<'a> {
 /// delivered `Bytes` shares it) instead of costing an allocation each.
 const MESSAGE_BUF_GROWTH: usize = 8 << 10;
 
+/// From this payload size up, [`Connection::send`] on a server queues the message's shared
+/// bytes instead of copying them: below it a copy costs less than the extra chunk (a
+/// reference count and one more slice in every vectored write).
+pub const SHARE_PAYLOAD_FROM: usize = 8 << 10;
+
 /// Appends payload to the message buffer. When it must grow, it grows by the payload or by as
 /// much of the read it came in (`read_len`) as [`MESSAGE_BUF_GROWTH`] allows, whichever is
 /// more: growth follows bytes really received, never a declared length.
@@ -841,9 +846,33 @@ impl Connection {
         self.send_message(MessageKind::Binary, data)
     }
 
-    /// Queues a message.
+    /// Queues a message. A server sending a payload of [`SHARE_PAYLOAD_FROM`] bytes or more
+    /// with no extension in the way queues the message's own bytes behind the frame header
+    /// rather than copying them (echoing a received message costs no copy).
     pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
-        self.send_message(message.kind(), message.as_bytes())
+        let payload = message.as_bytes();
+        if payload.len() < SHARE_PAYLOAD_FROM
+            || self.extension.is_some()
+            || self.role() != Role::Server
+        {
+            return self.send_message(message.kind(), payload);
+        }
+        self.check_can_send_data()?;
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: message.kind().opcode(),
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.out_staging.extend_from_slice(&head[..head_len]);
+        self.push_chunk(message.clone().into_bytes());
+        Ok(())
     }
 
     fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), UsageError> {
@@ -964,14 +993,19 @@ impl Connection {
         if self.sending.is_some() {
             return Err(UsageError::MessageInProgress);
         }
+        self.push_chunk(frame.bytes.clone());
+        Ok(())
+    }
+
+    /// Queues shared bytes for the transport after everything staged so far.
+    fn push_chunk(&mut self, chunk: Bytes) {
         if !self.out_staging.is_empty() {
             let staged = self.out_staging.split().freeze();
             self.out_chunks_len += staged.len();
             self.out_chunks.push_back(staged);
         }
-        self.out_chunks_len += frame.bytes.len();
-        self.out_chunks.push_back(frame.bytes.clone());
-        Ok(())
+        self.out_chunks_len += chunk.len();
+        self.out_chunks.push_back(chunk);
     }
 
     fn check_can_send_data(&self) -> Result<(), UsageError> {

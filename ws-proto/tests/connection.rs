@@ -729,6 +729,44 @@ fn encoded_frames_keep_their_place_among_other_frames() {
 }
 
 #[test]
+fn large_messages_a_server_sends_share_their_bytes_and_keep_their_place() {
+    use ws_proto::connection::SHARE_PAYLOAD_FROM;
+    let big: Bytes = (0..SHARE_PAYLOAD_FROM * 2).map(|i| i as u8).collect();
+    let message = Message::Binary(big.clone());
+    let mut server = Connection::server(Config::default());
+    server.send_text("before").unwrap();
+    server.send(&message).unwrap();
+    server.send_text("after").unwrap();
+    // The chunks handed to the transport include the message's own allocation, not a copy.
+    let chunks: Vec<Bytes> = std::iter::from_fn(|| server.poll_transmit()).collect();
+    assert!(chunks.iter().any(|c| c.as_ptr() == big.as_ptr()));
+    // On the wire: the same frames a copying send writes (section 5.2's shortest length).
+    let wire: Vec<u8> = chunks.concat();
+    let mut copying = Connection::server(Config::default());
+    copying.send_text("before").unwrap();
+    copying.send_binary(&big).unwrap();
+    copying.send_text("after").unwrap();
+    assert_eq!(wire, transmitted(&mut copying));
+    let mut client = Connection::client(Config::default());
+    client.receive(&wire).unwrap();
+    assert_eq!(
+        events(&mut client),
+        vec![
+            text("before"),
+            Event::Message(message.clone()),
+            text("after")
+        ]
+    );
+    // A client masks, so it copies; the rules on what may be sent still apply.
+    let mut client = Connection::client(Config::default());
+    client.send(&message).unwrap();
+    let masked = transmitted(&mut client);
+    assert!(!masked.windows(64).any(|w| w == &big[..64]));
+    server.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(server.send(&message), Err(UsageError::Closing));
+}
+
+#[test]
 fn eof_before_close_handshake_closes_abnormally() {
     let mut server = Connection::server(Config::default());
     server
