@@ -200,7 +200,8 @@ def sh(*cmd):
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
 meta = {
     "commit": sh("git", "rev-parse", "--short", "HEAD"),
-    "dirty": bool(sh("git", "status", "--porcelain")),
+    # The results of an earlier run are not a change to what is measured.
+    "dirty": bool(sh("git", "status", "--porcelain", "--", ".", ":!benches/results")),
     "date": sh("date", "-u", "+%Y-%m-%d %H:%M UTC"),
     "machine": f"{sh('nproc')} cores ({model}), Linux {platform.release()}",
     "rounds": $ROUNDS, "warmup": $WARMUP, "duration": $DURATION,
