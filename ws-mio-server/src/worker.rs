@@ -29,6 +29,20 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 /// The read buffer every connection of a worker shares.
 const READ_BUFFER: usize = 64 << 10;
+
+/// When a read loop may stop short of `WouldBlock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// After a read that did not fill the buffer: the socket held no more at that moment, and
+    /// with edge-triggered readiness anything arriving later raises a new event. This saves a
+    /// `recv` that would only say `WouldBlock`: one syscall in three when each read carries one
+    /// message.
+    UntilShort,
+    /// Until `WouldBlock` or the end of the stream: when the event said the peer closed (or the
+    /// socket failed) before it was reported, or when reading starts outside an event (a new
+    /// connection, a resume after backpressure), no later event may come to find the end.
+    UntilEnd,
+}
 /// Slices gathered for one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -173,8 +187,10 @@ impl<H: Handler> Worker<H> {
                     LISTENER => self.accept_all(),
                     WAKER => self.drain_inbox(),
                     Token(slot) => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(slot);
+                        if event.is_read_closed() || event.is_error() {
+                            self.read(slot, Drain::UntilEnd);
+                        } else if event.is_readable() {
+                            self.read(slot, Drain::UntilShort);
                         }
                         if event.is_writable() {
                             self.mark_dirty(slot);
@@ -269,7 +285,7 @@ impl<H: Handler> Worker<H> {
             .fetch_add(1, Ordering::Relaxed);
         self.arm_timer(slot);
         // The request may already be waiting.
-        self.read(slot);
+        self.read(slot, Drain::UntilEnd);
     }
 
     /// Counts a connection against the limits; returns the refusal status if over one.
@@ -312,8 +328,9 @@ impl<H: Handler> Worker<H> {
         })
     }
 
-    /// Reads until the socket is empty, the connection ends, or backpressure pauses it.
-    fn read(&mut self, slot: usize) {
+    /// Reads until the socket is empty (as `drain` tells), the connection ends, or
+    /// backpressure pauses it.
+    fn read(&mut self, slot: usize, drain: Drain) {
         let mut buf = std::mem::take(&mut self.read_buf);
         while let Some(conn) = self.conns.get_mut(slot) {
             if conn.read_paused {
@@ -328,6 +345,9 @@ impl<H: Handler> Worker<H> {
                     add(&self.metrics.bytes_in_total, n as u64);
                     conn.last_input = self.now;
                     self.received(slot, &buf[..n]);
+                    if n < buf.len() && drain == Drain::UntilShort {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -777,7 +797,7 @@ impl<H: Handler> Worker<H> {
         let over = queued >= self.config.high_water_mark;
         if conn.read_paused && !over && !matches!(conn.phase, Phase::Closing) {
             conn.read_paused = false;
-            self.read(slot);
+            self.read(slot, Drain::UntilEnd);
         } else if over {
             conn.read_paused = true;
         }

@@ -126,6 +126,40 @@ fn broadcast_mode_sends_every_message_to_every_connection_sender_included() {
 }
 
 #[test]
+fn a_message_and_the_end_of_stream_in_one_segment_are_both_seen() {
+    // A read that does not fill the buffer ends the read loop; the peer's end of stream that
+    // arrived with the data must not be left unread (the connection would stay open). The
+    // message is read and handled; its echo may or may not leave before the server, seeing
+    // the peer gone, drops the connection.
+    let (addr, handle, server) = start(config(), Echo);
+    for round in 0..20 {
+        let mut client = TestClient::connect(addr, "/");
+        let text = format!("last words {round}");
+        client.conn.send_text(&text).unwrap();
+        let mut wire = Vec::new();
+        while let Some(chunk) = client.conn.poll_transmit() {
+            wire.extend_from_slice(&chunk);
+        }
+        client.stream.write_all(&wire).unwrap();
+        client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        loop {
+            match client.next() {
+                Received::Eof => break,
+                Received::Event(Event::Message(m)) => {
+                    assert_eq!(m, Message::Text(text.clone().into()))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    wait_until("every connection is gone", || {
+        handle.metrics().snapshot().connections_open == 0
+    });
+    assert_eq!(handle.metrics().snapshot().messages_in_total, 20);
+    stop(handle, server);
+}
+
+#[test]
 fn silent_client_is_closed_by_the_pong_timeout() {
     let mut cfg = config();
     cfg.ping_interval = Duration::from_millis(100);

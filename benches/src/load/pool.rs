@@ -326,7 +326,9 @@ impl Pool {
                 writable(clients, id);
             }
             if event.is_readable() || event.is_read_closed() || event.is_error() {
-                readable(clients, id, read_buf, driver);
+                // A peer that closed before the event was reported raises no later event.
+                let until_end = event.is_read_closed() || event.is_error();
+                readable(clients, id, read_buf, until_end, driver);
             }
         }
         self.clients.flush();
@@ -365,11 +367,24 @@ fn writable(clients: &mut Clients, id: usize) {
     clients.write(id);
 }
 
-fn readable<D: Driver>(clients: &mut Clients, id: usize, buf: &mut [u8], driver: &mut D) {
+/// Reads what the socket holds. Unless `until_end`, a read that does not fill `buf` ends the
+/// loop: the socket was empty then, and edge-triggered readiness reports whatever comes next,
+/// so the `recv` that would only say `WouldBlock` is saved (as the server does).
+fn readable<D: Driver>(
+    clients: &mut Clients,
+    id: usize,
+    buf: &mut [u8],
+    until_end: bool,
+    driver: &mut D,
+) {
+    let mut drained = false;
     loop {
         let Some(socket) = &mut clients.list[id].socket else {
             return;
         };
+        if drained && !until_end {
+            return;
+        }
         let n = match socket.read(buf) {
             Ok(0) => return clients.fail(id, || "closed by the server".to_string()),
             Ok(n) => n,
@@ -377,6 +392,7 @@ fn readable<D: Driver>(clients: &mut Clients, id: usize, buf: &mut [u8], driver:
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return clients.fail(id, || format!("read: {e}")),
         };
+        drained = n < buf.len();
         let now = Instant::now();
         let mut data = &buf[..n];
         let client = &mut clients.list[id];
