@@ -390,6 +390,13 @@ impl Connection {
                 let Some(header) = self.take_header(&mut input)? else {
                     break;
                 };
+                if header.payload_len <= input.len() as u64 && self.is_plain_whole_message(&header)
+                {
+                    let (payload, rest) = input.split_at(header.payload_len as usize);
+                    input = rest;
+                    self.whole_message(header, payload)?;
+                    continue;
+                }
                 self.begin_frame(header)?;
                 continue;
             };
@@ -433,6 +440,50 @@ impl Connection {
                 Ok(None)
             }
         }
+    }
+
+    /// Whether a frame is a whole message that breaks no rule and needs no state kept across
+    /// calls: a final text or binary frame outside a message, masked as the role requires, no
+    /// RSV bit, within both size limits, with no extension and not streaming. Most small
+    /// messages are; [`Self::whole_message`] takes them in one step.
+    fn is_plain_whole_message(&self, header: &FrameHeader) -> bool {
+        header.fin
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && header.rsv == 0
+            && header.mask.is_some() == (self.role() == Role::Server)
+            && header.payload_len <= self.config.max_frame_size
+            && header.payload_len <= self.config.max_message_size
+            && self.message.is_none()
+            && self.extension.is_none()
+            && !self.config.streaming
+    }
+
+    /// Delivers a frame that [`Self::is_plain_whole_message`] accepted, whose whole payload is
+    /// at hand: the same checks and result as the frame-by-frame path, without its
+    /// bookkeeping.
+    fn whole_message(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+    ) -> Result<(), ProtocolViolation> {
+        // No message is in progress, so the buffer holds nothing: the payload is all of it.
+        debug_assert!(self.message_buf.is_empty());
+        append_payload(&mut self.message_buf, payload, self.read_len);
+        if let Some(key) = header.mask {
+            apply_mask(&mut self.message_buf, key, 0);
+        }
+        let kind = if header.opcode == OpCode::Text {
+            self.utf8.reset();
+            self.utf8
+                .feed(&self.message_buf)
+                .and_then(|()| self.utf8.finish())
+                .map_err(|_| ProtocolViolation::InvalidUtf8)?;
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        self.deliver(kind);
+        Ok(())
     }
 
     fn begin_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolViolation> {
@@ -619,14 +670,19 @@ impl Connection {
         if self.config.streaming {
             self.flush_chunk(true);
         } else {
-            let payload = self.message_buf.split().freeze();
-            self.events.push_back(Event::Message(match message.kind {
-                MessageKind::Text => Message::Text(Utf8Bytes::from_validated(payload)),
-                MessageKind::Binary => Message::Binary(payload),
-            }));
+            self.deliver(message.kind);
         }
         self.message = None;
         Ok(())
+    }
+
+    /// Hands the whole message in the buffer (checked UTF-8 for text) to the caller.
+    fn deliver(&mut self, kind: MessageKind) {
+        let payload = self.message_buf.split().freeze();
+        self.events.push_back(Event::Message(match kind {
+            MessageKind::Text => Message::Text(Utf8Bytes::from_validated(payload)),
+            MessageKind::Binary => Message::Binary(payload),
+        }));
     }
 
     /// Streaming mode: hands what arrived of the current message to the caller, holding back an
