@@ -10,6 +10,8 @@ use ws_mio_server::config::Args;
 use ws_mio_server::{Broadcast, Echo, Mode, Server};
 
 fn main() -> ExitCode {
+    // While the process has one thread; see the module for why and the figures.
+    let tuned = malloc_tuning::apply();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WS_LOG").unwrap_or_else(|_| "info".into()),
@@ -17,8 +19,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // Before any worker thread starts; see the module for why and the figures.
-    let tuned = malloc_tuning::apply();
     let config = match Args::parse().resolve() {
         Ok(config) => config,
         Err(e) => {

@@ -5,15 +5,16 @@
 //! copies have been written, so large messages free memory in bursts at the top of a worker's
 //! heap. With glibc's defaults each burst trims the heap (`madvise(MADV_DONTNEED)`) and the next
 //! message faults the same pages back in: on 64 KiB echo, page faults and trimming took about a
-//! fifth of the server's time and halved its rate (16k-27k messages/s against 37k-46k with these
-//! settings, same machine, alternating runs). Fixed thresholds stop that: memory freed at the
+//! fifth of the server's time (perf) and the rate fell to 16k-27k messages/s in most runs
+//! (one in four reached 41k) against 37k-46k with these settings (same machine, alternating
+//! runs). Fixed thresholds stop that: memory freed at the
 //! top is kept up to [`TRIM_THRESHOLD`] per arena, and blocks under [`MMAP_THRESHOLD`] come from
 //! the heap instead of a fresh `mmap` each. Idle memory per connection stays under 1 KiB
 //! (about 820 B at 10,000 connections, against 710 B untuned).
 //!
-//! Safety: `mallopt` only sets allocator parameters; glibc documents it as safe to call at any
-//! time, and it is called once, before any worker thread starts. Other C libraries have no such
-//! knobs and are left alone.
+//! Safety: `mallopt` only sets allocator parameters, but glibc marks it MT-Unsafe, so it is
+//! called once, first thing in `main`, while the process has a single thread. Other C
+//! libraries have no such knobs and are left alone.
 
 /// Freed memory at the top of a heap that the allocator keeps rather than returns.
 pub const TRIM_THRESHOLD: i32 = 64 << 20;
@@ -39,14 +40,11 @@ pub fn apply() -> bool {
 
 #[cfg(test)]
 mod tests {
+    // The binary's only test, so no other test thread runs beside this MT-Unsafe call.
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn glibc_accepts_the_thresholds_and_large_blocks_still_work() {
+    fn glibc_accepts_both_thresholds() {
+        // mallopt returns 0 for a value out of its range (M_MMAP_THRESHOLD above 32 MiB, say).
         assert!(super::apply());
-        // Blocks around both thresholds allocate, fill and free as before.
-        for size in [64 << 10, 1 << 20, (32 << 20) + 1] {
-            let block = vec![0xa5u8; size];
-            assert!(block.iter().all(|&b| b == 0xa5));
-        }
     }
 }
