@@ -1,7 +1,10 @@
 //! The codec on identical input: ws-proto beside tungstenite and fastwebsockets.
 //!
 //! - `receive`: what a server does with masked client messages: parse, unmask, validate UTF-8
-//!   (text), deliver each whole message; text and binary, 16 B to 1 MiB;
+//!   (text), deliver each whole message; text and binary, 16 B to 1 MiB. ws-proto twice: owned
+//!   messages (`receive` + `poll_event`; both others deliver owned payloads too) and in place
+//!   (`receive_in_place`: messages borrowed from the read buffer, for a caller that is done
+//!   with each message before its next read);
 //! - `send`: what a server does to send messages: encode unmasked frames into its output;
 //! - `fragmented`: receiving messages that arrive in several frames.
 //!
@@ -41,7 +44,7 @@ fn size_name(size: usize) -> String {
 
 mod ours {
     use super::*;
-    use ws_proto::{Config, Connection, Event, Message, Utf8Bytes};
+    use ws_proto::{Config, Connection, Event, InPlaceEvent, Message, Utf8Bytes};
 
     pub fn receive(input: &[u8], count: usize) -> usize {
         let mut stream = MemStream::new(input, READ_SIZE);
@@ -58,6 +61,34 @@ mod ours {
                 total += match &message {
                     Message::Text(t) => black_box(t.as_bytes()).len(),
                     Message::Binary(b) => black_box(&b[..]).len(),
+                };
+                n += 1;
+            }
+        }
+        assert_eq!(n, count);
+        total
+    }
+
+    /// The same, with each read taken in place: whole messages are slices of `buf`.
+    pub fn receive_in_place(input: &[u8], count: usize) -> usize {
+        let mut stream = MemStream::new(input, READ_SIZE);
+        let mut buf = vec![0u8; READ_SIZE];
+        let mut conn = Connection::server(Config::default());
+        let (mut n, mut total) = (0, 0);
+        while n < count {
+            let len = stream.read(&mut buf).expect("input holds every message");
+            let mut read = conn.receive_in_place(&mut buf[..len]);
+            while let Some(event) = read.next_event().expect("valid input") {
+                total += match event {
+                    InPlaceEvent::Text(t) => black_box(t).len(),
+                    InPlaceEvent::Binary(b) => black_box(b).len(),
+                    InPlaceEvent::Other(Event::Message(Message::Text(t))) => {
+                        black_box(t.as_bytes()).len()
+                    }
+                    InPlaceEvent::Other(Event::Message(Message::Binary(b))) => {
+                        black_box(&b[..]).len()
+                    }
+                    InPlaceEvent::Other(other) => panic!("unexpected {other:?}"),
                 };
                 n += 1;
             }
@@ -182,6 +213,7 @@ fn receive(c: &mut Criterion) {
             let expected = size * count;
             // The same answer from everyone before anything is timed.
             assert_eq!(ours::receive(&input, count), expected);
+            assert_eq!(ours::receive_in_place(&input, count), expected);
             assert_eq!(tungstenite_side::receive(&input, count), expected);
             assert_eq!(fastwebsockets_side::receive(&input, count), expected);
 
@@ -189,6 +221,9 @@ fn receive(c: &mut Criterion) {
             group.throughput(throughput(size, count));
             let id = |name: &str| BenchmarkId::new(name, size_name(size));
             group.bench_function(id("ws-proto"), |b| b.iter(|| ours::receive(&input, count)));
+            group.bench_function(id("ws-proto in place"), |b| {
+                b.iter(|| ours::receive_in_place(&input, count))
+            });
             group.bench_function(id("tungstenite"), |b| {
                 b.iter(|| tungstenite_side::receive(&input, count))
             });

@@ -199,6 +199,7 @@ impl core::fmt::Debug for Connection {
 /// Getters.
 impl Connection {
     /// The side this connection is.
+    #[inline]
     pub fn role(&self) -> Role {
         match self.masking {
             Masking::Server => Role::Server,
@@ -353,13 +354,41 @@ impl Connection {
             return Ok(data.len());
         }
         self.read_len = data.len();
-        match self.receive_frames(data) {
-            Ok(()) => Ok(data.len()),
-            Err(violation) => {
-                self.fail(violation.close_code());
-                Err(violation)
-            }
-        }
+        self.receive_checked(data, false).map(|_| data.len())
+    }
+
+    /// Starts taking one read's input in pieces (see [`crate::in_place`]).
+    pub(crate) fn begin_read(&mut self, len: usize) {
+        self.read_len = len;
+    }
+
+    /// [`Self::poll_event`] has something to do: an event to hand out or a close frame to
+    /// queue once the events are taken.
+    #[inline]
+    pub(crate) fn has_pending_events(&self) -> bool {
+        !self.events.is_empty() || self.deferred_close.is_some()
+    }
+
+    /// Input is still taken: no close frame came, no failure, no end of stream.
+    #[inline]
+    pub(crate) fn is_reading(&self) -> bool {
+        !self.read_closed
+    }
+
+    /// Fails the connection for a violation found outside [`Self::receive_frames`].
+    pub(crate) fn fail_for(&mut self, violation: ProtocolViolation) -> ProtocolViolation {
+        self.fail(violation.close_code());
+        violation
+    }
+
+    /// [`Self::receive_frames`], failing the connection on a violation.
+    pub(crate) fn receive_checked(
+        &mut self,
+        data: &[u8],
+        stop_after_frame: bool,
+    ) -> Result<usize, ProtocolViolation> {
+        self.receive_frames(data, stop_after_frame)
+            .map_err(|violation| self.fail_for(violation))
     }
 
     /// The peer closed the transport. A message in progress is dropped; if the closing
@@ -384,31 +413,56 @@ impl Connection {
         }
     }
 
-    fn receive_frames(&mut self, mut input: &[u8]) -> Result<(), ProtocolViolation> {
+    /// Takes frames from `input`, all of it or, with `stop_after_frame`, up to the end of the
+    /// first frame that ends in it; returns how much it took.
+    fn receive_frames(
+        &mut self,
+        mut input: &[u8],
+        stop_after_frame: bool,
+    ) -> Result<usize, ProtocolViolation> {
+        let len = input.len();
         while !input.is_empty() && !self.read_closed {
-            let Some(frame) = self.frame else {
-                let Some(header) = self.take_header(&mut input)? else {
-                    break;
-                };
-                if header.payload_len <= input.len() as u64 && self.is_plain_whole_message(&header)
-                {
-                    let (payload, rest) = input.split_at(header.payload_len as usize);
-                    input = rest;
-                    self.whole_message(header, payload)?;
-                    continue;
+            match self.frame {
+                None => {
+                    let Some(header) = self.take_header(&mut input)? else {
+                        break;
+                    };
+                    if header.payload_len <= input.len() as u64
+                        && self.is_plain_whole_message(&header)
+                    {
+                        let (payload, rest) = input.split_at(header.payload_len as usize);
+                        input = rest;
+                        self.whole_message(header, payload)?;
+                    } else {
+                        self.begin_frame(header)?;
+                    }
                 }
-                self.begin_frame(header)?;
-                continue;
-            };
-            let n = frame.remaining.min(input.len() as u64) as usize;
-            let (piece, rest) = input.split_at(n);
-            input = rest;
-            self.frame_payload(frame, piece)?;
+                Some(frame) => {
+                    let n = frame.remaining.min(input.len() as u64) as usize;
+                    let (piece, rest) = input.split_at(n);
+                    input = rest;
+                    self.frame_payload(frame, piece)?;
+                }
+            }
+            if stop_after_frame && self.at_frame_boundary() {
+                break;
+            }
         }
         if self.config.streaming {
             self.flush_chunk(false);
         }
-        Ok(())
+        // After the peer's close frame the rest is discarded, so it counts as taken.
+        Ok(if self.read_closed {
+            len
+        } else {
+            len - input.len()
+        })
+    }
+
+    /// No frame or frame header is partly received.
+    #[inline]
+    pub(crate) fn at_frame_boundary(&self) -> bool {
+        self.frame.is_none() && self.header_stash_len == 0
     }
 
     /// Takes a frame header from `input`, keeping a partial one in the stash.
@@ -446,7 +500,8 @@ impl Connection {
     /// calls: a final text or binary frame outside a message, masked as the role requires, no
     /// RSV bit, within both size limits, with no extension and not streaming. Most small
     /// messages are; [`Self::whole_message`] takes them in one step.
-    fn is_plain_whole_message(&self, header: &FrameHeader) -> bool {
+    #[inline]
+    pub(crate) fn is_plain_whole_message(&self, header: &FrameHeader) -> bool {
         header.fin
             && matches!(header.opcode, OpCode::Text | OpCode::Binary)
             && header.rsv == 0

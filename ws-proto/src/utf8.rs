@@ -102,6 +102,29 @@ impl Utf8Validator {
     }
 }
 
+/// Checks a whole text and returns it as a `str`.
+///
+/// ASCII, the usual content of short texts, is recognised first by the standard library's
+/// word-at-a-time check, and only other text goes to the SIMD validator (which itself hands
+/// texts under 64 bytes to the standard library's byte-wise check). On payload unmasked just
+/// before, this is several times faster for short ASCII texts than the byte-wise check alone
+/// (figures in the codec benchmarks' history).
+///
+/// ```
+/// use ws_proto::utf8::{text_of, InvalidUtf8};
+/// assert_eq!(text_of(b"hello"), Ok("hello"));
+/// assert_eq!(text_of("Grüße".as_bytes()), Ok("Grüße"));
+/// assert_eq!(text_of(b"\xce\xba\xe0\x80"), Err(InvalidUtf8));
+/// ```
+pub fn text_of(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
+    if bytes.is_ascii() {
+        // Cannot fail: ASCII is UTF-8. The check is repeated because making a `str` without
+        // one takes unsafe code, and on bytes just read it costs little.
+        return core::str::from_utf8(bytes).map_err(|_| InvalidUtf8);
+    }
+    simdutf8::basic::from_utf8(bytes).map_err(|_| InvalidUtf8)
+}
+
 /// The length of the sequence a lead byte starts. Only called on bytes that simdutf8 already
 /// accepted as the start of an unfinished sequence, so the lead byte is a valid one.
 fn sequence_len(lead: u8) -> usize {

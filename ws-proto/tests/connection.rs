@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{events, text, transmitted};
+use common::{arb_client_stream, client_frame, events, push_len, text, transmitted};
 
 use bytes::Bytes;
 use core::time::Duration;
@@ -15,38 +15,12 @@ use ws_proto::{
     ProtocolViolation, UsageError,
 };
 
-const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A frame as a client sends it (masked), with any header bits.
-fn client_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(fin as u8) << 7 | rsv | opcode];
-    push_len(&mut out, payload.len(), true);
-    out.extend_from_slice(&KEY);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    apply_mask(&mut out[start..], KEY, 0);
-    out
-}
-
 /// A frame as a server sends it (unmasked).
 fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![(fin as u8) << 7 | opcode];
     push_len(&mut out, payload.len(), false);
     out.extend_from_slice(payload);
     out
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize, masked: bool) {
-    let m = if masked { 0x80 } else { 0 };
-    if len < 126 {
-        out.push(m | len as u8);
-    } else if len <= 0xffff {
-        out.push(m | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(m | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
 }
 
 fn binary(b: &[u8]) -> Event {
@@ -794,35 +768,6 @@ fn idle_connection_gives_its_buffers_back() {
         "{}",
         std::mem::size_of::<Connection>()
     );
-}
-
-/// A stream of client frames of every kind, as bytes, for the chunking property.
-fn arb_client_stream() -> impl Strategy<Value = Vec<u8>> {
-    let frame = prop_oneof![
-        (
-            any::<bool>(),
-            proptest::collection::vec(any::<u8>(), 0..300)
-        )
-            .prop_map(|(fin, p)| (fin, 0x2u8, p)),
-        "\\PC{0,40}".prop_map(|s| (true, 0x1u8, s.into_bytes())),
-        proptest::collection::vec(any::<u8>(), 0..125).prop_map(|p| (true, 0x9u8, p)),
-        proptest::collection::vec(any::<u8>(), 0..125).prop_map(|p| (true, 0xau8, p)),
-    ];
-    proptest::collection::vec(frame, 0..12).prop_map(|frames| {
-        let mut wire = Vec::new();
-        let mut in_message = false;
-        for (fin, opcode, payload) in frames {
-            let opcode = match (opcode, in_message) {
-                (0x1 | 0x2, true) => 0x0,
-                (op, _) => op,
-            };
-            if opcode < 0x8 {
-                in_message = !fin;
-            }
-            wire.extend(client_frame(fin, 0, opcode, &payload));
-        }
-        wire
-    })
 }
 
 fn run_in_pieces(wire: &[u8], cuts: &[usize], streaming: bool) -> (Vec<Event>, Vec<u8>) {
