@@ -10,6 +10,8 @@
 //! - [`Connection`]: the state machine after the handshake (framing, fragments, UTF-8, close,
 //!   ping/pong, limits), built from [`frame`] (header codec), [`mask`], [`utf8`] (incremental
 //!   validation), [`message`] and [`close`];
+//! - [`in_place`]: receiving without copying, each whole message a slice of the caller's own
+//!   read buffer ([`Connection::receive_in_place`]);
 //! - [`extension`]: the seam for negotiated extensions;
 //! - [`error`]: typed errors that tell a peer's violation (with its close code or HTTP status)
 //!   from the caller's misuse.
