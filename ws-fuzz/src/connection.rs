@@ -4,6 +4,7 @@
 //!
 //! Invariants:
 //! - no panic;
+//! - taking input in place (`receive_in_place`) changes nothing of the below;
 //! - every `receive` returns `Ok(len)` until the call holding the byte that reveals the
 //!   reference's first violation, which returns that violation; later calls return `Ok`;
 //! - the events are exactly the reference's (for streaming, the chunks reassemble into them),
@@ -21,13 +22,14 @@
 use crate::model::{self, message_of, Outcome};
 use crate::utf8::{first_invalid_byte, pending_len};
 use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
 use core::time::Duration;
 use ws_proto::close::MAX_REASON_LEN;
 use ws_proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use ws_proto::mask::{apply_mask, MaskKeySource};
 use ws_proto::{
-    CloseCode, Config, Connection, ConnectionState, EncodedFrame, Event, Message, MessageKind,
-    ProtocolViolation, Role, UsageError,
+    CloseCode, Config, Connection, ConnectionState, EncodedFrame, Event, InPlaceEvent, Message,
+    MessageKind, ProtocolViolation, Role, UsageError,
 };
 
 /// The frame size limits an input may pick (index 0 is the usual one).
@@ -44,6 +46,9 @@ pub struct Input {
     pub auto_pong: bool,
     /// `Config::streaming`.
     pub streaming: bool,
+    /// Take input with `receive_in_place`, polling every event of a read as it is taken (else
+    /// `receive`).
+    pub in_place: bool,
     /// Index into the frame size limits.
     pub frame_limit: u8,
     /// Index into the message size limits.
@@ -353,6 +358,7 @@ impl<'a> Arbitrary<'a> for Input {
             auto_pong: flags & 2 == 0,
             streaming: flags & 4 != 0,
             frame_limit: flags >> 3 & 7,
+            in_place: flags & 0x40 != 0,
             message_limit: limits & 7,
             close_timeout,
             key_seed,
@@ -372,6 +378,7 @@ impl Input {
             client: false,
             auto_pong: true,
             streaming: false,
+            in_place: false,
             frame_limit: 0,
             message_limit: 0,
             close_timeout: 100,
@@ -393,7 +400,8 @@ impl Input {
         let flags = self.client as u8
             | (!self.auto_pong as u8) << 1
             | (self.streaming as u8) << 2
-            | (self.frame_limit & 7) << 3;
+            | (self.frame_limit & 7) << 3
+            | (self.in_place as u8) << 6;
         let mut out = vec![
             flags,
             self.message_limit & 7,
@@ -526,6 +534,7 @@ struct Run {
     role: Role,
     config: Config,
     conn: Connection,
+    in_place: bool,
     /// Every byte given to `receive` before EOF.
     fed: Vec<u8>,
     eof: bool,
@@ -568,6 +577,7 @@ pub fn run_input(input: &Input) {
         role,
         conn: connection(role, config.clone(), input.key_seed as u32),
         config,
+        in_place: input.in_place,
         fed: Vec::new(),
         eof: false,
         calls: Vec::new(),
@@ -751,7 +761,11 @@ impl Run {
 
     fn receive(&mut self, bytes: &[u8]) {
         let auto_pong = self.config.auto_pong && self.conn.can_send();
-        let result = self.conn.receive(bytes);
+        let result = if self.in_place {
+            self.receive_in_place(bytes)
+        } else {
+            self.conn.receive(bytes)
+        };
         if let Ok(n) = result {
             assert_eq!(n, bytes.len(), "receive takes every byte");
         }
@@ -768,6 +782,37 @@ impl Run {
             auto_pong,
         });
         self.expected.push(Expected::Pongs(self.calls.len() - 1));
+    }
+
+    /// `receive_in_place` of a copy of `bytes`, taking every event (owned or borrowed) as it
+    /// comes; the result is what `receive` would return.
+    fn receive_in_place(&mut self, bytes: &[u8]) -> Result<usize, ProtocolViolation> {
+        let mut read = bytes.to_vec();
+        let mut events = Vec::new();
+        let mut input = self.conn.receive_in_place(&mut read);
+        let result = loop {
+            match input.next_event() {
+                Ok(Some(InPlaceEvent::Text(t))) => events.push(Event::Message(Message::Text(
+                    Bytes::copy_from_slice(t.as_bytes())
+                        .try_into()
+                        .expect("text is UTF-8"),
+                ))),
+                Ok(Some(InPlaceEvent::Binary(b))) => {
+                    events.push(Event::Message(Message::Binary(Bytes::copy_from_slice(b))))
+                }
+                Ok(Some(InPlaceEvent::Other(event))) => events.push(event),
+                Ok(None) => break Ok(bytes.len()),
+                Err(violation) => {
+                    assert_eq!(input.next_event(), Ok(None), "an event after {violation:?}");
+                    break Err(violation);
+                }
+            }
+        };
+        drop(input);
+        for event in events {
+            self.take_event(Some(event));
+        }
+        result
     }
 
     /// Checks a `send_text`/`send_binary`/`send`/`send_encoded` result and logs the frame.

@@ -548,9 +548,18 @@ fn connection() -> Vec<Seed> {
             ),
         ),
     ];
+    // Each case again with its input taken in place.
+    let in_place = cases.clone().into_iter().map(|(name, input)| {
+        let input = Input {
+            in_place: true,
+            ..input
+        };
+        seed(t, &format!("in-place-{name}"), input.encode())
+    });
     cases
         .into_iter()
         .map(|(name, input)| seed(t, name, input.encode()))
+        .chain(in_place)
         .collect()
 }
 
