@@ -4,11 +4,12 @@
 //! handler, fanout, write queues, socket.
 
 use crate::metrics::Metrics;
+use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use ws_proto::handshake::server::{Request, Upgrade};
-use ws_proto::{CloseCode, Message};
+use ws_proto::{CloseCode, Connection, Message};
 
 /// A connection, unique within the server for its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,6 +142,21 @@ pub trait Handler: Send + Sync + 'static {
     /// A message arrived on `ctx.id()`.
     fn on_message(&self, ctx: &mut Context<'_>, message: Message);
 
+    /// Whether this handler takes messages borrowed from the worker's read buffer through
+    /// [`Self::on_message_ref`]. Default false: every message comes to [`Self::on_message`]
+    /// as an owned [`Message`].
+    fn borrows_messages(&self) -> bool {
+        false
+    }
+
+    /// A message that arrived whole in one read, borrowed from the worker's read buffer
+    /// (called only when [`Self::borrows_messages`] is true; other messages still come to
+    /// [`Self::on_message`]). Looking at it, or replying with [`Context::reply_ref`], costs no
+    /// copy beyond the reply's own. The default copies it and calls [`Self::on_message`].
+    fn on_message_ref(&self, ctx: &mut Context<'_>, message: MessageRef<'_>) {
+        self.on_message(ctx, message.to_message());
+    }
+
     /// The connection `ctx.id()` ended; it has left its rooms already.
     fn on_close(&self, ctx: &mut Context<'_>, info: CloseInfo) {
         let _ = (ctx, info);
@@ -163,11 +179,58 @@ pub(crate) enum Command {
     Publish(Arc<str>, Message),
 }
 
+/// A whole message borrowed from the read buffer; see [`Handler::on_message_ref`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message (valid UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl MessageRef<'_> {
+    /// An owned copy.
+    pub fn to_message(&self) -> Message {
+        match *self {
+            MessageRef::Text(text) => Message::Text(text.to_owned().into()),
+            MessageRef::Binary(data) => Message::Binary(Bytes::copy_from_slice(data)),
+        }
+    }
+}
+
 /// What a handler can do: send, close, join and leave rooms, publish.
 #[derive(Debug)]
 pub struct Context<'a> {
     pub(crate) id: ConnId,
     pub(crate) commands: &'a mut Vec<Command>,
+    /// The connection `id` itself, while a borrowed message is handled: replies go straight
+    /// into its output queue.
+    pub(crate) direct: Option<&'a mut Connection>,
+    /// Messages sent through `direct`.
+    pub(crate) sent_directly: u64,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(id: ConnId, commands: &'a mut Vec<Command>) -> Context<'a> {
+        Context {
+            id,
+            commands,
+            direct: None,
+            sent_directly: 0,
+        }
+    }
+
+    /// A context whose replies to `id` go straight into `conn`.
+    pub(crate) fn direct(
+        id: ConnId,
+        commands: &'a mut Vec<Command>,
+        conn: &'a mut Connection,
+    ) -> Context<'a> {
+        Context {
+            direct: Some(conn),
+            ..Context::new(id, commands)
+        }
+    }
 }
 
 impl Context<'_> {
@@ -179,6 +242,25 @@ impl Context<'_> {
     /// Sends a message to this connection.
     pub fn reply(&mut self, message: Message) {
         self.commands.push(Command::Send(self.id, message));
+    }
+
+    /// Sends a borrowed message to this connection: from [`Handler::on_message_ref`], straight
+    /// into its output queue (one copy, no allocation); elsewhere, or after an action that is
+    /// still queued, as an owned copy in its turn.
+    pub fn reply_ref(&mut self, message: MessageRef<'_>) {
+        match &mut self.direct {
+            Some(conn) if self.commands.is_empty() => {
+                let sent = match message {
+                    MessageRef::Text(text) => conn.send_text(text),
+                    MessageRef::Binary(data) => conn.send_binary(data),
+                };
+                // Refused only once the connection is closing, as a queued send would be.
+                if sent.is_ok() {
+                    self.sent_directly += 1;
+                }
+            }
+            _ => self.reply(message.to_message()),
+        }
     }
 
     /// Sends a message to any connection (on any worker).
@@ -217,6 +299,14 @@ pub struct Echo;
 impl Handler for Echo {
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         ctx.reply(message);
+    }
+
+    fn borrows_messages(&self) -> bool {
+        true
+    }
+
+    fn on_message_ref(&self, ctx: &mut Context<'_>, message: MessageRef<'_>) {
+        ctx.reply_ref(message);
     }
 }
 

@@ -39,7 +39,8 @@ mod worker;
 
 pub use config::{Config, Mode, SlowConsumerPolicy};
 pub use handler::{
-    Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, OpenDecision, OpenRequest,
+    Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, MessageRef, OpenDecision,
+    OpenRequest,
 };
 pub use metrics::{Metrics, Snapshot};
 pub use server::{Server, ServerHandle};

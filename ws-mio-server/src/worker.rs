@@ -5,7 +5,8 @@
 use crate::config::{Config, SlowConsumerPolicy};
 use crate::conn::{Conn, Phase};
 use crate::handler::{
-    CloseInfo, Command, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest,
+    CloseInfo, Command, ConnId, Context, Handler, HttpResponse, MessageRef, OpenDecision,
+    OpenRequest,
 };
 use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::slab::Slab;
@@ -23,7 +24,9 @@ use std::time::{Duration, Instant};
 use ws_proto::deflate::{compress_shared, DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::server::{Accept, ServerHandshake};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{CloseCode, Connection, EncodedFrame, Event, Message, Role};
+use ws_proto::{
+    CloseCode, Connection, EncodedFrame, Event, InPlaceEvent, Message, ProtocolViolation, Role,
+};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -344,7 +347,7 @@ impl<H: Handler> Worker<H> {
                 Ok(n) => {
                     add(&self.metrics.bytes_in_total, n as u64);
                     conn.last_input = self.now;
-                    self.received(slot, &buf[..n]);
+                    self.received(slot, &mut buf[..n]);
                     if n < buf.len() && drain == Drain::UntilShort {
                         break;
                     }
@@ -372,7 +375,7 @@ impl<H: Handler> Worker<H> {
         self.remove(slot, code, clean);
     }
 
-    fn received(&mut self, slot: usize, data: &[u8]) {
+    fn received(&mut self, slot: usize, data: &mut [u8]) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -385,11 +388,18 @@ impl<H: Handler> Worker<H> {
                     self.answer_and_close(slot, e.response());
                 }
             },
-            Phase::Open(ws) => {
-                if let Err(violation) = ws.receive(data) {
+            Phase::Open(_) => {
+                let result = if self.handler.borrows_messages() {
+                    self.receive_in_place(slot, data)
+                } else {
+                    conn.ws().map_or(Ok(()), |ws| ws.receive(data).map(drop))
+                };
+                if let Err(violation) = result {
                     add(&self.metrics.protocol_errors_total, 1);
-                    conn.close_code = Some(violation.close_code().0);
-                    tracing::debug!(peer = %conn.peer, %violation, "protocol violation");
+                    if let Some(conn) = self.conns.get_mut(slot) {
+                        conn.close_code = Some(violation.close_code().0);
+                        tracing::debug!(peer = %conn.peer, %violation, "protocol violation");
+                    }
                 }
                 self.process(slot);
             }
@@ -414,10 +424,7 @@ impl<H: Handler> Worker<H> {
         let peer = self.conns.get(slot).map(|c| c.peer).expect("slot is live");
         let mut commands = std::mem::take(&mut self.commands);
         let decision = {
-            let mut ctx = Context {
-                id,
-                commands: &mut commands,
-            };
+            let mut ctx = Context::new(id, &mut commands);
             let open = OpenRequest {
                 request: &request,
                 upgrade: &upgrade,
@@ -488,6 +495,69 @@ impl<H: Handler> Worker<H> {
         self.mark_dirty(slot);
     }
 
+    /// Takes one read's events to a handler that borrows messages: each message that arrived
+    /// whole goes to it borrowed from the read buffer (its replies straight into the
+    /// connection's output queue), every other event as [`Self::process`] takes it. Actions the
+    /// handler queues are applied before the next event, as in [`Self::process`].
+    fn receive_in_place(
+        &mut self,
+        slot: usize,
+        mut data: &mut [u8],
+    ) -> Result<(), ProtocolViolation> {
+        let Some(id) = self.id(slot) else {
+            return Ok(());
+        };
+        let mut commands = std::mem::take(&mut self.commands);
+        let mut result = Ok(());
+        while !data.is_empty() {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                break;
+            };
+            let Conn {
+                phase: Phase::Open(ws),
+                pong_deadline,
+                close_code,
+                clean_close,
+                ..
+            } = conn
+            else {
+                break;
+            };
+            let mut input = ws.receive_in_place(data);
+            loop {
+                let message = match input.next_event() {
+                    Ok(Some(InPlaceEvent::Text(text))) => Ok(MessageRef::Text(text)),
+                    Ok(Some(InPlaceEvent::Binary(data))) => Ok(MessageRef::Binary(data)),
+                    Ok(Some(InPlaceEvent::Other(Event::Message(message)))) => Err(message),
+                    Ok(Some(InPlaceEvent::Other(other))) => {
+                        other_event(other, pong_deadline, close_code, clean_close);
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(violation) => {
+                        result = Err(violation);
+                        break;
+                    }
+                };
+                add(&self.metrics.messages_in_total, 1);
+                let mut ctx = Context::direct(id, &mut commands, input.connection());
+                match message {
+                    Ok(borrowed) => self.handler.on_message_ref(&mut ctx, borrowed),
+                    Err(owned) => self.handler.on_message(&mut ctx, owned),
+                }
+                add(&self.metrics.messages_out_total, ctx.sent_directly);
+                if !commands.is_empty() {
+                    break;
+                }
+            }
+            // Applying actions needs the whole worker: stop reading, apply, read on.
+            data = input.into_rest();
+            self.apply(&mut commands);
+        }
+        self.commands = commands;
+        result
+    }
+
     /// Takes the engine's events to the handler one at a time, applying what the handler asks
     /// for before taking the next: the engine holds back its own close frame until its events
     /// are drained, so replies to messages that came before a close still go out.
@@ -505,19 +575,16 @@ impl<H: Handler> Worker<H> {
             match event {
                 Event::Message(message) => {
                     add(&self.metrics.messages_in_total, 1);
-                    let mut ctx = Context {
-                        id,
-                        commands: &mut commands,
-                    };
+                    let mut ctx = Context::new(id, &mut commands);
                     self.handler.on_message(&mut ctx, message);
                     self.apply(&mut commands);
                 }
-                Event::Pong(_) => conn.pong_deadline = None,
-                Event::Close(frame) => {
-                    conn.close_code = Some(frame.map_or(1005, |f| f.code.0));
-                    conn.clean_close = true;
-                }
-                Event::Ping(_) | Event::Chunk(_) => {}
+                other => other_event(
+                    other,
+                    &mut conn.pong_deadline,
+                    &mut conn.close_code,
+                    &mut conn.clean_close,
+                ),
             }
         }
         self.commands = commands;
@@ -918,15 +985,28 @@ impl<H: Handler> Worker<H> {
                 code: CloseCode(code),
                 clean,
             };
-            self.handler.on_close(
-                &mut Context {
-                    id,
-                    commands: &mut commands,
-                },
-                info,
-            );
+            self.handler
+                .on_close(&mut Context::new(id, &mut commands), info);
             self.apply(&mut commands);
             self.commands = commands;
         }
+    }
+}
+
+/// What an event other than a message changes on its connection: a pong ends the wait for one;
+/// the peer's close frame gives the close code (1005 when it carried none) of a clean close.
+fn other_event(
+    event: Event,
+    pong_deadline: &mut Option<Duration>,
+    close_code: &mut Option<u16>,
+    clean_close: &mut bool,
+) {
+    match event {
+        Event::Pong(_) => *pong_deadline = None,
+        Event::Close(frame) => {
+            *close_code = Some(frame.map_or(1005, |f| f.code.0));
+            *clean_close = true;
+        }
+        Event::Message(_) | Event::Ping(_) | Event::Chunk(_) => {}
     }
 }

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 use ws_mio_server::{
-    Broadcast, Context, Echo, Handler, OpenDecision, OpenRequest, SlowConsumerPolicy,
+    Broadcast, Context, Echo, Handler, MessageRef, OpenDecision, OpenRequest, SlowConsumerPolicy,
 };
 use ws_proto::{CloseCode, Config as WsConfig, Event, Message, MessageKind};
 
@@ -123,6 +123,89 @@ fn broadcast_mode_sends_every_message_to_every_connection_sender_included() {
     assert_eq!(m.messages_in_total, 3);
     assert_eq!(m.fanout_deliveries_total, 3 + 3 + 2);
     stop(handle, server);
+}
+
+/// Takes messages borrowed: echoes them, except that `shout` gets an owned, queued reply and
+/// `bye` closes (actions the worker applies before it reads on).
+struct BorrowingEcho;
+
+impl Handler for BorrowingEcho {
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        self.on_message_ref(
+            ctx,
+            match &message {
+                Message::Text(t) => MessageRef::Text(t.as_str()),
+                Message::Binary(b) => MessageRef::Binary(b),
+            },
+        );
+    }
+
+    fn borrows_messages(&self) -> bool {
+        true
+    }
+
+    fn on_message_ref(&self, ctx: &mut Context<'_>, message: MessageRef<'_>) {
+        match message {
+            MessageRef::Text("shout") => ctx.reply(Message::Text("SHOUT".into())),
+            MessageRef::Text("bye") => ctx.close(ctx.id(), CloseCode::NORMAL, "bye"),
+            other => ctx.reply_ref(other),
+        }
+    }
+}
+
+#[test]
+fn borrowed_messages_and_everything_else_of_one_read_are_answered_in_order() {
+    for handler_echo in [false, true] {
+        let (addr, handle, server) = if handler_echo {
+            start(config(), Echo)
+        } else {
+            start(config(), BorrowingEcho)
+        };
+        let mut client = TestClient::connect(addr, "/");
+        // One write, so the server most likely reads it at once: whole messages, an action
+        // the handler queues, a ping, a fragmented message, more whole messages, a close
+        // asked for by the handler and a message after it. Replies and the pong keep the
+        // order of what they answer.
+        client.conn.send_text("one").unwrap();
+        client.conn.send_binary(&[2; 300]).unwrap();
+        client.conn.send_text("shout").unwrap();
+        client.conn.send_text("three").unwrap();
+        client.conn.send_ping(b"p").unwrap();
+        client
+            .conn
+            .send_fragment(MessageKind::Text, b"fo", false)
+            .unwrap();
+        client
+            .conn
+            .send_fragment(MessageKind::Text, b"ur", true)
+            .unwrap();
+        client.conn.send_text("five").unwrap();
+        client.conn.send_text("bye").unwrap();
+        client.conn.send_text("after bye").unwrap();
+        client.flush();
+        assert_eq!(client.next_text(), "one");
+        assert_eq!(client.next_message(), Message::Binary(vec![2; 300].into()));
+        let shout = if handler_echo { "shout" } else { "SHOUT" };
+        assert_eq!(client.next_text(), shout);
+        assert_eq!(client.next_text(), "three");
+        match client.next() {
+            Received::Event(Event::Pong(p)) => assert_eq!(&p[..], b"p"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(client.next_text(), "four");
+        assert_eq!(client.next_text(), "five");
+        if handler_echo {
+            assert_eq!(client.next_text(), "bye");
+            assert_eq!(client.next_text(), "after bye");
+            client.close();
+        }
+        client.expect_close(CloseCode::NORMAL);
+        let metrics = handle.metrics().snapshot();
+        assert_eq!(metrics.messages_in_total, 8);
+        // BorrowingEcho answers six: `bye` closes, and `after bye` comes after the close.
+        assert_eq!(metrics.messages_out_total, if handler_echo { 8 } else { 6 });
+        stop(handle, server);
+    }
 }
 
 #[test]

@@ -256,3 +256,64 @@ fn limits_hold_in_place_a_too_large_message_fails_with_1009() {
     ));
     assert_eq!(transmitted(&mut server), b"\x88\x02\x03\xf1");
 }
+
+#[test]
+fn next_whole_message_stops_at_anything_else_and_leaves_it_for_poll_event() {
+    let mut server = Connection::server(Config::default());
+    let mut read = [
+        client_frame(true, 0, 0x1, b"one"),
+        client_frame(true, 0, 0x2, b"two"),
+        client_frame(true, 0, 0x9, b"ping"),
+        client_frame(true, 0, 0x1, b"three"),
+    ]
+    .concat();
+    let mut input = server.receive_in_place(&mut read);
+    assert_eq!(
+        input.next_whole_message(),
+        Ok(Some(InPlaceEvent::Text("one")))
+    );
+    assert_eq!(
+        input.next_whole_message(),
+        Ok(Some(InPlaceEvent::Binary(&b"two"[..])))
+    );
+    assert_eq!(input.next_whole_message(), Ok(None), "a ping is not taken");
+    assert_eq!(input.next_whole_message(), Ok(None), "and stays next");
+    drop(input);
+    assert_eq!(
+        events(&mut server),
+        [Event::Ping(Bytes::from_static(b"ping")), text("three")]
+    );
+    assert_eq!(transmitted(&mut server), b"\x8a\x04ping");
+}
+
+#[test]
+fn rfc6455_8_1_next_whole_message_fails_on_invalid_utf8_with_1007() {
+    let mut server = Connection::server(Config::default());
+    let mut read = client_frame(true, 0, 0x1, b"\xff");
+    let mut input = server.receive_in_place(&mut read);
+    assert_eq!(
+        input.next_whole_message(),
+        Err(ProtocolViolation::InvalidUtf8)
+    );
+    assert_eq!(input.next_event(), Ok(None));
+    drop(input);
+    assert_eq!(transmitted(&mut server), b"\x88\x02\x03\xef");
+}
+
+#[test]
+fn into_rest_gives_back_what_was_not_taken_to_be_read_later() {
+    let mut server = Connection::server(Config::default());
+    let mut read = [
+        client_frame(true, 0, 0x1, b"one"),
+        client_frame(true, 0, 0x1, b"two"),
+    ]
+    .concat();
+    let mut input = server.receive_in_place(&mut read);
+    assert_eq!(input.next_event(), Ok(Some(InPlaceEvent::Text("one"))));
+    let rest = input.into_rest();
+    assert!(events(&mut server).is_empty(), "the rest was not read");
+    server.send_text("between").unwrap();
+    let mut input = server.receive_in_place(rest);
+    assert_eq!(input.next_event(), Ok(Some(InPlaceEvent::Text("two"))));
+    assert_eq!(input.next_event(), Ok(None));
+}
