@@ -370,6 +370,13 @@ impl<H: Handler> Worker<H> {
         if let Some(ws) = conn.ws() {
             ws.receive_eof();
         }
+        // The peer may have closed only its sending side: what is queued for it (replies to
+        // what it sent last, the reply to its close frame) still goes out if the socket takes
+        // it now. Whatever would have to wait is dropped with the connection.
+        self.write_queued(slot);
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let clean = conn.close_code.is_some() && conn.ws().is_some_and(|ws| !ws.can_send());
         let code = conn.close_code.filter(|_| clean).unwrap_or(1006);
         self.remove(slot, code, clean);
@@ -791,13 +798,12 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Writes what is queued, in one vectored write when the socket takes it all, then closes
-    /// the socket if the connection is done.
-    fn flush(&mut self, slot: usize) {
+    /// Writes what is queued until the socket would block or nothing is left; false if the
+    /// socket failed.
+    fn write_queued(&mut self, slot: usize) -> bool {
         let Some(conn) = self.conns.get_mut(slot) else {
-            return;
+            return true;
         };
-        let mut failed = false;
         loop {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
@@ -812,10 +818,7 @@ impl<H: Handler> Worker<H> {
                 break;
             }
             match conn.socket.write_vectored(&slices[..n]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
+                Ok(0) => return false,
                 Ok(mut written) => {
                     add(&self.metrics.bytes_out_total, written as u64);
                     let raw = written.min(conn.raw_out.len());
@@ -830,15 +833,21 @@ impl<H: Handler> Worker<H> {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
+                Err(_) => return false,
             }
         }
-        if failed {
+        true
+    }
+
+    /// Writes what is queued, in one vectored write when the socket takes it all, then closes
+    /// the socket if the connection is done.
+    fn flush(&mut self, slot: usize) {
+        if !self.write_queued(slot) {
             return self.peer_closed(slot);
         }
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let queued = conn.queued();
         let delta = queued as i64 - conn.reported_queue as i64;
         conn.reported_queue = queued;

@@ -212,8 +212,8 @@ fn borrowed_messages_and_everything_else_of_one_read_are_answered_in_order() {
 fn a_message_and_the_end_of_stream_in_one_segment_are_both_seen() {
     // A read that does not fill the buffer ends the read loop; the peer's end of stream that
     // arrived with the data must not be left unread (the connection would stay open). The
-    // message is read and handled; its echo may or may not leave before the server, seeing
-    // the peer gone, drops the connection.
+    // message is read and handled, and its echo still goes out: the peer closed only its
+    // sending side.
     let (addr, handle, server) = start(config(), Echo);
     for round in 0..20 {
         let mut client = TestClient::connect(addr, "/");
@@ -225,20 +225,47 @@ fn a_message_and_the_end_of_stream_in_one_segment_are_both_seen() {
         }
         client.stream.write_all(&wire).unwrap();
         client.stream.shutdown(std::net::Shutdown::Write).unwrap();
-        loop {
-            match client.next() {
-                Received::Eof => break,
-                Received::Event(Event::Message(m)) => {
-                    assert_eq!(m, Message::Text(text.clone().into()))
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        assert_eq!(client.next_text(), text);
+        assert_eq!(client.next(), Received::Eof);
     }
     wait_until("every connection is gone", || {
         handle.metrics().snapshot().connections_open == 0
     });
     assert_eq!(handle.metrics().snapshot().messages_in_total, 20);
+    stop(handle, server);
+}
+
+#[test]
+fn rfc6455_7_1_1_a_client_that_shuts_down_after_its_close_frame_still_gets_the_reply() {
+    // Section 7.1.1 lets a client close its side once its close frame is sent. The server
+    // still owes it the replies to what came before and its own close frame.
+    let (addr, handle, server) = start(config(), Echo);
+    let mut client = TestClient::connect(addr, "/");
+    client.conn.send_text("last").unwrap();
+    client.conn.close(CloseCode::NORMAL, "done").unwrap();
+    let mut wire = Vec::new();
+    while let Some(chunk) = client.conn.poll_transmit() {
+        wire.extend_from_slice(&chunk);
+    }
+    client.stream.write_all(&wire).unwrap();
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(client.next_text(), "last");
+    client.expect_close(CloseCode::NORMAL);
+    let normal = ws_mio_server::metrics::COUNTED_CLOSE_CODES
+        .iter()
+        .position(|&c| c == 1000)
+        .unwrap();
+    wait_until("the close is counted", || {
+        handle
+            .metrics()
+            .snapshot()
+            .closes_by_code
+            .iter()
+            .sum::<u64>()
+            == 1
+    });
+    let closes = handle.metrics().snapshot().closes_by_code;
+    assert_eq!(closes[normal], 1, "a clean close with 1000: {closes:?}");
     stop(handle, server);
 }
 
