@@ -7,7 +7,6 @@ use crate::hist::Histogram;
 use crate::procfs;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use ws_proto::Message;
 
 /// `ws-load connect`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +33,7 @@ impl Driver for Quiet {
             .record(now.saturating_duration_since(started).as_nanos() as u64);
     }
 
-    fn message(&mut self, _: &mut Clients, _: usize, _: &Message, _: Instant) {}
+    fn message(&mut self, _: &mut Clients, _: usize, _: &[u8], _: Instant) {}
 }
 
 pub(super) fn run(args: &Args, connect: &ConnectArgs) -> Result<Value, String> {

@@ -12,7 +12,6 @@ use crate::hist::Histogram;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use ws_proto::Message;
 
 /// How the server fans out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -194,11 +193,10 @@ impl Driver for Fanout {
         }
     }
 
-    fn message(&mut self, _clients: &mut Clients, id: usize, message: &Message, now: Instant) {
+    fn message(&mut self, _clients: &mut Clients, id: usize, text: &[u8], now: Instant) {
         if id == self.publisher {
             return;
         }
-        let text = message.as_bytes();
         let Some((seq, t)) = parse_stamp(text) else {
             if !self.ready[id] && find(text, PROBE).is_some() {
                 self.ready[id] = true;

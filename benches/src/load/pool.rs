@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::HandshakeLimits;
 use ws_proto::mask::MaskKeySource;
-use ws_proto::{Config, Connection, Event, Message};
+use ws_proto::{Config, Connection, Event, InPlaceEvent, Message};
 
 /// Masking keys from a xorshift generator. RFC 6455 asks clients for unpredictable keys to
 /// protect proxies from cache poisoning; a load generator on loopback has no such proxy, and
@@ -226,8 +226,9 @@ fn write_queue(socket: &mut TcpStream, conn: &mut Connection) -> io::Result<()> 
 pub trait Driver {
     /// Connection `id` completed its handshake.
     fn opened(&mut self, _clients: &mut Clients, _id: usize, _now: Instant) {}
-    /// Connection `id` received a message; `now` is when the read that carried it returned.
-    fn message(&mut self, clients: &mut Clients, id: usize, message: &Message, now: Instant);
+    /// Connection `id` received a message (its payload); `now` is when the read that carried
+    /// it returned.
+    fn message(&mut self, clients: &mut Clients, id: usize, payload: &[u8], now: Instant);
 }
 
 /// The event loop and its connections.
@@ -394,7 +395,7 @@ fn readable<D: Driver>(
         };
         drained = n < buf.len();
         let now = Instant::now();
-        let mut data = &buf[..n];
+        let mut data = &mut buf[..n];
         let client = &mut clients.list[id];
         if let Phase::Handshake { handshake, .. } = &mut client.phase {
             match handshake.receive(data) {
@@ -406,7 +407,7 @@ fn readable<D: Driver>(
                     client.opened = Some(now);
                     clients.opened += 1;
                     driver.opened(clients, id, now);
-                    data = &data[used..];
+                    data = &mut std::mem::take(&mut data)[used..];
                 }
                 Err(e) => return clients.fail(id, || format!("handshake: {e}")),
             }
@@ -415,20 +416,41 @@ fn readable<D: Driver>(
     }
 }
 
-fn receive<D: Driver>(clients: &mut Clients, id: usize, data: &[u8], now: Instant, driver: &mut D) {
-    let Some(conn) = clients.list[id].conn() else {
-        return;
-    };
-    let violation = conn.receive(data).err();
+/// Takes a read's messages in place (whole messages are slices of `data`), one at a time: the
+/// driver needs the connections to answer each, so the reader gives the rest back in between.
+fn receive<D: Driver>(
+    clients: &mut Clients,
+    id: usize,
+    mut data: &mut [u8],
+    now: Instant,
+    driver: &mut D,
+) {
+    let mut violation = None;
     loop {
         let Some(conn) = clients.list[id].conn() else {
             return;
         };
-        match conn.poll_event() {
-            Some(Event::Message(message)) => driver.message(clients, id, &message, now),
-            Some(_) => {}
-            None => break,
-        }
+        let mut input = conn.receive_in_place(data);
+        let owned: Message;
+        let payload = match input.next_event() {
+            Ok(Some(InPlaceEvent::Text(text))) => text.as_bytes(),
+            Ok(Some(InPlaceEvent::Binary(bytes))) => bytes,
+            Ok(Some(InPlaceEvent::Other(Event::Message(message)))) => {
+                owned = message;
+                owned.as_bytes()
+            }
+            Ok(Some(InPlaceEvent::Other(_))) => {
+                data = input.into_rest();
+                continue;
+            }
+            Ok(None) => break,
+            Err(v) => {
+                violation = Some(v);
+                break;
+            }
+        };
+        data = input.into_rest();
+        driver.message(clients, id, payload, now);
     }
     let Some(conn) = clients.list[id].conn() else {
         return;
