@@ -979,9 +979,6 @@ impl<H: Handler> Worker<H> {
         self.metrics
             .queued_bytes
             .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
-        self.metrics
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
         for room in std::mem::take(&mut conn.rooms) {
             self.leave_room(slot, &room);
         }
@@ -999,6 +996,11 @@ impl<H: Handler> Worker<H> {
             self.apply(&mut commands);
             self.commands = commands;
         }
+        // Last, so that a connection counted gone has left its rooms and been closed by the
+        // handler.
+        self.metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

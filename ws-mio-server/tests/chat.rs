@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{http, stop, Received, TestClient};
+use common::{http, stop, wait_until, Received, TestClient};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -290,6 +290,11 @@ fn history_after_a_rejoin() {
         g.recv_type("ack");
     }
     drop(g);
+    // The server learns of the dropped connection when it reads its end; until then gina is
+    // still in the room, and joining again would announce nothing.
+    wait_until("the first connection is gone", || {
+        handle.metrics().snapshot().connections_open == 0
+    });
     let mut g = User::guest(addr, "gina");
     g.join("news", "gina");
     g.send(json!({"type": "history", "room": "news"}));
