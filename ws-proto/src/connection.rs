@@ -28,7 +28,7 @@ use crate::frame::{FrameHeader, OpCode, RsvBits, MAX_CONTROL_PAYLOAD, MAX_HEADER
 use crate::mask::{apply_mask, MaskKeySource};
 use crate::message::{Message, MessageChunk, MessageKind, Utf8Bytes};
 use crate::role::Role;
-use crate::utf8::Utf8Validator;
+use crate::utf8::{text_of, Utf8Validator};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -528,11 +528,7 @@ impl Connection {
             apply_mask(&mut self.message_buf, key, 0);
         }
         let kind = if header.opcode == OpCode::Text {
-            self.utf8.reset();
-            self.utf8
-                .feed(&self.message_buf)
-                .and_then(|()| self.utf8.finish())
-                .map_err(|_| ProtocolViolation::InvalidUtf8)?;
+            text_of(&self.message_buf).map_err(|_| ProtocolViolation::InvalidUtf8)?;
             MessageKind::Text
         } else {
             MessageKind::Binary

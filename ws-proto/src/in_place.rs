@@ -127,21 +127,6 @@ impl<'c, 'b> InPlace<'c, 'b> {
         }
     }
 
-    /// The next event only if it is a whole message taken in place ([`InPlaceEvent::Text`] or
-    /// [`InPlaceEvent::Binary`]); `None` when the next event is anything else, or when the input
-    /// is used up. What was not taken is left where [`Self::next_event`] would find it; dropping
-    /// the reader then hands it to [`Connection::receive`], so a caller can take the common case
-    /// here and leave every other event to its [`Connection::poll_event`] loop.
-    ///
-    /// A violation is reported as by [`Self::next_event`].
-    #[inline]
-    pub fn next_whole_message(&mut self) -> Result<Option<InPlaceEvent<'b>>, ProtocolViolation> {
-        if self.conn.has_pending_events() || !self.conn.is_reading() {
-            return Ok(None);
-        }
-        self.take_whole_message().transpose()
-    }
-
     /// Stops reading and gives back the input not taken yet, without handing it to
     /// [`Connection::receive`] as dropping the reader would. It must be given to the
     /// connection ([`Connection::receive_in_place`] or [`Connection::receive`]) before any

@@ -107,8 +107,9 @@ impl Utf8Validator {
 /// ASCII, the usual content of short texts, is recognised first by the standard library's
 /// word-at-a-time check, and only other text goes to the SIMD validator (which itself hands
 /// texts under 64 bytes to the standard library's byte-wise check). On payload unmasked just
-/// before, this is several times faster for short ASCII texts than the byte-wise check alone
-/// (figures in the codec benchmarks' history).
+/// before, the byte-wise check alone was the cost of short texts: 100,000 texts of 16 bytes
+/// received in place took 3.3-3.8 ms with it and 1.1 ms with the ASCII check first (codec
+/// benchmark).
 ///
 /// ```
 /// use ws_proto::utf8::{text_of, InvalidUtf8};

@@ -242,62 +242,36 @@ fn events_queued_before_the_read_come_first() {
 }
 
 #[test]
-fn limits_hold_in_place_a_too_large_message_fails_with_1009() {
-    let mut server = Connection::server(Config {
+fn limits_hold_in_place_a_too_large_frame_or_message_fails_with_1009() {
+    let frame_limit = Config {
+        max_frame_size: 10,
+        ..Config::default()
+    };
+    let message_limit = Config {
         max_message_size: 10,
         ..Config::default()
-    });
-    let mut read = client_frame(true, 0, 0x2, &[0; 11]);
-    let (events, violation) = read_in_place(&mut server, &mut read);
-    assert!(events.is_empty());
-    assert!(matches!(
-        violation,
-        Some(ProtocolViolation::MessageTooLarge | ProtocolViolation::FrameTooLarge(_))
-    ));
-    assert_eq!(transmitted(&mut server), b"\x88\x02\x03\xf1");
-}
-
-#[test]
-fn next_whole_message_stops_at_anything_else_and_leaves_it_for_poll_event() {
-    let mut server = Connection::server(Config::default());
-    let mut read = [
-        client_frame(true, 0, 0x1, b"one"),
-        client_frame(true, 0, 0x2, b"two"),
-        client_frame(true, 0, 0x9, b"ping"),
-        client_frame(true, 0, 0x1, b"three"),
-    ]
-    .concat();
-    let mut input = server.receive_in_place(&mut read);
-    assert_eq!(
-        input.next_whole_message(),
-        Ok(Some(InPlaceEvent::Text("one")))
-    );
-    assert_eq!(
-        input.next_whole_message(),
-        Ok(Some(InPlaceEvent::Binary(&b"two"[..])))
-    );
-    assert_eq!(input.next_whole_message(), Ok(None), "a ping is not taken");
-    assert_eq!(input.next_whole_message(), Ok(None), "and stays next");
-    drop(input);
-    assert_eq!(
-        events(&mut server),
-        [Event::Ping(Bytes::from_static(b"ping")), text("three")]
-    );
-    assert_eq!(transmitted(&mut server), b"\x8a\x04ping");
-}
-
-#[test]
-fn rfc6455_8_1_next_whole_message_fails_on_invalid_utf8_with_1007() {
-    let mut server = Connection::server(Config::default());
-    let mut read = client_frame(true, 0, 0x1, b"\xff");
-    let mut input = server.receive_in_place(&mut read);
-    assert_eq!(
-        input.next_whole_message(),
-        Err(ProtocolViolation::InvalidUtf8)
-    );
-    assert_eq!(input.next_event(), Ok(None));
-    drop(input);
-    assert_eq!(transmitted(&mut server), b"\x88\x02\x03\xef");
+    };
+    for (config, expected) in [
+        (frame_limit, ProtocolViolation::FrameTooLarge(11)),
+        (message_limit, ProtocolViolation::MessageTooLarge),
+    ] {
+        let mut server = Connection::server(config);
+        let mut read = [
+            client_frame(true, 0, 0x2, &[0; 10]),
+            client_frame(true, 0, 0x2, &[0; 11]),
+        ]
+        .concat();
+        let (events, violation) = read_in_place(&mut server, &mut read);
+        assert_eq!(
+            events,
+            [Event::Message(Message::Binary(Bytes::from_static(
+                &[0; 10]
+            )))],
+            "a message at the limit is taken"
+        );
+        assert_eq!(violation, Some(expected));
+        assert_eq!(transmitted(&mut server), b"\x88\x02\x03\xf1");
+    }
 }
 
 #[test]
