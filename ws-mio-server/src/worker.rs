@@ -33,6 +33,9 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// The read buffer every connection of a worker shares.
 const READ_BUFFER: usize = 64 << 10;
 
+/// Slices gathered for one vectored write.
+const MAX_IOVECS: usize = 64;
+
 /// When a read loop may stop short of `WouldBlock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drain {
@@ -46,8 +49,6 @@ enum Drain {
     /// connection, a resume after backpressure), no later event may come to find the end.
     UntilEnd,
 }
-/// Slices gathered for one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// What crosses from one worker (or the server handle) to another.
 #[derive(Debug)]
@@ -341,7 +342,7 @@ impl<H: Handler> Worker<H> {
             }
             match conn.socket.read(&mut buf) {
                 Ok(0) => {
-                    self.peer_closed(slot);
+                    self.end_of_stream(slot);
                     break;
                 }
                 Ok(n) => {
@@ -355,7 +356,7 @@ impl<H: Handler> Worker<H> {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.peer_closed(slot);
+                    self.transport_lost(slot);
                     break;
                 }
             }
@@ -363,20 +364,23 @@ impl<H: Handler> Worker<H> {
         self.read_buf = buf;
     }
 
-    fn peer_closed(&mut self, slot: usize) {
+    /// The peer ended its stream. It may have closed only its sending side: what is queued for
+    /// it (replies to what it sent last, the reply to its close frame) still goes out if the
+    /// socket takes it now. Whatever would have to wait is dropped with the connection.
+    fn end_of_stream(&mut self, slot: usize) {
+        self.write_queued(slot);
+        self.transport_lost(slot);
+    }
+
+    /// The connection can no longer be used: removed, clean only if the closing handshake
+    /// completed.
+    fn transport_lost(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         if let Some(ws) = conn.ws() {
             ws.receive_eof();
         }
-        // The peer may have closed only its sending side: what is queued for it (replies to
-        // what it sent last, the reply to its close frame) still goes out if the socket takes
-        // it now. Whatever would have to wait is dropped with the connection.
-        self.write_queued(slot);
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
         let clean = conn.close_code.is_some() && conn.ws().is_some_and(|ws| !ws.can_send());
         let code = conn.close_code.filter(|_| clean).unwrap_or(1006);
         self.remove(slot, code, clean);
@@ -843,7 +847,7 @@ impl<H: Handler> Worker<H> {
     /// the socket if the connection is done.
     fn flush(&mut self, slot: usize) {
         if !self.write_queued(slot) {
-            return self.peer_closed(slot);
+            return self.transport_lost(slot);
         }
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
