@@ -46,55 +46,61 @@ mod ours {
     use super::*;
     use ws_proto::{Config, Connection, Event, InPlaceEvent, Message, Utf8Bytes};
 
-    pub fn receive(input: &[u8], count: usize) -> usize {
+    /// Feeds `input` to a server one read at a time; `take` delivers a read's messages and
+    /// returns how many and their payload bytes.
+    fn read_all(
+        input: &[u8],
+        count: usize,
+        mut take: impl FnMut(&mut Connection, &mut [u8]) -> (usize, usize),
+    ) -> usize {
         let mut stream = MemStream::new(input, READ_SIZE);
         let mut buf = vec![0u8; READ_SIZE];
         let mut conn = Connection::server(Config::default());
         let (mut n, mut total) = (0, 0);
         while n < count {
             let len = stream.read(&mut buf).expect("input holds every message");
-            conn.receive(&buf[..len]).expect("valid input");
-            while let Some(event) = conn.poll_event() {
-                let Event::Message(message) = event else {
-                    panic!("unexpected {event:?}")
-                };
-                total += match &message {
-                    Message::Text(t) => black_box(t.as_bytes()).len(),
-                    Message::Binary(b) => black_box(&b[..]).len(),
-                };
-                n += 1;
-            }
+            let (messages, bytes) = take(&mut conn, &mut buf[..len]);
+            n += messages;
+            total += bytes;
         }
         assert_eq!(n, count);
         total
     }
 
-    /// The same, with each read taken in place: whole messages are slices of `buf`.
+    fn owned_len(event: Event) -> usize {
+        let Event::Message(message) = event else {
+            panic!("unexpected {event:?}")
+        };
+        black_box(message.as_bytes()).len()
+    }
+
+    pub fn receive(input: &[u8], count: usize) -> usize {
+        read_all(input, count, |conn, read| {
+            conn.receive(read).expect("valid input");
+            let (mut n, mut total) = (0, 0);
+            while let Some(event) = conn.poll_event() {
+                total += owned_len(event);
+                n += 1;
+            }
+            (n, total)
+        })
+    }
+
+    /// The same, with each read taken in place: whole messages are slices of the read buffer.
     pub fn receive_in_place(input: &[u8], count: usize) -> usize {
-        let mut stream = MemStream::new(input, READ_SIZE);
-        let mut buf = vec![0u8; READ_SIZE];
-        let mut conn = Connection::server(Config::default());
-        let (mut n, mut total) = (0, 0);
-        while n < count {
-            let len = stream.read(&mut buf).expect("input holds every message");
-            let mut read = conn.receive_in_place(&mut buf[..len]);
-            while let Some(event) = read.next_event().expect("valid input") {
+        read_all(input, count, |conn, read| {
+            let mut input = conn.receive_in_place(read);
+            let (mut n, mut total) = (0, 0);
+            while let Some(event) = input.next_event().expect("valid input") {
                 total += match event {
                     InPlaceEvent::Text(t) => black_box(t).len(),
                     InPlaceEvent::Binary(b) => black_box(b).len(),
-                    InPlaceEvent::Other(Event::Message(Message::Text(t))) => {
-                        black_box(t.as_bytes()).len()
-                    }
-                    InPlaceEvent::Other(Event::Message(Message::Binary(b))) => {
-                        black_box(&b[..]).len()
-                    }
-                    InPlaceEvent::Other(other) => panic!("unexpected {other:?}"),
+                    InPlaceEvent::Other(event) => owned_len(event),
                 };
                 n += 1;
             }
-        }
-        assert_eq!(n, count);
-        total
+            (n, total)
+        })
     }
 
     fn drain(conn: &mut Connection, sink: &mut MemStream<'_>) {
