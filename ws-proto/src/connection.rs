@@ -523,7 +523,7 @@ impl Connection {
     ) -> Result<(), ProtocolViolation> {
         // No message is in progress, so the buffer holds nothing: the payload is all of it.
         debug_assert!(self.message_buf.is_empty());
-        append_payload(&mut self.message_buf, payload, self.read_len);
+        append_payload(&mut self.message_buf, payload, self.read_len, 0);
         if let Some(key) = header.mask {
             apply_mask(&mut self.message_buf, key, 0);
         }
@@ -615,7 +615,7 @@ impl Connection {
             }
             self.control_len += piece.len() as u8;
         } else {
-            self.data_payload(frame.mask, phase, piece)?;
+            self.data_payload(frame, phase, piece)?;
         }
         if frame.remaining == 0 {
             self.end_frame(frame)?;
@@ -623,12 +623,14 @@ impl Connection {
         Ok(())
     }
 
+    /// Takes a piece of a data frame's payload; `frame.remaining` already excludes it.
     fn data_payload(
         &mut self,
-        mask: Option<[u8; 4]>,
+        frame: IncomingFrame,
         phase: usize,
         piece: &[u8],
     ) -> Result<(), ProtocolViolation> {
+        let mask = frame.mask;
         let Some(message) = &mut self.message else {
             return Ok(());
         };
@@ -654,7 +656,7 @@ impl Connection {
             return Ok(());
         }
         let start = self.message_buf.len();
-        append_payload(&mut self.message_buf, piece, self.read_len);
+        append_payload(&mut self.message_buf, piece, self.read_len, frame.remaining);
         let appended = &mut self.message_buf[start..];
         if let Some(key) = mask {
             apply_mask(appended, key, phase);
@@ -822,10 +824,16 @@ pub const SHARE_PAYLOAD_FROM: usize = 8 << 10;
 
 /// Appends payload to the message buffer. When it must grow, it grows by the payload or by as
 /// much of the read it came in (`read_len`) as [`MESSAGE_BUF_GROWTH`] allows, whichever is
-/// more: growth follows bytes really received, never a declared length.
-fn append_payload(buf: &mut BytesMut, data: &[u8], read_len: usize) {
+/// more, plus room for the rest of the frame (`frame_rest`, after `data`) as far as the bytes
+/// the buffer then holds vouch for it. So growth follows bytes really received, never a
+/// declared length alone (the buffer holds at most about twice what arrived), and a frame
+/// whose payload ends just past a read, as a 64 KiB frame read 64 KiB at a time does, is
+/// completed in place instead of being copied into a larger buffer for its last bytes.
+fn append_payload(buf: &mut BytesMut, data: &[u8], read_len: usize, frame_rest: u64) {
     if buf.capacity() - buf.len() < data.len() {
-        buf.reserve(data.len().max(read_len.min(MESSAGE_BUF_GROWTH)));
+        let vouched = (buf.len() + data.len()) as u64;
+        let rest_room = frame_rest.min(vouched) as usize;
+        buf.reserve(data.len().max(read_len.min(MESSAGE_BUF_GROWTH)) + rest_room);
     }
     buf.extend_from_slice(data);
 }
@@ -840,7 +848,7 @@ impl PayloadSink for MessageSink<'_> {
                 .feed(decoded)
                 .map_err(|_| ProtocolViolation::InvalidUtf8)?;
         }
-        append_payload(self.buf, decoded, 0);
+        append_payload(self.buf, decoded, 0, 0);
         self.message.size += decoded.len() as u64;
         Ok(())
     }

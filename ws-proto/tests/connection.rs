@@ -637,6 +637,50 @@ fn streaming_mode_delivers_chunks_with_whole_code_points() {
     );
 }
 
+/// A frame whose payload ends a few bytes past a read (a 64 KiB frame read 64 KiB at a time)
+/// is completed in the buffer its first piece went into: room for the rest is taken when the
+/// bytes already received vouch for it, so the last bytes cost no copy into a larger buffer.
+#[test]
+fn a_frame_ending_just_past_a_read_is_completed_where_it_began() {
+    let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7) as u8).collect();
+    let wire = client_frame(true, 0, 0x2, &payload);
+    let mut server = Connection::server(Config::default());
+    server.receive(&wire[..65536]).unwrap();
+    assert_eq!(server.memory_usage(), 65536, "room for exactly the frame");
+    server.receive(&wire[65536..]).unwrap();
+    assert_eq!(events(&mut server), vec![binary(&payload)]);
+}
+
+/// The other side of that rule: a declared length alone reserves nothing. A frame that
+/// declares 16 MiB and sends 1,000 bytes leaves the buffer at about twice what arrived.
+#[test]
+fn a_declared_length_alone_reserves_no_memory() {
+    let mut server = Connection::server(Config {
+        max_message_size: 64 << 20,
+        max_frame_size: 64 << 20,
+        ..Config::default()
+    });
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&(16u64 << 20).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    server.receive(&header).unwrap();
+    server.receive(&[0u8; 1000]).unwrap();
+    assert!(
+        server.memory_usage() <= 2 * 1000,
+        "memory {}",
+        server.memory_usage()
+    );
+    for _ in 0..64 {
+        server.receive(&[0u8; 1000]).unwrap();
+    }
+    let received = 65 * 1000;
+    assert!(
+        server.memory_usage() <= 2 * received,
+        "memory {} after {received} bytes",
+        server.memory_usage()
+    );
+}
+
 #[test]
 fn streaming_mode_never_buffers_a_whole_large_message() {
     let mut server = Connection::server(Config {
