@@ -622,6 +622,12 @@ fn utf8_differential() -> Vec<Seed> {
     let t = "utf8_differential";
     let kosme = "κόσμε".as_bytes();
     let with = |prefix: &[u8], bad: &[u8], suffix: &[u8]| [prefix, bad, suffix].concat();
+    let mostly_ascii = "The quick brown fox jumps over the lazy dog; Grüße, café, naïve. "
+        .repeat(2)
+        .into_bytes();
+    let cyrillic = "Съешь же ещё этих мягких французских булок, да выпей чаю. "
+        .repeat(2)
+        .into_bytes();
     let cases: Vec<(&str, &[u8], Vec<u8>)> = vec![
         ("kosme-bytewise", &[1], kosme.to_vec()),
         ("kosme-whole", &[], kosme.to_vec()),
@@ -649,6 +655,19 @@ fn utf8_differential() -> Vec<Seed> {
             "mixed-long",
             &[7, 0, 13],
             "Hello-µ@ßöäüàá-UTF-8!! €𝄞 κόσμε".repeat(3).into_bytes(),
+        ),
+        // Whole texts over 64 bytes, for the whole-text check's cover of 64-byte windows: a
+        // character cut by byte 64, a denser script, and an error where head and tail overlap.
+        (
+            "whole-125-char-cut-at-64",
+            &[],
+            mostly_ascii[..125].to_vec(),
+        ),
+        ("whole-200-cyrillic", &[], cyrillic[..200].to_vec()),
+        (
+            "whole-125-error-in-overlap",
+            &[],
+            with(&mostly_ascii[..62], &[0xe2, 0x41], &mostly_ascii[64..125]),
         ),
     ];
     cases

@@ -1,4 +1,5 @@
-//! `Utf8Validator` fed in arbitrary pieces, against `std::str::from_utf8` on the whole.
+//! `Utf8Validator` fed in arbitrary pieces, and `text_of` on the whole, against
+//! `std::str::from_utf8` on the whole.
 //!
 //! The precise property: a piece fails exactly when it holds the first byte at which the text
 //! so far stops being a prefix of some valid UTF-8 string; every earlier piece passes, with the
@@ -6,7 +7,7 @@
 //! whole text is not valid.
 
 use crate::chunks;
-use ws_proto::utf8::Utf8Validator;
+use ws_proto::utf8::{text_of, Utf8Validator};
 
 /// The index of the first byte at which `text[..=i]` is no longer a prefix of valid UTF-8, if
 /// there is one.
@@ -45,6 +46,16 @@ pub fn run(data: &[u8]) {
     let text = pieces.concat();
     let first_bad = first_invalid_byte(&text);
     let valid = std::str::from_utf8(&text).is_ok();
+
+    // The whole-text check (its cover of 64-byte windows, and the `str` it hands out
+    // unchecked) agrees with the standard library.
+    match text_of(&text) {
+        Ok(s) => assert!(
+            valid && s.as_bytes() == text,
+            "text_of accepted {text:02x?}"
+        ),
+        Err(_) => assert!(!valid, "text_of refused {text:02x?}"),
+    }
 
     let mut v = Utf8Validator::new();
     let mut end = 0;

@@ -7,6 +7,10 @@
 //! when the message ends). Whole pieces are checked with simdutf8's SIMD validator; only the
 //! at most three bytes of a code point split across pieces are carried over.
 
+mod whole;
+
+pub use whole::text_of;
+
 /// The state of an incremental UTF-8 check: the bytes of an unfinished code point.
 ///
 /// ```
@@ -63,7 +67,7 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
         }
-        if simdutf8::basic::from_utf8(data).is_ok() {
+        if whole::is_valid(data) {
             return Ok(());
         }
         // The slow path finds out whether the failure is a real error or a code point cut off
@@ -100,30 +104,6 @@ impl Utf8Validator {
     pub fn reset(&mut self) {
         self.pending_len = 0;
     }
-}
-
-/// Checks a whole text and returns it as a `str`.
-///
-/// ASCII, the usual content of short texts, is recognised first by the standard library's
-/// word-at-a-time check, and only other text goes to the SIMD validator (which itself hands
-/// texts under 64 bytes to the standard library's byte-wise check). On payload unmasked just
-/// before, the byte-wise check alone was the cost of short texts: 100,000 texts of 16 bytes
-/// received in place took 3.3-3.8 ms with it and 1.1 ms with the ASCII check first (codec
-/// benchmark).
-///
-/// ```
-/// use ws_proto::utf8::{text_of, InvalidUtf8};
-/// assert_eq!(text_of(b"hello"), Ok("hello"));
-/// assert_eq!(text_of("Grüße".as_bytes()), Ok("Grüße"));
-/// assert_eq!(text_of(b"\xce\xba\xe0\x80"), Err(InvalidUtf8));
-/// ```
-pub fn text_of(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
-    if bytes.is_ascii() {
-        // Cannot fail: ASCII is UTF-8. The check is repeated because making a `str` without
-        // one takes unsafe code, and on bytes just read it costs little.
-        return core::str::from_utf8(bytes).map_err(|_| InvalidUtf8);
-    }
-    simdutf8::basic::from_utf8(bytes).map_err(|_| InvalidUtf8)
 }
 
 /// The length of the sequence a lead byte starts. Only called on bytes that simdutf8 already
