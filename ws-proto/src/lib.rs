@@ -70,8 +70,9 @@
 //! }
 //! ```
 #![cfg_attr(not(feature = "std"), no_std)]
-// One block allows unsafe code: the `str` that `utf8::text_of` returns after checking it
-// (its module, utf8/whole.rs, gives the invariant and the tests).
+// Two statements allow unsafe code, each making a `str` of bytes known to be UTF-8 without
+// checking them again: in `utf8::text_of`, right after its check (utf8/whole.rs gives the
+// invariant and the tests), and in `Utf8Bytes::as_str`, whose constructors all check.
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
