@@ -16,6 +16,11 @@
 //! - [`error`]: typed errors that tell a peer's violation (with its close code or HTTP status)
 //!   from the caller's misuse.
 //!
+//! Unsafe code: two statements, each making a `str` of bytes already known to be UTF-8
+//! without checking them a second time ([`utf8::text_of`] right after its own check, and
+//! [`Utf8Bytes::as_str`], whose constructors all check). Everything else is denied unsafe code
+//! by a crate-wide lint.
+//!
 //! # A server over `std::net`
 //!
 //! ```no_run
