@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{arb_client_stream, client_frame, events, push_len, text, transmitted};
+use common::{arb_client_stream, binary, client_frame, events, push_len, text, transmitted};
 
 use bytes::Bytes;
 use core::time::Duration;
@@ -21,10 +21,6 @@ fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     push_len(&mut out, payload.len(), false);
     out.extend_from_slice(payload);
     out
-}
-
-fn binary(b: &[u8]) -> Event {
-    Event::Message(Message::Binary(Bytes::copy_from_slice(b)))
 }
 
 /// The close frame a server sends with this code.

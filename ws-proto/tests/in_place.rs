@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{arb_client_stream, client_frame, events, text, transmitted};
+use common::{arb_client_stream, binary, client_frame, events, text, transmitted};
 
-use bytes::Bytes;
 use proptest::prelude::*;
 use ws_proto::{
-    CloseCode, CloseFrame, Config, Connection, ConnectionState, Event, InPlaceEvent, Message,
+    CloseCode, CloseFrame, Config, Connection, ConnectionState, Event, InPlaceEvent,
     ProtocolViolation,
 };
 
@@ -23,9 +22,7 @@ fn read_in_place(
     loop {
         match input.next_event() {
             Ok(Some(InPlaceEvent::Text(t))) => out.push(text(t)),
-            Ok(Some(InPlaceEvent::Binary(b))) => {
-                out.push(Event::Message(Message::Binary(Bytes::copy_from_slice(b))))
-            }
+            Ok(Some(InPlaceEvent::Binary(b))) => out.push(binary(b)),
             Ok(Some(InPlaceEvent::Other(event))) => out.push(event),
             Ok(None) => return (out, None),
             Err(violation) => {
@@ -122,12 +119,7 @@ fn a_message_cut_off_by_the_end_of_a_read_is_completed_by_the_next() {
     .concat();
     let (head, tail) = wire.split_at(wire.len() - 3);
     let (events, violation) = read_in_place(&mut server, &mut head.to_vec());
-    assert_eq!(
-        events,
-        [Event::Message(Message::Binary(Bytes::from_static(
-            b"first"
-        )))]
-    );
+    assert_eq!(events, [binary(b"first")]);
     assert_eq!(violation, None);
     let (events, violation) = read_in_place(&mut server, &mut tail.to_vec());
     assert_eq!((events, violation), (vec![text("second")], None));
@@ -173,7 +165,7 @@ fn rfc6455_5_5_1_input_after_the_peers_close_frame_is_discarded() {
     assert_eq!(
         events,
         [
-            Event::Message(Message::Binary(Bytes::from_static(b"before"))),
+            binary(b"before"),
             Event::Close(Some(CloseFrame {
                 code: CloseCode::NORMAL,
                 reason: Default::default(),
@@ -221,13 +213,7 @@ fn a_reader_dropped_early_leaves_the_rest_as_owned_events() {
     let mut input = server.receive_in_place(&mut read);
     assert_eq!(input.next_event(), Ok(Some(InPlaceEvent::Text("taken"))));
     drop(input);
-    assert_eq!(
-        events(&mut server),
-        [
-            text("left"),
-            Event::Message(Message::Binary(Bytes::from_static(b"fragment")))
-        ]
-    );
+    assert_eq!(events(&mut server), [text("left"), binary(b"fragment")]);
 }
 
 #[test]
@@ -264,9 +250,7 @@ fn limits_hold_in_place_a_too_large_frame_or_message_fails_with_1009() {
         let (events, violation) = read_in_place(&mut server, &mut read);
         assert_eq!(
             events,
-            [Event::Message(Message::Binary(Bytes::from_static(
-                &[0; 10]
-            )))],
+            [binary(&[0; 10])],
             "a message at the limit is taken"
         );
         assert_eq!(violation, Some(expected));

@@ -28,6 +28,11 @@ pub fn text(s: &str) -> Event {
     ))
 }
 
+/// A whole binary message event.
+pub fn binary(b: &[u8]) -> Event {
+    Event::Message(Message::Binary(Bytes::copy_from_slice(b)))
+}
+
 /// The masking key of every client frame built here.
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
