@@ -802,8 +802,8 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Writes what is queued until the socket would block or nothing is left; false if the
-    /// socket failed.
+    /// Writes what is queued until the socket would block or nothing is left, one system call
+    /// per turn (send for a single slice, writev for several); false if the socket failed.
     fn write_queued(&mut self, slot: usize) -> bool {
         let Some(conn) = self.conns.get_mut(slot) else {
             return true;
@@ -850,8 +850,8 @@ impl<H: Handler> Worker<H> {
         true
     }
 
-    /// Writes what is queued, in one vectored write when the socket takes it all, then closes
-    /// the socket if the connection is done.
+    /// Writes what is queued (see [`Self::write_queued`]), then closes the socket if the
+    /// connection is done.
     fn flush(&mut self, slot: usize) {
         if !self.write_queued(slot) {
             return self.transport_lost(slot);
