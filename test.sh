@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: formatting, lints, every crate's tests (unit,
-# property, integration, doc examples), the no_std build, the benchmarks' build, a short run of
-# every fuzz target, the chat page in Chromium, and the Autobahn|Testsuite run for both roles.
+# property, integration, doc examples), the no_std build, the benchmarks' build and a short
+# run of the server comparison, a short run of every fuzz target, the chat page in Chromium,
+# and the Autobahn|Testsuite run for both roles.
 # Installs what it needs (system packages through apt-get, cargo-fuzz through cargo, Chromium
 # and playwright-core, wstest into autobahn/.prefix). Exits non-zero on the first failure.
 # FUZZ_SMOKE_SECONDS sets the time per fuzz target (default 15).
@@ -39,6 +40,9 @@ cargo build -p ws-proto --no-default-features --locked
 
 step "benchmarks build (criterion benches, load generator, peer servers)"
 cargo bench -p benches --no-run --locked
+
+step "benchmark script smoke run (run.sh, every server, two short scenarios, the report checked)"
+benches/smoke.sh
 
 step "fuzz smoke run: every cargo-fuzz target for ${FUZZ_SMOKE_SECONDS:=15}s (nightly)"
 ws-fuzz/run.sh "$FUZZ_SMOKE_SECONDS"

@@ -130,6 +130,8 @@ def summarize(scenarios, runs):
             }
             if sc["kind"] == "connect":
                 s["connections_per_sec"] = median([r.get("connections_per_sec") for r in ok])
+            else:
+                s.update(time_split(ok, metric))
             # Floor: the load generator ran, or wanted to run, all the time.
             s["floor"] = s["loadgen_demand_max"] is not None and s["loadgen_demand_max"] >= SATURATED
             entry["servers"][server] = s
@@ -143,6 +145,26 @@ def summarize(scenarios, runs):
     return out
 
 
+def time_split(runs, metric):
+    """Where a server's time went, per message (or delivery), as medians over rounds: kernel
+    and user microseconds, TCP segments sent on the machine, and the rate at which the kernel's
+    part alone would have kept the server's core busy (its messages per kernel-second)."""
+    kernel, user, segments, bound, share = [], [], [], [], []
+    for r in runs:
+        rate, cpu, k = r.get(metric), r.get("server_cpu"), r.get("server_kernel_share")
+        if not rate or not cpu or k is None:
+            continue
+        share.append(k)
+        kernel.append(cpu * k / rate * 1e6)
+        user.append(cpu * (1 - k) / rate * 1e6)
+        if k > 0:
+            bound.append(rate / (cpu * k))
+        if r.get("tcp_segments_sent") is not None and r.get("window_s"):
+            segments.append(r["tcp_segments_sent"] / (rate * r["window_s"]))
+    return {"kernel_share": median(share), "kernel_us": median(kernel), "user_us": median(user),
+            "segments_per": median(segments), "kernel_bound": median(bound)}
+
+
 def check_target(sc, entry):
     target = sc.get("target")
     if not target:
@@ -154,8 +176,11 @@ def check_target(sc, entry):
         text = f"≥ {target['value']}x {target['peer']}"
         mine = entry["servers"].get(OURS, {}).get("per_server_core")
         theirs = entry["servers"].get(target["peer"], {}).get("per_server_core")
+        bound = entry["servers"].get(OURS, {}).get("kernel_bound")
+        peer = entry["servers"].get(target["peer"], {}).get("median")
         return {"text": text, "met": met, "actual": ratio,
                 "per_core": mine / theirs if mine and theirs else None,
+                "kernel_bound": bound / peer if bound and peer else None,
                 "shortfall": None if met or ratio is None else target["value"] / ratio}
     if target["kind"] == "below":
         met = ours is not None and ours < target["value"]
@@ -309,8 +334,11 @@ def markdown(meta, summary, codec, mask):
               "(p99 column: handshake latency).", ""]
     lines.append("## Targets")
     lines.append("")
-    lines.append("| what | target | measured | per server core-s | met |")
-    lines.append("| --- | --- | --- | --- | --- |")
+    lines.append("*kernel bound*: the ratio our server would reach if its own code took no time "
+                 "at all, the kernel's work per message staying what it was (see below).")
+    lines.append("")
+    lines.append("| what | target | measured | per server core-s | kernel bound | met |")
+    lines.append("| --- | --- | --- | --- | --- | --- |")
     for sc in summary:
         t = sc.get("target")
         if not t:
@@ -320,7 +348,8 @@ def markdown(meta, summary, codec, mask):
         if not t["met"] and t.get("shortfall"):
             miss = f" (short by {(1 - 1 / t['shortfall']) * 100:.0f}%)"
         per_core = fmt_ratio(t.get("per_core")) if "per_core" in t else ""
-        lines.append(f"| {escape(sc['title'])} | {t['text']} | {actual} | {per_core} | {'yes' if t['met'] else 'no' + miss} |")
+        bound = fmt_ratio(t.get("kernel_bound")) if "kernel_bound" in t else ""
+        lines.append(f"| {escape(sc['title'])} | {t['text']} | {actual} | {per_core} | {bound} | {'yes' if t['met'] else 'no' + miss} |")
     for row in codec:
         t = row.get("target")
         if t:
@@ -328,11 +357,12 @@ def markdown(meta, summary, codec, mask):
             ratios = f"{t.get('api', 'owned')}: {fmt_ratio(row[key]['fastwebsockets'])} fastwebsockets, {fmt_ratio(row[key]['tungstenite'])} tungstenite"
             if key == "ratios_in_place":
                 ratios += f" (owned: {fmt_ratio(row['ratios']['fastwebsockets'])}, {fmt_ratio(row['ratios']['tungstenite'])})"
-            lines.append(f"| codec {row['group']} {row['case']} | {t['text']} | {ratios} | | {'yes' if t['met'] else 'no'} |")
+            lines.append(f"| codec {row['group']} {row['case']} | {t['text']} | {ratios} | | | {'yes' if t['met'] else 'no'} |")
     for row in mask:
         t = row.get("target")
         if t:
-            lines.append(f"| unmask {size_label(row['size'])} | {t['text']} | {row['share_of_xor'] * 100:.0f}% | | {'yes' if t['met'] else 'no'} |")
+            lines.append(f"| unmask {size_label(row['size'])} | {t['text']} | {row['share_of_xor'] * 100:.0f}% | | | {'yes' if t['met'] else 'no'} |")
+    lines += time_split_section(summary)
     if codec:
         lines += ["", "## Codec (criterion, in-memory stream, one core)", "",
                   "Messages per second (bytes per second in brackets); ratios are ws-proto's "
@@ -364,6 +394,41 @@ def markdown(meta, summary, codec, mask):
     lines += ["", "Chart: [chart.svg](chart.svg); every run's raw figures: "
               "[raw.jsonl](raw.jsonl); the summary as data: [results.json](results.json).", ""]
     return "\n".join(lines)
+
+
+def fmt_small_us(v):
+    return "n/a" if v is None else f"{v:.3f} µs"
+
+
+def time_split_section(summary):
+    rows = [sc for sc in summary if sc["kind"] != "connect"
+            and any(s.get("kernel_us") is not None for s in sc["servers"].values())]
+    if not rows:
+        return []
+    lines = ["", "## Where the servers' time goes", "",
+             "Per message (echo) or delivery (fanout), medians over rounds: the server's CPU "
+             "time in the kernel and in its own code (from the tick counts of "
+             "`/proc/<pid>/stat`), the TCP segments sent on the machine in both directions "
+             "(`/proc/net/snmp`), and the rate the server would reach if its own code took no "
+             "time, the kernel's work per message staying the same (messages per kernel-second). "
+             "On loopback, a send runs the receiving end's TCP processing too, in the sender's "
+             "context; with equal segments per message every server asks the same of the "
+             "kernel, and the last column bounds what any server could reach.", "",
+             "| scenario | server | kernel share | kernel per msg | user per msg | segments per msg | at zero user time |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for sc in rows:
+        first = True
+        for server in SERVERS:
+            s = sc["servers"].get(server, {})
+            if not s.get("rounds"):
+                continue
+            name = escape(sc["title"]) if first else ""
+            first = False
+            segments = "n/a" if s.get("segments_per") is None else f"{s['segments_per']:.3f}"
+            lines.append(f"| {name} | {server} | {fmt_share(s.get('kernel_share'))} | "
+                         f"{fmt_small_us(s.get('kernel_us'))} | {fmt_small_us(s.get('user_us'))} | "
+                         f"{segments} | {fmt_rate(s.get('kernel_bound'))} |")
+    return lines
 
 
 def svg_chart(summary, codec):

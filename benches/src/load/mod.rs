@@ -237,9 +237,10 @@ pub(crate) struct Window {
     start: Instant,
     own_cpu: Option<Duration>,
     own_sched: Option<(Duration, Duration)>,
-    server_cpu: Option<Duration>,
+    server_cpu: Option<procfs::CpuTimes>,
     server_sched: Option<(Duration, Duration)>,
     ticks: Vec<(u64, u64)>,
+    tcp_segments: Option<(u64, u64)>,
     pid: Option<u32>,
 }
 
@@ -265,16 +266,19 @@ impl Window {
             start: Instant::now(),
             own_cpu: procfs::cpu_time(None),
             own_sched: procfs::sched_times(None),
-            server_cpu: pid.and_then(|p| procfs::cpu_time(Some(p))),
+            server_cpu: pid.and_then(|p| procfs::cpu_times(Some(p))),
             server_sched: pid.and_then(|p| procfs::sched_times(Some(p))),
             ticks: procfs::cpu_ticks(),
+            tcp_segments: procfs::tcp_segments(),
             pid,
         }
     }
 
     /// Closes the window: its length in seconds and the figures every scenario reports. CPU
     /// shares come from schedstat (nanoseconds) where the kernel has it, else from the tick
-    /// counts of /proc/<pid>/stat.
+    /// counts of /proc/<pid>/stat. The server's kernel share (of its CPU time, from those
+    /// ticks) and the TCP segments sent on the machine meanwhile show where a server's time
+    /// goes: time in the kernel is the network stack's, which no server's code can shorten.
     pub(crate) fn close(&self) -> (f64, Map<String, Value>) {
         let wall = self.start.elapsed();
         let mut map = Map::new();
@@ -285,13 +289,25 @@ impl Window {
         map.insert("loadgen_wait".into(), json!(wait));
         if let Some(pid) = self.pid {
             let (run, wait) = sched_shares(self.server_sched, procfs::sched_times(Some(pid)), wall);
-            let ticks = procfs::core_share(self.server_cpu, procfs::cpu_time(Some(pid)), wall);
+            let times = procfs::cpu_times(Some(pid));
+            let total = |t: Option<procfs::CpuTimes>| t.map(|t| t.user + t.system);
+            let ticks = procfs::core_share(total(self.server_cpu), total(times), wall);
             map.insert("server_cpu".into(), json!(run.or(ticks)));
             map.insert("server_wait".into(), json!(wait));
+            map.insert(
+                "server_kernel_share".into(),
+                json!(procfs::kernel_share(self.server_cpu, times)),
+            );
             map.insert("server_rss_kib".into(), json!(procfs::rss_kib(pid)));
         }
         let busy = procfs::cpu_busy(&self.ticks, &procfs::cpu_ticks());
         map.insert("cpu_busy".into(), json!(busy));
+        if let (Some((_, sent0)), Some((_, sent1))) = (self.tcp_segments, procfs::tcp_segments()) {
+            map.insert(
+                "tcp_segments_sent".into(),
+                json!(sent1.saturating_sub(sent0)),
+            );
+        }
         (wall.as_secs_f64(), map)
     }
 }
