@@ -4,7 +4,7 @@
 # rounds with the order of the servers rotated; then the codec benchmarks. Writes
 # benches/results/{results.md,results.json,chart.svg,raw.jsonl}.
 #
-#   benches/run.sh                                    # 3 rounds, 1 s warm-up + 3 s per run
+#   benches/run.sh                                    # 5 rounds, 1 s warm-up + 3 s per run
 #   ROUNDS=1 WARMUP=0.5 DURATION=1 CODEC=0 benches/run.sh   # a quick look
 #   ONLY="echo-d16-100x20B idle-10k" benches/run.sh   # some scenarios
 #
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-1}
 DURATION=${DURATION:-3}
 SERVER_CPU=${SERVER_CPU:-0}
