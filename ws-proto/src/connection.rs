@@ -815,6 +815,14 @@ struct MessageSink<'a> {
 /// delivered `Bytes` shares it) instead of costing an allocation each.
 const MESSAGE_BUF_GROWTH: usize = 8 << 10;
 
+/// How far the rest of a frame may exceed the bytes that vouch for it and still be reserved
+/// whole. Frames of a power-of-two size read in power-of-two pieces need it: the header's
+/// bytes in the first read leave the buffer a few bytes short of the frame when it reaches
+/// half of it, and growing for those few bytes doubled the buffer and copied the whole message
+/// (a 1 MiB frame read 64 KiB at a time ended in a 2 MiB buffer; without that copy it is
+/// received 22% faster, text 11%).
+const REST_ALLOWANCE: u64 = 8 << 10;
+
 /// From this payload size up, [`Connection::send`] on a server queues the message's shared
 /// bytes instead of copying them. Sharing costs a reference count and one more slice in every
 /// vectored write, which a small copy undercuts; 8 KiB is a judgment between the sizes the
@@ -825,14 +833,19 @@ pub const SHARE_PAYLOAD_FROM: usize = 8 << 10;
 /// Appends payload to the message buffer. When it must grow, it grows by the payload or by as
 /// much of the read it came in (`read_len`) as [`MESSAGE_BUF_GROWTH`] allows, whichever is
 /// more, plus room for the rest of the frame (`frame_rest`, after `data`) as far as the bytes
-/// the buffer then holds vouch for it. So growth follows bytes really received, never a
-/// declared length alone (the buffer holds at most about twice what arrived), and a frame
+/// the buffer then holds vouch for it, or for all of the rest when it exceeds them by no more
+/// than [`REST_ALLOWANCE`]. So growth follows bytes really received, never a declared
+/// length alone (the buffer holds at most about twice what arrived, plus 8 KiB), and a frame
 /// whose payload ends just past a read, as a 64 KiB frame read 64 KiB at a time does, is
 /// completed in place instead of being copied into a larger buffer for its last bytes.
 fn append_payload(buf: &mut BytesMut, data: &[u8], read_len: usize, frame_rest: u64) {
     if buf.capacity() - buf.len() < data.len() {
         let vouched = (buf.len() + data.len()) as u64;
-        let rest_room = frame_rest.min(vouched) as usize;
+        let rest_room = if frame_rest <= vouched + REST_ALLOWANCE {
+            frame_rest
+        } else {
+            vouched
+        } as usize;
         buf.reserve(data.len().max(read_len.min(MESSAGE_BUF_GROWTH)) + rest_room);
     }
     buf.extend_from_slice(data);

@@ -647,6 +647,32 @@ fn a_frame_ending_just_past_a_read_is_completed_where_it_began() {
     assert_eq!(events(&mut server), vec![binary(&payload)]);
 }
 
+/// Growth that follows the bytes received must not overshoot near the end of a frame: a
+/// 1 MiB frame read 64 KiB at a time reaches the middle 28 bytes short of vouching for the
+/// rest (its header took them from the first read), and growing by doubling then left a 2 MiB
+/// buffer and a copy of the whole message for its last bytes. A rest within a little of what
+/// arrived is reserved whole, so the buffer never holds more than the frame.
+#[test]
+fn a_large_frame_read_in_pieces_never_holds_more_than_its_size() {
+    let payload: Vec<u8> = (0..1u32 << 20).map(|i| (i * 13) as u8).collect();
+    let wire = client_frame(true, 0, 0x2, &payload);
+    let mut server = Connection::server(Config::default());
+    let mut delivered = Vec::new();
+    for piece in wire.chunks(64 << 10) {
+        server.receive(piece).unwrap();
+        delivered.extend(events(&mut server));
+        if delivered.is_empty() {
+            assert!(
+                server.memory_usage() <= payload.len(),
+                "memory {} for a frame of {}",
+                server.memory_usage(),
+                payload.len()
+            );
+        }
+    }
+    assert_eq!(delivered, vec![binary(&payload)]);
+}
+
 /// The other side of that rule: a declared length alone reserves nothing. A frame that
 /// declares 16 MiB and sends 1,000 bytes leaves the buffer at about twice what arrived.
 #[test]
