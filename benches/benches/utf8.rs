@@ -4,7 +4,7 @@
 //! text) and on Cyrillic, where most characters take two bytes. Lengths that are not a
 //! multiple of 64 are where simdutf8's padded last block costs, and where `text_of` differs.
 
-use benches::input::{payload, Kind};
+use benches::input::{payload, repeated_text, Kind};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -14,15 +14,10 @@ const SIZES: [usize; 7] = [16, 64, 125, 128, 200, 1000, 1024];
 
 /// `len` bytes of Cyrillic text, cut at a character and padded with ASCII.
 fn cyrillic(len: usize) -> Vec<u8> {
-    let pattern = "Съешь же ещё этих мягких французских булок, да выпей чаю. ";
-    let mut text = pattern.repeat(len / pattern.len() + 1);
-    let mut cut = len;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text.extend(std::iter::repeat_n('x', len - cut));
-    text.into_bytes()
+    repeated_text(
+        "Съешь же ещё этих мягких французских булок, да выпей чаю. ",
+        len,
+    )
 }
 
 fn whole_text(c: &mut Criterion) {

@@ -28,23 +28,24 @@ impl Kind {
 pub fn payload(kind: Kind, size: usize) -> Vec<u8> {
     match kind {
         Kind::Binary => (0..size).map(|i| (i * 31 + 7) as u8).collect(),
-        Kind::Text => {
-            let pattern = "The quick brown fox jumps over the lazy dog; Grüße, café, naïve. ";
-            let mut text = String::with_capacity(size + pattern.len());
-            while text.len() < size {
-                text.push_str(pattern);
-            }
-            let mut cut = size;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            while text.len() < size {
-                text.push('x');
-            }
-            text.into_bytes()
-        }
+        Kind::Text => repeated_text(
+            "The quick brown fox jumps over the lazy dog; Grüße, café, naïve. ",
+            size,
+        ),
     }
+}
+
+/// Exactly `size` bytes of UTF-8: `pattern` repeated, cut where a character starts and padded
+/// with ASCII 'x'.
+pub fn repeated_text(pattern: &str, size: usize) -> Vec<u8> {
+    let mut text = pattern.repeat(size / pattern.len().max(1) + 1);
+    let mut cut = size.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.extend(std::iter::repeat_n('x', size - cut));
+    text.into_bytes()
 }
 
 /// A different masking key for each frame, as a client's random keys would be.
@@ -113,6 +114,13 @@ mod tests {
             let text = payload(Kind::Text, size);
             assert_eq!(text.len(), size);
             assert!(std::str::from_utf8(&text).is_ok());
+        }
+        // Cut inside two-byte characters at every other length, then padded.
+        for size in 0..200 {
+            let text = repeated_text("Съешь же ещё", size);
+            assert_eq!(text.len(), size);
+            let text = std::str::from_utf8(&text).unwrap();
+            assert!(text.trim_end_matches('x').len() + 1 >= size, "{text:?}");
         }
     }
 
