@@ -33,11 +33,12 @@
 //!   text up to the tail's end; the bytes after the tail are a valid piece starting at a
 //!   non-continuation byte, and (2) once more covers the whole.
 //!
-//! # The one unsafe block
+//! # The unsafe block
 //!
 //! [`text_of`] returns the `str` it has just checked without checking it a second time, which
 //! needs `core::str::from_utf8_unchecked`: a second check would cost as much as the first and
-//! undo the point. It is the only unsafe code in the crate. Its invariant: the bytes passed
+//! undo the point. It is one of the crate's two unsafe statements (the other is
+//! `Utf8Bytes::as_str`, over bytes its constructors checked). Its invariant: the bytes passed
 //! the ASCII check or [`is_valid`] on the line before. Debug builds (all tests) check again
 //! with the standard library; the property tests below and the `utf8_differential` fuzz target
 //! compare both functions with the standard library on arbitrary and nearly valid input.
