@@ -673,6 +673,31 @@ fn a_large_frame_read_in_pieces_never_holds_more_than_its_size() {
     assert_eq!(delivered, vec![binary(&payload)]);
 }
 
+/// The allowance is exact: after a first piece of 16 KiB, a frame whose rest exceeds it by
+/// 8 KiB gets room for all of it at once, and one byte more gets room for twice the piece only.
+#[test]
+fn the_rest_of_a_frame_is_reserved_whole_only_within_8_kib_of_what_arrived() {
+    let piece = 16 << 10;
+    for (len, whole) in [
+        (2 * piece + (8 << 10), true),
+        (2 * piece + (8 << 10) + 1, false),
+    ] {
+        let payload = vec![b'a'; len];
+        let wire = client_frame(true, 0, 0x2, &payload);
+        let header_len = wire.len() - len;
+        let mut server = Connection::server(Config::default());
+        server.receive(&wire[..header_len + piece]).unwrap();
+        let memory = server.memory_usage();
+        if whole {
+            assert!(memory >= len, "memory {memory} for a frame of {len}");
+        } else {
+            assert!(memory <= 2 * piece, "memory {memory} after {piece} bytes");
+        }
+        server.receive(&wire[header_len + piece..]).unwrap();
+        assert_eq!(events(&mut server), vec![binary(&payload)]);
+    }
+}
+
 /// The other side of that rule: a declared length alone reserves nothing. A frame that
 /// declares 16 MiB and sends 1,000 bytes leaves the buffer at about twice what arrived.
 #[test]
