@@ -6,17 +6,33 @@ use core::fmt;
 /// Bytes that are valid UTF-8: a cheaply cloneable string. Text messages arrive as these, so a
 /// room can fan one received message out without copying or checking it again, and
 /// [`Self::as_str`] costs nothing.
+///
+/// Every way to make one checks the bytes or takes them from a `str`: `From<String>`,
+/// `From<&'static str>`, `TryFrom<Bytes>` (which checks), and the connection, which checks
+/// received text as it arrives.
+///
+/// ```
+/// use ws_proto::Utf8Bytes;
+/// let text = Utf8Bytes::try_from(bytes::Bytes::from_static(b"hi")).unwrap();
+/// assert_eq!(text.as_str(), "hi");
+/// assert!(Utf8Bytes::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Utf8Bytes(Bytes);
 
 impl Utf8Bytes {
-    /// Wraps bytes after checking them.
+    /// The text as a `&str` borrowed from the shared buffer: a view of the same bytes, with no
+    /// copy and no second UTF-8 check. It makes the `str` with `from_utf8_unchecked` (one of the
+    /// crate's two unsafe statements; debug builds assert the bytes' validity first). That is
+    /// sound because every constructor has checked the bytes or took them from a `str` (see
+    /// the type's docs), the field is private, and a `Bytes` never changes what it holds.
     ///
     /// ```
     /// use ws_proto::Utf8Bytes;
-    /// let text = Utf8Bytes::try_from(bytes::Bytes::from_static(b"hi")).unwrap();
-    /// assert_eq!(text.as_str(), "hi");
-    /// assert!(Utf8Bytes::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
+    /// let text = Utf8Bytes::from(String::from("h\u{e9}llo"));
+    /// assert_eq!(text.as_str(), "h\u{e9}llo");
+    /// // The same bytes, not a copy of them.
+    /// assert_eq!(text.as_str().as_ptr(), text.as_bytes().as_ptr());
     /// ```
     pub fn as_str(&self) -> &str {
         debug_assert!(core::str::from_utf8(&self.0).is_ok());
