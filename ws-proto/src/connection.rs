@@ -341,20 +341,21 @@ impl Connection {
 /// Input: bytes and time.
 impl Connection {
     /// Processes received bytes, in any amount. Every byte is consumed (a partial frame header
-    /// is kept inside, at most 13 bytes), so the return value is always `data.len()`; bytes
-    /// after the peer's close frame or after a failure are discarded, as RFC 6455 section
-    /// 5.5.1 prescribes.
+    /// is kept inside, at most 13 bytes), so there is no count to return; bytes after the
+    /// peer's close frame or after a failure are discarded, as RFC 6455 section 5.5.1
+    /// prescribes.
     ///
     /// On a protocol violation the connection fails (section 7.1.7): the returned error names
     /// the rule, a close frame with its code is queued, and [`Self::should_close_transport`]
     /// turns true once that frame is taken. Events produced before the violation remain
     /// available from [`Self::poll_event`].
-    pub fn receive(&mut self, data: &[u8]) -> Result<usize, ProtocolViolation> {
+    pub fn receive(&mut self, data: &[u8]) -> Result<(), ProtocolViolation> {
         if self.read_closed {
-            return Ok(data.len());
+            return Ok(());
         }
         self.read_len = data.len();
-        self.receive_checked(data, false).map(|_| data.len())
+        self.receive_checked(data, false)?;
+        Ok(())
     }
 
     /// Starts taking one read's input in pieces (see [`crate::in_place`]).

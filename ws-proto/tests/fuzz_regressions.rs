@@ -59,7 +59,7 @@ fn streamed_text_ending_inside_a_code_point_fails_after_only_whole_code_points()
 fn a_header_violation_is_reported_by_the_read_that_completes_the_header() {
     // A server refuses an unmasked frame once the second byte arrives.
     let mut server = Connection::server(Config::default());
-    assert_eq!(server.receive(&[0x81]), Ok(1));
+    assert_eq!(server.receive(&[0x81]), Ok(()));
     assert_eq!(
         server.receive(&[0x05]),
         Err(ProtocolViolation::UnmaskedClientFrame)
@@ -70,7 +70,7 @@ fn a_header_violation_is_reported_by_the_read_that_completes_the_header() {
     for (i, byte) in wire[..6].iter().enumerate() {
         let result = client.receive(&[*byte]);
         if i < 5 {
-            assert_eq!(result, Ok(1), "byte {i}");
+            assert_eq!(result, Ok(()), "byte {i}");
         } else {
             assert_eq!(result, Err(ProtocolViolation::MaskedServerFrame));
         }
@@ -82,8 +82,8 @@ fn invalid_utf8_fails_in_the_read_that_holds_the_first_bad_byte() {
     // "κ" then E0 80: the prefix stops being valid at the 80, in the third read.
     let mut server = Connection::server(Config::default());
     let wire = client_frame(0x81, b"\xce\xba\xe0\x80\x41");
-    assert_eq!(server.receive(&wire[..8]), Ok(8));
-    assert_eq!(server.receive(&wire[8..9]), Ok(1));
+    assert_eq!(server.receive(&wire[..8]), Ok(()));
+    assert_eq!(server.receive(&wire[8..9]), Ok(()));
     assert_eq!(
         server.receive(&wire[9..10]),
         Err(ProtocolViolation::InvalidUtf8)
@@ -220,7 +220,7 @@ fn deflate_empty_message_with_context_takeover_keeps_the_stream_in_sync() {
             header.payload_len > 0,
             "an empty compressed payload for {payload:?}"
         );
-        assert_eq!(server.receive(&wire), Ok(wire.len()));
+        assert_eq!(server.receive(&wire), Ok(()));
         assert_eq!(
             server.poll_event(),
             Some(Event::Message(Message::Binary(payload.to_vec().into()))),
