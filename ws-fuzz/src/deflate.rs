@@ -177,9 +177,9 @@ pub fn run_input(input: &DeflateInput) {
         } else {
             (MessageKind::Binary, payload.clone())
         };
-        let bits = server.shared_frame_key().unwrap_or(15);
+        let bits = server.shared_deflate_window_bits().unwrap_or(15);
         let frame = compress_shared(kind, &payload, bits, server_config.level);
-        match server.shared_frame_key() {
+        match server.shared_deflate_window_bits() {
             Some(_) => {
                 server.send_encoded(&frame).unwrap();
                 let wire = drain(&mut server);

@@ -715,7 +715,7 @@ impl<H: Handler> Worker<H> {
                 slow.push(slot);
                 continue;
             }
-            let frame = match (ws.shared_frame_key(), level) {
+            let frame = match (ws.shared_deflate_window_bits(), level) {
                 (Some(bits), Some(level)) => {
                     compressed[bits as usize & 15].get_or_insert_with(|| {
                         compress_shared(outgoing.message.kind(), payload, bits, level)

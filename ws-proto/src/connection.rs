@@ -217,10 +217,17 @@ impl Connection {
         &self.config
     }
 
-    /// The key of the extension-transformed pre-encoded frames this connection takes, if any
-    /// (see [`Extension::shared_frame_key`]).
-    pub fn shared_frame_key(&self) -> Option<u8> {
-        self.extension.as_ref().and_then(|e| e.shared_frame_key())
+    /// The deflate window bits of the pre-compressed frames this connection can take, or `None`
+    /// if it takes only uncompressed [`EncodedFrame`]s: the negotiated extension's
+    /// [`Extension::shared_deflate_window_bits`]. With permessage-deflate it is this side's
+    /// compression window bits when this side keeps no context between messages, else `None`.
+    /// A server sending one message to many connections compresses it once for each distinct
+    /// value (with permessage-deflate's `compress_shared`) and sends the plain frame to the
+    /// rest.
+    pub fn shared_deflate_window_bits(&self) -> Option<u8> {
+        self.extension
+            .as_ref()
+            .and_then(|e| e.shared_deflate_window_bits())
     }
 
     /// Whether data may still be sent (no close frame was sent).
@@ -1096,13 +1103,16 @@ impl Connection {
     }
 
     /// Queues a frame encoded once for many connections (a room's fanout): the same shared
-    /// bytes go to every member without copying. Only a server sends unmasked frames; a frame
-    /// transformed by an extension goes only to connections whose extension takes its key.
+    /// bytes go to every member without copying. Only a server sends unmasked frames; a
+    /// pre-compressed frame goes only to connections whose [`Self::shared_deflate_window_bits`]
+    /// are its [`EncodedFrame::deflate_window_bits`] (else [`UsageError::ExtensionMismatch`]).
     pub fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), UsageError> {
         if self.role() != Role::Server {
             return Err(UsageError::NotServer);
         }
-        if frame.key.is_some() && frame.key != self.shared_frame_key() {
+        if frame.deflate_window_bits.is_some()
+            && frame.deflate_window_bits != self.shared_deflate_window_bits()
+        {
             return Err(UsageError::ExtensionMismatch);
         }
         self.check_can_start_message()?;
@@ -1174,7 +1184,11 @@ impl Connection {
     }
 }
 
-/// A complete unmasked data frame, encoded once and shareable between server connections.
+/// A complete unmasked data frame, encoded once and shareable between server connections:
+/// uncompressed ([`Self::new`]), which every server connection takes, or compressed without
+/// context by permessage-deflate's `compress_shared` and tagged with its deflate window bits
+/// ([`Self::deflate_window_bits`]), which only the connections whose
+/// [`Connection::shared_deflate_window_bits`] match take.
 ///
 /// ```
 /// use ws_proto::{Config, Connection, EncodedFrame, MessageKind};
@@ -1188,8 +1202,9 @@ impl Connection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame {
     bytes: Bytes,
-    /// For a frame transformed by an extension (compressed, say): which connections take it.
-    key: Option<u8>,
+    /// For a pre-compressed frame, the deflate window bits it was compressed with: the
+    /// connections whose `shared_deflate_window_bits` are these take it.
+    deflate_window_bits: Option<u8>,
 }
 
 impl EncodedFrame {
@@ -1210,10 +1225,15 @@ impl EncodedFrame {
         EncodedFrame::from_parts(buf.freeze(), None)
     }
 
-    /// A frame an extension encoded, for connections whose
-    /// [`Extension::shared_frame_key`] is `key` (`None`: an untransformed frame for all).
-    pub fn from_parts(bytes: Bytes, key: Option<u8>) -> EncodedFrame {
-        EncodedFrame { bytes, key }
+    /// A whole encoded frame: `deflate_window_bits` is `None` for an uncompressed frame, which
+    /// every server connection takes, or the window bits a compressed frame was made with
+    /// (without context, like permessage-deflate's `compress_shared`), for the connections whose
+    /// [`Connection::shared_deflate_window_bits`] are the same.
+    pub fn from_parts(bytes: Bytes, deflate_window_bits: Option<u8>) -> EncodedFrame {
+        EncodedFrame {
+            bytes,
+            deflate_window_bits,
+        }
     }
 
     /// The encoded bytes.
@@ -1221,8 +1241,8 @@ impl EncodedFrame {
         &self.bytes
     }
 
-    /// The extension key, `None` for an untransformed frame.
-    pub fn key(&self) -> Option<u8> {
-        self.key
+    /// The deflate window bits the frame was compressed with, `None` for an uncompressed frame.
+    pub fn deflate_window_bits(&self) -> Option<u8> {
+        self.deflate_window_bits
     }
 }

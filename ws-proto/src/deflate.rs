@@ -426,7 +426,7 @@ impl Extension for PerMessageDeflate {
         compressor + inflater
     }
 
-    fn shared_frame_key(&self) -> Option<u8> {
+    fn shared_deflate_window_bits(&self) -> Option<u8> {
         // Frames compressed without context are safe to mix in only when our compressor keeps
         // no context of its own.
         self.send_reset.then_some(self.send_bits)
@@ -472,8 +472,15 @@ fn deflate_sync(
     Ok(())
 }
 
-/// A server frame compressed once, without context, for every connection whose
-/// [`Extension::shared_frame_key`] is `window_bits` (a room's fanout).
+/// A server frame compressed once, without context, with a window of 2^`window_bits` bytes
+/// (clamped to 9 to 15), for every connection whose
+/// [`Connection::shared_deflate_window_bits`](crate::Connection::shared_deflate_window_bits)
+/// is that number of bits (a room's fanout). The frame carries its window bits
+/// ([`EncodedFrame::deflate_window_bits`]), and [`Connection::send_encoded`] refuses it for any
+/// other connection. Should compression fail, the frame is the message uncompressed, which
+/// every connection takes.
+///
+/// [`Connection::send_encoded`]: crate::Connection::send_encoded
 ///
 /// ```
 /// use ws_proto::deflate::{compress_shared, DeflateConfig, DeflateParams, PerMessageDeflate};

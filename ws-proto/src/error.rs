@@ -151,8 +151,8 @@ pub enum UsageError {
     NotServer,
     /// The subprotocol chosen at the handshake was not offered by the client (section 4.2.2).
     UnofferedProtocol,
-    /// A pre-encoded frame transformed by an extension this connection did not negotiate in
-    /// the same way.
+    /// A pre-compressed frame whose deflate window bits are not the ones this connection takes
+    /// (`Connection::shared_deflate_window_bits`), or that it takes none of.
     ExtensionMismatch,
     /// A negotiated extension failed to encode a message.
     Extension(ExtensionError),
@@ -180,9 +180,9 @@ impl fmt::Display for UsageError {
             UsageError::UnofferedProtocol => {
                 f.write_str("the chosen subprotocol was not offered by the client")
             }
-            UsageError::ExtensionMismatch => {
-                f.write_str("the pre-encoded frame needs an extension this connection lacks")
-            }
+            UsageError::ExtensionMismatch => f.write_str(
+                "the pre-compressed frame's window bits are not ones this connection takes",
+            ),
             UsageError::Extension(e) => write!(f, "extension error: {e}"),
         }
     }

@@ -80,10 +80,16 @@ pub trait Extension: Send {
         0
     }
 
-    /// The key of the pre-encoded frames this connection can send unchanged (see
-    /// [`crate::EncodedFrame`]); `None` if it takes only untransformed ones. Frames encoded once
-    /// for many connections are grouped by this key.
-    fn shared_frame_key(&self) -> Option<u8> {
+    /// The deflate window bits (9 to 15) of the pre-compressed frames this connection can send
+    /// unchanged (see [`crate::EncodedFrame`]), or `None` if it takes only uncompressed
+    /// pre-encoded frames. `Some(bits)` promises that a frame compressed on its own, without
+    /// context, with a window of 2^`bits` bytes (what permessage-deflate's `compress_shared`
+    /// makes) may be queued between this extension's own messages and the peer will inflate
+    /// it: permessage-deflate says so when its compressor keeps no context between messages,
+    /// with its compressor's window bits. A server compresses a message for many connections
+    /// once per distinct value. The default, for an extension that does not compress, is
+    /// `None`.
+    fn shared_deflate_window_bits(&self) -> Option<u8> {
         None
     }
 }
