@@ -692,7 +692,7 @@ impl Run {
             }
             Op::Close { code, reason } => {
                 let reason = String::from_utf8_lossy(reason);
-                let r = self.conn.close(CloseCode(*code), &reason);
+                let r = self.conn.close(self.now, CloseCode(*code), &reason);
                 let expected = if !CloseCode(*code).is_valid_on_wire() {
                     Err(UsageError::InvalidCloseCode(*code))
                 } else if reason.len() > MAX_REASON_LEN {
@@ -701,6 +701,11 @@ impl Run {
                     Ok(())
                 };
                 assert_eq!(r, expected, "{op:?}");
+                // A close that is accepted (whoever sent the close frame) arms the timer at
+                // once, if it is not armed yet.
+                if r.is_ok() && self.deadline.is_none() {
+                    self.deadline = Some(self.now + self.config.close_timeout);
+                }
                 if r.is_ok() && !self.close_logged {
                     let mut payload = code.to_be_bytes().to_vec();
                     payload.extend_from_slice(reason.as_bytes());

@@ -196,13 +196,19 @@ pub fn run_input(input: &RoundtripInput) {
     let Some((code, reason)) = &input.close else {
         return;
     };
-    let result = sender.close(CloseCode(*code), reason);
+    let result = sender.close(Duration::ZERO, CloseCode(*code), reason);
     if !CloseCode(*code).is_valid_on_wire() || reason.len() > MAX_REASON_LEN {
         assert!(result.is_err());
+        assert_eq!(sender.poll_timeout(), None, "a refused close arms nothing");
         return;
     }
     result.unwrap();
     assert_eq!(sender.state(), ConnectionState::Closing);
+    assert_eq!(
+        sender.poll_timeout(),
+        Some(Config::default().close_timeout),
+        "close arms its timer at once"
+    );
     let close = drain(&mut sender);
     let frame = CloseFrame {
         code: CloseCode(*code),

@@ -749,7 +749,7 @@ impl<H: Handler> Worker<H> {
             return;
         };
         let Some(ws) = conn.ws() else { return };
-        if ws.close(code, reason).is_ok() && conn.close_code.is_none() {
+        if ws.close(self.now, code, reason).is_ok() && conn.close_code.is_none() {
             conn.close_code = Some(code.0);
         }
         self.mark_dirty(slot);

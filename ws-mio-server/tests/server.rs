@@ -242,7 +242,10 @@ fn rfc6455_7_1_1_a_client_that_shuts_down_after_its_close_frame_still_gets_the_r
     let (addr, handle, server) = start(config(), Echo);
     let mut client = TestClient::connect(addr, "/");
     client.conn.send_text("last").unwrap();
-    client.conn.close(CloseCode::NORMAL, "done").unwrap();
+    client
+        .conn
+        .close(Duration::ZERO, CloseCode::NORMAL, "done")
+        .unwrap();
     let mut wire = Vec::new();
     while let Some(chunk) = client.conn.poll_transmit() {
         wire.extend_from_slice(&chunk);

@@ -66,7 +66,9 @@ fn main() -> io::Result<()> {
                     conn.send_text(&line?).expect("connection is open");
                     awaiting_reply = true;
                 }
-                None => conn.close(CloseCode::NORMAL, "done").expect("valid close"),
+                None => conn
+                    .close(clock.elapsed(), CloseCode::NORMAL, "done")
+                    .expect("valid close"),
             }
         }
         while let Some(bytes) = conn.poll_transmit() {

@@ -51,6 +51,8 @@ pub struct Config {
     pub auto_pong: bool,
     /// How long to wait, once a close frame was sent, for the peer's close frame; and, for a
     /// client, for the server to close the transport after the close handshake (section 7.1.1).
+    /// Counted from the `now` given to [`Connection::close`] for a close this side starts, and
+    /// from the next [`Connection::handle_time`] for a close frame the engine sends on its own.
     /// Default 5 s.
     pub close_timeout: Duration,
     /// Deliver data as [`Event::Chunk`]s while it arrives instead of whole [`Event::Message`]s,
@@ -408,16 +410,23 @@ impl Connection {
         self.state = ConnectionState::Closed;
     }
 
-    /// Hands in the current time: arms the close timer the first time it is called after a
-    /// close frame was sent, and fires it once it is due.
+    /// Hands in the current time: fires the close timer once it is due. A close frame the
+    /// engine sent on its own (the reply to the peer's close, or a failure's) has its timer
+    /// armed here, at the first call after it was sent; [`Self::close`] arms its own at once.
     pub fn handle_time(&mut self, now: Duration) {
-        if self.close_sent && self.close_deadline.is_none() {
-            self.close_deadline = Some(now.saturating_add(self.config.close_timeout));
-        }
+        self.arm_close_timer(now);
         if let Some(deadline) = self.close_deadline {
             if now >= deadline {
                 self.timed_out = true;
             }
+        }
+    }
+
+    /// Arms the close timer for [`Config::close_timeout`] from `now`, if a close frame was sent
+    /// and the timer is not armed yet.
+    fn arm_close_timer(&mut self, now: Duration) {
+        if self.close_sent && self.close_deadline.is_none() {
+            self.close_deadline = Some(now.saturating_add(self.config.close_timeout));
         }
     }
 
@@ -1083,11 +1092,31 @@ impl Connection {
     }
 
     /// Starts the closing handshake (section 7.1.2) with a status code and a reason of at most
-    /// 123 bytes. After it, no data may be sent; incoming data is still delivered until the
-    /// peer's close frame arrives. Calling it again once a close frame was sent does nothing.
-    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+    /// 123 bytes, at time `now` (the same clock as [`Self::handle_time`]). After it, no data
+    /// may be sent; incoming data is still delivered until the peer's close frame arrives.
+    ///
+    /// The close timer is armed at once: [`Self::poll_timeout`] returns `now +`
+    /// [`Config::close_timeout`], the time by which the peer must have answered (and, for a
+    /// client, the server must have closed the transport); a [`Self::handle_time`] at or after
+    /// it makes [`Self::should_close_transport`] true. Calling `close` again once a close frame
+    /// was sent sends nothing and leaves an armed timer as it is.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use ws_proto::{CloseCode, Config, Connection};
+    /// let mut server = Connection::server(Config::default()); // close_timeout: 5 s
+    /// server.close(Duration::from_secs(60), CloseCode::GOING_AWAY, "restarting").unwrap();
+    /// assert_eq!(server.poll_timeout(), Some(Duration::from_secs(65)));
+    /// ```
+    pub fn close(
+        &mut self,
+        now: Duration,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), UsageError> {
         let frame = CloseFrame::new(code, reason)?;
         if self.close_sent {
+            self.arm_close_timer(now);
             return Ok(());
         }
         // The application's own close replaces a reply the engine was holding back.
@@ -1096,6 +1125,7 @@ impl Connection {
         let len = frame.write_payload(&mut payload);
         self.write_frame(true, 0, OpCode::Close, &payload[..len]);
         self.close_sent = true;
+        self.arm_close_timer(now);
         if self.state == ConnectionState::Open {
             self.state = ConnectionState::Closing;
         }

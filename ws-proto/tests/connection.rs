@@ -447,13 +447,15 @@ fn rfc6455_7_1_2_locally_started_close_waits_for_the_peer_then_times_out() {
         close_timeout: Duration::from_secs(2),
         ..Config::default()
     });
-    server.close(CloseCode::GOING_AWAY, "shutdown").unwrap();
+    server
+        .close(Duration::from_secs(10), CloseCode::GOING_AWAY, "shutdown")
+        .unwrap();
     assert_eq!(server.state(), ConnectionState::Closing);
     let out = transmitted(&mut server);
     assert_eq!(&out[..4], &[0x88, 10, 0x03, 0xe9]);
     assert_eq!(server.send_binary(b"x"), Err(UsageError::Closing));
     assert_eq!(server.send_ping(b"x"), Err(UsageError::Closing));
-    server.handle_time(Duration::from_secs(10));
+    server.handle_time(Duration::from_secs(11));
     assert_eq!(server.poll_timeout(), Some(Duration::from_secs(12)));
     // Data still arrives while closing.
     server
@@ -466,9 +468,53 @@ fn rfc6455_7_1_2_locally_started_close_waits_for_the_peer_then_times_out() {
 }
 
 #[test]
+fn rfc6455_7_1_2_a_locally_started_close_arms_its_timeout_at_once() {
+    // The peer may never answer, and the caller may sleep until poll_timeout says: the wait
+    // for the peer's close frame is bounded from the moment the close is sent, before any
+    // handle_time.
+    let config = Config {
+        close_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    for mut conn in [
+        Connection::server(config.clone()),
+        Connection::client(config.clone()),
+    ] {
+        assert_eq!(conn.poll_timeout(), None);
+        conn.close(Duration::from_secs(7), CloseCode::NORMAL, "")
+            .unwrap();
+        assert_eq!(conn.poll_timeout(), Some(Duration::from_secs(10)));
+        // A later handle_time or close keeps that deadline rather than arming one of its own.
+        conn.handle_time(Duration::from_secs(8));
+        conn.close(Duration::from_secs(9), CloseCode::GOING_AWAY, "")
+            .unwrap();
+        assert_eq!(conn.poll_timeout(), Some(Duration::from_secs(10)));
+        assert!(!conn.should_close_transport());
+        conn.handle_time(Duration::from_secs(10));
+        assert!(conn.should_close_transport(), "{:?}", conn.role());
+        assert_eq!(conn.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn rfc6455_7_1_7_close_after_a_failure_arms_the_timer_the_failure_close_lacked() {
+    // The engine's own close frame is timed from the next handle_time; a close called before
+    // that sends nothing more but starts the wait at its own time.
+    let mut server = Connection::server(Config::default());
+    assert!(server.receive(&[0x83, 0x80, 0, 0, 0, 0]).is_err()); // reserved opcode
+    assert!(!server.can_send());
+    assert_eq!(server.poll_timeout(), None);
+    server
+        .close(Duration::from_secs(1), CloseCode::NORMAL, "")
+        .unwrap();
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(6)));
+    assert_eq!(transmitted(&mut server), [0x88, 0x02, 0x03, 0xea]);
+}
+
+#[test]
 fn rfc6455_7_1_2_peer_reply_completes_a_locally_started_close_without_a_second_frame() {
     let mut server = Connection::server(Config::default());
-    server.close(CloseCode::NORMAL, "").unwrap();
+    server.close(Duration::ZERO, CloseCode::NORMAL, "").unwrap();
     transmitted(&mut server);
     server
         .receive(&client_frame(true, 0, 0x8, b"\x03\xe8"))
@@ -504,14 +550,19 @@ fn rfc6455_7_1_1_client_waits_for_the_server_to_close_tcp_then_times_out() {
 fn close_with_a_code_that_may_not_be_sent_is_refused() {
     let mut server = Connection::server(Config::default());
     assert_eq!(
-        server.close(CloseCode::NO_STATUS, ""),
+        server.close(Duration::ZERO, CloseCode::NO_STATUS, ""),
         Err(UsageError::InvalidCloseCode(1005))
     );
     assert_eq!(
-        server.close(CloseCode::NORMAL, &"x".repeat(124)),
+        server.close(Duration::ZERO, CloseCode::NORMAL, &"x".repeat(124)),
         Err(UsageError::CloseReasonTooLong(124))
     );
     assert!(!server.has_pending_transmit());
+    assert_eq!(
+        server.poll_timeout(),
+        None,
+        "nothing sent, nothing to wait for"
+    );
 }
 
 #[test]
@@ -827,7 +878,7 @@ fn large_messages_a_server_sends_share_their_bytes_and_keep_their_place() {
     client.send(&message).unwrap();
     let masked = transmitted(&mut client);
     assert!(!masked.windows(64).any(|w| w == &big[..64]));
-    server.close(CloseCode::NORMAL, "").unwrap();
+    server.close(Duration::ZERO, CloseCode::NORMAL, "").unwrap();
     assert_eq!(server.send(&message), Err(UsageError::Closing));
 }
 

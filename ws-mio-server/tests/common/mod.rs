@@ -162,7 +162,9 @@ impl TestClient {
     }
 
     pub fn close(&mut self) {
-        self.conn.close(CloseCode::NORMAL, "").unwrap();
+        self.conn
+            .close(Duration::ZERO, CloseCode::NORMAL, "")
+            .unwrap();
         self.flush();
     }
 }
