@@ -2,7 +2,7 @@
 //! is told apart from misuse by the local caller ([`UsageError`]); each violation names the rule
 //! it broke and carries the close code (or HTTP status) to answer it with.
 
-use crate::close::CloseCode;
+use crate::close_code::CloseCode;
 use core::fmt;
 
 /// A rule of RFC 6455 (or of a negotiated extension) that the peer broke. The connection has

@@ -84,6 +84,7 @@
 extern crate alloc;
 
 pub mod close;
+mod close_code;
 pub mod connection;
 #[cfg(feature = "deflate")]
 pub mod deflate;
