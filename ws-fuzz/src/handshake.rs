@@ -5,7 +5,7 @@ use crate::chunks;
 use base64::Engine as _;
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest, Response};
 use ws_proto::handshake::server::{Accept, Request, ServerHandshake};
-use ws_proto::handshake::{ExtensionOffer, HandshakeLimits};
+use ws_proto::handshake::{ExtensionOffer, HandshakeLimits, StatusCode};
 use ws_proto::HandshakeError;
 
 /// The nonce of RFC 6455 section 1.3; its key is `dGhlIHNhbXBsZSBub25jZQ==` and the accept
@@ -265,7 +265,7 @@ pub fn client_response(data: &[u8]) {
 }
 
 fn check_response(response: &Response, request: &ClientRequest) {
-    assert_eq!(response.status(), 101);
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     let accept = response
         .header("Sec-WebSocket-Accept")
         .expect("accept checked");

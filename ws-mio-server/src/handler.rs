@@ -116,7 +116,7 @@ impl HttpResponse {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        ws_proto::handshake::http_response(self.status, &headers, &self.body)
+        ws_proto::handshake::http_response(ws_proto::StatusCode(self.status), &headers, &self.body)
     }
 }
 

@@ -3,6 +3,7 @@
 //! it broke and carries the close code (or HTTP status) to answer it with.
 
 use crate::close_code::CloseCode;
+use crate::http::{http_response, StatusCode};
 use core::fmt;
 
 /// A rule of RFC 6455 (or of a negotiated extension) that the peer broke. The connection has
@@ -214,7 +215,7 @@ pub enum HandshakeError {
     /// Section 4.2.1 item 5: Sec-WebSocket-Key must be base64 of 16 bytes.
     InvalidKey,
     /// Section 4.1 item 1: the server answered with another status than 101 (the status).
-    NotSwitchingProtocols(u16),
+    NotSwitchingProtocols(StatusCode),
     /// Section 4.1 item 4: Sec-WebSocket-Accept is missing or does not match the key.
     AcceptMismatch,
     /// Section 4.1 item 6: the server chose a subprotocol the client did not offer.
@@ -227,32 +228,41 @@ pub enum HandshakeError {
 impl HandshakeError {
     /// The HTTP status a server answers this error with, or `None` for errors a client finds
     /// in the server's response.
-    pub fn status(&self) -> Option<u16> {
+    ///
+    /// ```
+    /// use ws_proto::{HandshakeError, StatusCode};
+    /// assert_eq!(HandshakeError::UnsupportedVersion.status(), Some(StatusCode::UPGRADE_REQUIRED));
+    /// assert_eq!(HandshakeError::AcceptMismatch.status(), None);
+    /// ```
+    pub fn status(&self) -> Option<StatusCode> {
         Some(match self {
-            HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
-            HandshakeError::MethodNotGet => 405,
-            HandshakeError::HttpVersion => 505,
-            HandshakeError::UnsupportedVersion => 426,
+            HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            HandshakeError::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
+            HandshakeError::HttpVersion => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            HandshakeError::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             HandshakeError::Malformed
             | HandshakeError::MissingHost
             | HandshakeError::MissingUpgrade
             | HandshakeError::MissingConnectionUpgrade
-            | HandshakeError::InvalidKey => 400,
+            | HandshakeError::InvalidKey => StatusCode::BAD_REQUEST,
             _ => return None,
         })
     }
 
-    /// The HTTP response a server sends for this error: the status, `Sec-WebSocket-Version: 13`
-    /// with 426 (section 4.4), `Allow: GET` with 405, and a short text body naming the rule.
+    /// The HTTP response a server sends for this error: the status (400 for an error that has
+    /// none), `Sec-WebSocket-Version: 13` with 426 (section 4.4), `Allow: GET` with 405, and a
+    /// short text body naming the rule.
     pub fn response(&self) -> alloc::vec::Vec<u8> {
-        let status = self.status().unwrap_or(400);
+        let status = self.status().unwrap_or(StatusCode::BAD_REQUEST);
         let extra: &[(&str, &str)] = match status {
-            426 => &[("Sec-WebSocket-Version", "13")],
-            405 => &[("Allow", "GET")],
+            StatusCode::UPGRADE_REQUIRED => &[("Sec-WebSocket-Version", "13")],
+            StatusCode::METHOD_NOT_ALLOWED => &[("Allow", "GET")],
             _ => &[],
         };
         let body = alloc::format!("{self}\n");
-        crate::handshake::http_response(status, extra, body.as_bytes())
+        http_response(status, extra, body.as_bytes())
     }
 }
 

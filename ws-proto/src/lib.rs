@@ -13,8 +13,8 @@
 //! - [`in_place`]: receiving without copying, each whole message a slice of the caller's own
 //!   read buffer ([`Connection::receive_in_place`]);
 //! - [`extension`]: the seam for negotiated extensions;
-//! - [`error`]: typed errors that tell a peer's violation (with its close code or HTTP status)
-//!   from the caller's misuse.
+//! - [`error`]: typed errors that tell a peer's violation (with its [`CloseCode`] or HTTP
+//!   [`StatusCode`]) from the caller's misuse.
 //!
 //! Unsafe code: two statements, each making a `str` of bytes already known to be UTF-8
 //! without checking them a second time ([`utf8::text_of`] right after its own check, and
@@ -92,6 +92,7 @@ pub mod error;
 pub mod extension;
 pub mod frame;
 pub mod handshake;
+mod http;
 pub mod in_place;
 pub mod mask;
 pub mod message;
@@ -101,6 +102,7 @@ pub mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use connection::{Config, Connection, ConnectionState, EncodedFrame, Event};
 pub use error::{HandshakeError, ProtocolViolation, UsageError};
+pub use http::StatusCode;
 pub use in_place::{InPlace, InPlaceEvent};
 pub use message::{Message, MessageChunk, MessageKind, Utf8Bytes};
 pub use role::Role;

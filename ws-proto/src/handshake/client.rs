@@ -17,10 +17,11 @@
 //! assert_eq!((response.protocol(), used), (Some("chat"), answer.len()));
 //! ```
 
+use super::accept_key;
 use super::head::{HandshakeLimits, HeadReader};
 use super::tokens::{has_token, ExtensionOffer};
-use super::{accept_key, push_header};
 use crate::error::HandshakeError;
+use crate::http::{push_header, StatusCode};
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -187,7 +188,7 @@ impl ClientHandshake {
             Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
             Err(_) => return Err(HandshakeError::Malformed),
         }
-        let status = parsed.code.unwrap_or(0);
+        let status = StatusCode(parsed.code.unwrap_or(0));
         let headers: Vec<(String, Vec<u8>)> = parsed
             .headers
             .iter()
@@ -199,7 +200,7 @@ impl ClientHandshake {
                 .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_slice())
         };
-        if status != 101 {
+        if status != StatusCode::SWITCHING_PROTOCOLS {
             return Err(HandshakeError::NotSwitchingProtocols(status));
         }
         if !values("Upgrade").any(|v| has_token(v, "websocket")) {
@@ -260,15 +261,15 @@ fn trim_ascii(v: &[u8]) -> &[u8] {
 /// A server's accepted handshake response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    status: u16,
+    status: StatusCode,
     headers: Vec<(String, Vec<u8>)>,
     protocol: Option<String>,
     extensions: Vec<ExtensionOffer>,
 }
 
 impl Response {
-    /// The status: always 101 for an accepted handshake.
-    pub fn status(&self) -> u16 {
+    /// The status: always 101 ([`StatusCode::SWITCHING_PROTOCOLS`]) for an accepted handshake.
+    pub fn status(&self) -> StatusCode {
         self.status
     }
 
@@ -338,7 +339,10 @@ mod tests {
         let head_len = bytes.len();
         bytes.extend_from_slice(b"\x81\x02hi");
         let (resp, used) = hs.receive(&bytes).unwrap().unwrap();
-        assert_eq!((resp.status(), used), (101, head_len));
+        assert_eq!(
+            (resp.status(), used),
+            (StatusCode::SWITCHING_PROTOCOLS, head_len)
+        );
     }
 
     #[test]
@@ -347,7 +351,10 @@ mod tests {
         let err = hs
             .receive(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
             .unwrap_err();
-        assert_eq!(err, HandshakeError::NotSwitchingProtocols(401));
+        assert_eq!(
+            err,
+            HandshakeError::NotSwitchingProtocols(StatusCode::UNAUTHORIZED)
+        );
     }
 
     #[test]

@@ -23,10 +23,11 @@
 //! assert!(conn.poll_event().is_some());
 //! ```
 
+use super::accept_key;
 use super::head::{HandshakeLimits, HeadReader};
 use super::tokens::{has_token, tokens, ExtensionOffer};
-use super::{accept_key, push_header};
 use crate::error::{HandshakeError, UsageError};
+use crate::http::push_header;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -328,6 +329,7 @@ impl Accept {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::StatusCode;
 
     const RFC_REQUEST: &str = "GET /chat?room=a%20b&x HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
@@ -376,7 +378,10 @@ mod tests {
     fn rfc6455_4_2_1_method_must_be_get() {
         let req = parse(&RFC_REQUEST.replacen("GET", "POST", 1)).unwrap();
         assert_eq!(req.upgrade(), Err(HandshakeError::MethodNotGet));
-        assert_eq!(HandshakeError::MethodNotGet.status(), Some(405));
+        assert_eq!(
+            HandshakeError::MethodNotGet.status(),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
+        );
     }
 
     #[test]
@@ -451,7 +456,7 @@ mod tests {
         });
         assert_eq!(
             hs.receive(RFC_REQUEST.as_bytes()).unwrap_err().status(),
-            Some(431)
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         );
         let mut hs = ServerHandshake::new(HandshakeLimits {
             max_head_bytes: 4096,
@@ -469,7 +474,10 @@ mod tests {
         let err = hs
             .receive(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
             .unwrap_err();
-        assert_eq!((err, err.status()), (HandshakeError::Malformed, Some(400)));
+        assert_eq!(
+            (err, err.status()),
+            (HandshakeError::Malformed, Some(StatusCode::BAD_REQUEST))
+        );
     }
 
     #[test]
