@@ -2,6 +2,8 @@
 //! variable, and an optional TOML file. A flag or variable wins over the file, the file over
 //! the built-in default; with nothing set the server runs on 127.0.0.1:9001.
 
+pub mod layered;
+
 use clap::Parser;
 use serde::Deserialize;
 use std::net::SocketAddr;
