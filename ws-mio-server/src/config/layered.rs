@@ -164,14 +164,30 @@ impl std::error::Error for ResolveError {
     }
 }
 
+/// `base` with the arguments of the settings `T` added: `base` carries the program's name,
+/// version, about text and, if wanted, [`file_arg`].
+///
+/// A derived `Args` sets the command's about text from the struct's doc comment; `base`'s own
+/// about text, if it has one, is kept instead.
+pub fn command<T: clap::Args>(base: Command) -> Command {
+    let about = base.get_about().cloned();
+    let long_about = base.get_long_about().cloned();
+    let command = T::augment_args(base);
+    match (about, long_about) {
+        (Some(about), Some(long_about)) => command.about(about).long_about(long_about),
+        (Some(about), None) => command.about(about).long_about(None::<&str>),
+        (None, _) => command,
+    }
+}
+
 /// The settings `T` from the command line `args` (the program's name first), the environment
 /// as `env` reports it, the TOML file named by [`FILE_ARG`] if `command` has that argument,
 /// and the declared defaults, in that order of precedence.
 ///
-/// `command` carries the program's name, version, about text and, if wanted, [`file_arg`];
-/// `T`'s arguments are added to it.
+/// `base` carries the program's name, version, about text and, if wanted, [`file_arg`]; `T`'s
+/// arguments are added to it as [`command`] does.
 pub fn resolve<T, I>(
-    command: Command,
+    base: Command,
     args: I,
     env: impl Fn(&OsStr) -> Option<OsString>,
 ) -> Result<T, ResolveError>
@@ -181,7 +197,7 @@ where
     I::Item: Into<OsString>,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let command = T::augment_args(command);
+    let command = command::<T>(base);
     // The environment becomes the arguments' defaults; clap then reads no variable itself.
     let mut from_env = HashSet::new();
     let mut parser = command.clone().mut_args(|arg| {
@@ -274,12 +290,12 @@ pub fn defaults<T: clap::Args>() -> T {
 /// It checks clap's own rules ([`Command::debug_assert`]), that the defaults survive the trip
 /// through TOML unchanged, and that every option's key (its long name with underscores) is a
 /// serde field of `T`, so a value from the file is never dropped silently.
-pub fn assert_consistent<T>(command: Command)
+pub fn assert_consistent<T>(base: Command)
 where
     T: clap::Args + Serialize + DeserializeOwned,
 {
     let name = std::any::type_name::<T>();
-    let mut command = T::augment_args(command).mut_args(|arg| arg.env(None::<&str>));
+    let mut command = command::<T>(base).mut_args(|arg| arg.env(None::<&str>));
     command.build();
     command.clone().debug_assert();
     let program = command.get_name().to_owned();
@@ -517,6 +533,7 @@ mod tests {
     fn command() -> Command {
         Command::new("test")
             .version("1.0")
+            .about("The test program")
             .arg(file_arg("T_CONFIG"))
     }
 
@@ -715,6 +732,7 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::DisplayHelp);
         let help = e.to_string();
+        assert!(help.starts_with("The test program\n"), "{help}");
         for text in [
             "--max-items",
             "[env: T_MAX_ITEMS=",
