@@ -564,4 +564,42 @@ mod tests {
         let secret = command.get_arguments().find(|a| a.get_id() == "jwt_secret");
         assert!(secret.unwrap().is_hide_env_values_set());
     }
+
+    /// The README's table of options: the same flags, variables and defaults as the command.
+    #[test]
+    fn the_readme_table_matches_the_options() {
+        let readme = include_str!("../../README.md");
+        let mut rows = std::collections::BTreeMap::new();
+        for line in readme.lines().filter(|line| line.starts_with("| `--")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let flag = cells[1].trim_matches('`').trim_start_matches("--");
+            let default = match cells[3] {
+                "none" | "all" => None,
+                "cores" => Some(one_per_core().to_string()),
+                text => Some(match text.strip_suffix(" MiB") {
+                    Some(mib) => (mib.parse::<u64>().unwrap() << 20).to_string(),
+                    None => text.to_owned(),
+                }),
+            };
+            rows.insert(
+                flag.to_owned(),
+                (cells[2].trim_matches('`').to_owned(), default),
+            );
+        }
+        let mut command = Config::command();
+        command.build();
+        let mut options = std::collections::BTreeMap::new();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let default = match arg.get_default_values() {
+                [] => None,
+                [default] => Some(default.to_str().unwrap().to_owned()),
+                more => panic!("--{long} has several defaults: {more:?}"),
+            };
+            options.insert(long.to_owned(), (var.to_str().unwrap().to_owned(), default));
+        }
+        assert_eq!(rows, options);
+    }
 }
