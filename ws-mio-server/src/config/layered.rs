@@ -24,7 +24,49 @@
 //! values must be representable in TOML (integers up to `i64::MAX`).
 //!
 //! The environment is read through a function, [`process_env`] in a program, so tests can hand
-//! the resolver an environment without touching the process's.
+//! the resolver an environment without touching the process's. (Since a variable's value becomes
+//! the argument's default, an argument with conditional defaults, `default_value_if`, would
+//! prefer those to its variable; none of the server's options has one.)
+//!
+//! A crate with options of its own declares them the same way and flattens the server's next
+//! to them:
+//!
+//! ```
+//! use clap::Command;
+//! use serde::{Deserialize, Serialize};
+//! use ws_mio_server::config::layered;
+//!
+//! /// The application's own options.
+//! #[derive(clap::Args, Serialize, Deserialize)]
+//! struct Greeting {
+//!     /// The text sent to each new connection.
+//!     #[arg(long, env = "WS_GREETING", default_value = "hello")]
+//!     greeting: String,
+//! }
+//!
+//! /// The server's options and the application's, resolved together.
+//! #[derive(clap::Args, Serialize, Deserialize)]
+//! struct Options {
+//!     #[command(flatten)]
+//!     #[serde(flatten)]
+//!     server: ws_mio_server::Config,
+//!     #[command(flatten, next_help_heading = "Greeting")]
+//!     #[serde(flatten)]
+//!     app: Greeting,
+//! }
+//!
+//! let command = Command::new("greeter")
+//!     .version("1.0")
+//!     .about("Greets every connection")
+//!     .arg(layered::file_arg("WS_CONFIG"));
+//! # layered::assert_consistent::<Options>(command.clone());
+//! // In the program: `std::env::args_os()` and `layered::process_env`.
+//! let args = ["greeter", "--greeting", "hi", "--workers", "2"];
+//! let options: Options = layered::resolve(command, args, |_| None)?;
+//! options.server.validate()?;
+//! assert_eq!((options.app.greeting.as_str(), options.server.workers), ("hi", 2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! Conventions the resolver relies on, checked by [`assert_consistent`] (call it from a test):
 //! an argument's key (its long name with underscores) is also its serde field name, so an option
