@@ -1,15 +1,23 @@
 //! Server configuration: command-line flags, each also settable through a `WS_*` environment
-//! variable, and an optional TOML file. A flag or variable wins over the file, the file over
-//! the built-in default; with nothing set the server runs on 127.0.0.1:9001.
+//! variable, and an optional TOML file (`--config FILE`). A flag wins over a variable, a
+//! variable over the file, the file over the built-in default; with nothing set the server runs
+//! on 127.0.0.1:9001.
+//!
+//! Each setting is declared once, as a field of [`Config`] (or of the chat's
+//! [`ChatConfig`](crate::chat::ChatConfig), flattened into it): its flag, variable, default,
+//! help text and file key all come from that declaration, and [`layered`] resolves them.
 
-use clap::Parser;
-use serde::Deserialize;
+pub mod layered;
+
+use clap::{ArgAction, Command};
+use layered::{seconds, ResolveError};
+use serde::{Deserialize, Serialize};
+use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// What to do with a room member whose send queue is past the high-water mark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SlowConsumerPolicy {
     /// Skip the message for that member (counted in `ws_backpressure_drops_total`).
@@ -19,7 +27,7 @@ pub enum SlowConsumerPolicy {
 }
 
 /// The application the binary runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The chat application: rooms, presence, history, direct messages, the web page at `/`.
@@ -30,52 +38,105 @@ pub enum Mode {
     Broadcast,
 }
 
-/// The resolved configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// The configuration, and the declaration of every option: the flag is the field's name in
+/// kebab case, the TOML key its name, the variable is named in `env`; `--help` shows the
+/// doc comment and the default.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct Config {
     /// Address to listen on.
+    #[arg(long, env = "WS_LISTEN", default_value = "127.0.0.1:9001")]
+    #[arg(value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Worker threads, each with its own event loop and listener.
+    /// Worker threads, each with its own event loop and listener; the default is one per core.
+    #[arg(long, env = "WS_WORKERS", default_value_t = one_per_core(), value_name = "N")]
     pub workers: usize,
     /// The application.
+    #[arg(long, env = "WS_MODE", value_enum, default_value_t = Mode::Chat)]
     pub mode: Mode,
     /// Most open connections in total; more are refused with 503.
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    #[arg(value_name = "N")]
     pub max_connections: usize,
     /// Most open connections from one IP address; more are refused with 429.
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_IP", default_value_t = 10_000)]
+    #[arg(value_name = "N")]
     pub max_connections_per_ip: usize,
-    /// Largest message accepted (bytes); larger closes with 1009.
+    /// Largest message accepted, in bytes; larger closes with 1009.
+    #[arg(long, env = "WS_MAX_MESSAGE_SIZE", default_value_t = 16 << 20, value_name = "BYTES")]
     pub max_message_size: u64,
-    /// Largest frame accepted (bytes); larger closes with 1009.
+    /// Largest frame accepted, in bytes; larger closes with 1009.
+    #[arg(long, env = "WS_MAX_FRAME_SIZE", default_value_t = 16 << 20, value_name = "BYTES")]
     pub max_frame_size: u64,
-    /// Largest handshake request head (bytes); larger is refused with 431.
+    /// Largest handshake request head, in bytes (at least 256); larger is refused with 431.
+    #[arg(long, env = "WS_MAX_HANDSHAKE_SIZE", default_value_t = 16 << 10, value_name = "BYTES")]
     pub max_handshake_size: usize,
     /// Bytes queued for one connection past which reading from it pauses and fanout applies
     /// the slow-consumer policy.
+    #[arg(long, env = "WS_HIGH_WATER_MARK", default_value_t = 1 << 20, value_name = "BYTES")]
     pub high_water_mark: usize,
     /// What fanout does for a member past the high-water mark.
+    #[arg(long, env = "WS_SLOW_CONSUMER", value_enum, default_value_t = SlowConsumerPolicy::Drop)]
     pub slow_consumer: SlowConsumerPolicy,
-    /// How often a ping is sent to each connection (zero: never).
+    /// Seconds between pings to each connection (zero: never).
+    #[arg(long, env = "WS_PING_INTERVAL", default_value = "30")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
     pub ping_interval: Duration,
-    /// How long after a ping a connection that has not answered is closed.
+    /// Seconds after a ping within which a connection must answer, or be closed.
+    #[arg(long, env = "WS_PONG_TIMEOUT", default_value = "30")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
     pub pong_timeout: Duration,
-    /// How long a client may take to complete the opening handshake.
+    /// Seconds a client may take to complete the opening handshake (408 after).
+    #[arg(long, env = "WS_HANDSHAKE_TIMEOUT", default_value = "10")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
     pub handshake_timeout: Duration,
-    /// Close connections that received nothing for this long (zero: never).
+    /// Seconds without input after which a connection is closed with 1001 (zero: never).
+    #[arg(long, env = "WS_IDLE_TIMEOUT", default_value = "0")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
     pub idle_timeout: Duration,
-    /// How long to wait for the peer's close frame after sending one.
+    /// Seconds to wait for the peer's close frame after sending one.
+    #[arg(long, env = "WS_CLOSE_TIMEOUT", default_value = "5")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
     pub close_timeout: Duration,
-    /// On SIGINT/SIGTERM, how long to wait for close handshakes before exiting.
+    /// On SIGINT/SIGTERM, seconds to wait for close handshakes before exiting.
+    #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value = "10")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
     pub drain_timeout: Duration,
-    /// Accept permessage-deflate offers. The server asks both sides not to keep compression
-    /// context, so a connection holds no compression memory between messages and a room
-    /// message is compressed once for all its members.
+    /// Accept permessage-deflate offers: on or off (also true/false, 1/0; a boolean in the
+    /// file). The server asks both sides not to keep compression context, so a connection
+    /// holds no compression memory between messages and a room message is compressed once
+    /// for all its members.
+    #[arg(long, env = "WS_COMPRESSION", default_value = "on")]
+    #[arg(value_name = "on|off")]
+    #[arg(value_parser = layered::switch(), action = ArgAction::Set)]
     pub compression: bool,
-    /// Messages shorter than this are sent uncompressed.
+    /// Messages shorter than this many bytes are sent uncompressed.
+    #[arg(long, env = "WS_COMPRESSION_MIN_SIZE", default_value_t = 64)]
+    #[arg(value_name = "BYTES")]
     pub compression_min_size: usize,
     /// The zlib level, 0 to 9.
+    #[arg(long, env = "WS_COMPRESSION_LEVEL", default_value_t = 6)]
+    #[arg(value_name = "LEVEL")]
     pub compression_level: u32,
     /// The chat application's settings.
+    #[command(flatten, next_help_heading = "Chat")]
+    #[serde(flatten)]
     pub chat: crate::chat::ChatConfig,
+}
+
+fn one_per_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Config {
@@ -87,13 +148,147 @@ impl Config {
             ..ws_proto::deflate::DeflateConfig::default()
         })
     }
+
+    /// The binary's command line: its name, version and about text, `--config FILE`
+    /// (`WS_CONFIG`), and every option of the configuration.
+    pub fn command() -> Command {
+        layered::command::<Config>(base_command())
+    }
+
+    /// The configuration from the process's command line and environment, and the file they
+    /// name, checked with [`Config::validate`].
+    pub fn load() -> Result<Config, ConfigError> {
+        Config::load_from(std::env::args_os(), layered::process_env)
+    }
+
+    /// The configuration from the command line `args` (the program's name first), the
+    /// environment as `env` reports it, and the file they name, checked with
+    /// [`Config::validate`].
+    pub fn load_from<I>(
+        args: I,
+        env: impl Fn(&OsStr) -> Option<OsString>,
+    ) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<OsString>,
+    {
+        let config: Config = layered::resolve(base_command(), args, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values a type cannot: at least one worker, a handshake limit of at least 256
+    /// bytes, a zlib level up to 9, and the chat's.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::Invalid("workers"));
+        }
+        if self.max_handshake_size < 256 {
+            return Err(ConfigError::Invalid("max_handshake_size"));
+        }
+        if self.compression_level > 9 {
+            return Err(ConfigError::Invalid("compression_level"));
+        }
+        self.chat.validate()
+    }
+}
+
+/// The command before the options: what `--help` says of the program, and `--config`.
+fn base_command() -> Command {
+    Command::new("ws-mio-server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A WebSocket server on mio and ws-proto")
+        .arg(layered::file_arg("WS_CONFIG"))
 }
 
 impl Default for Config {
+    /// The declared defaults, as `--help` shows them; the environment plays no part.
     fn default() -> Self {
-        Config {
+        layered::defaults()
+    }
+}
+
+/// A configuration that could not be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The command line, the environment or the file could not be used, or help or the version
+    /// was asked for (then [`clap::Error::exit`] on the [`ResolveError::Args`] prints it).
+    Resolve(ResolveError),
+    /// A value is out of range (the option's name).
+    Invalid(&'static str),
+}
+
+impl From<ResolveError> for ConfigError {
+    fn from(e: ResolveError) -> Self {
+        ConfigError::Resolve(e)
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Resolve(e) => write!(f, "{e}"),
+            ConfigError::Invalid(name) => write!(f, "invalid value for {name}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Resolve(e) => e.source(),
+            ConfigError::Invalid(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use std::path::PathBuf;
+
+    /// A TOML file unique to its name in this test run.
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ws-mio-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The configuration from `args`, the environment `env` (the process's is not read) and
+    /// the file `file`, if any.
+    fn load(
+        args: &[&str],
+        env: &[(&str, &str)],
+        file: Option<&PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let mut argv: Vec<OsString> = vec!["ws-mio-server".into()];
+        if let Some(file) = file {
+            argv.extend(["--config".into(), file.into()]);
+        }
+        argv.extend(args.iter().map(OsString::from));
+        Config::load_from(argv, |name| {
+            env.iter()
+                .find(|(var, _)| name == OsStr::new(var))
+                .map(|(_, value)| value.into())
+        })
+    }
+
+    #[test]
+    fn the_declarations_agree() {
+        layered::assert_consistent::<Config>(base_command());
+    }
+
+    #[test]
+    fn no_configuration_gives_the_defaults_on_loopback_9001() {
+        let config = load(&[], &[], None).unwrap();
+        assert_eq!(config, Config::default());
+        // The defaults as they were before the options were declared in one place.
+        let expected = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: one_per_core(),
             mode: Mode::Chat,
             max_connections: 100_000,
             max_connections_per_ip: 10_000,
@@ -111,361 +306,300 @@ impl Default for Config {
             compression: true,
             compression_min_size: 64,
             compression_level: 6,
-            chat: crate::chat::ChatConfig::default(),
-        }
-    }
-}
-
-/// The command line. Every option can also come from its `WS_*` variable or the TOML file.
-#[derive(Debug, Parser, Default)]
-#[command(
-    name = "ws-mio-server",
-    version,
-    about = "A WebSocket server on mio and ws-proto"
-)]
-pub struct Args {
-    /// TOML configuration file (keys as the long option names, with underscores).
-    #[arg(long, env = "WS_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:9001].
-    #[arg(long, env = "WS_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Worker threads [default: one per core].
-    #[arg(long, env = "WS_WORKERS")]
-    pub workers: Option<usize>,
-    /// The application to run [default: chat].
-    #[arg(long, env = "WS_MODE", value_enum)]
-    pub mode: Option<Mode>,
-    /// Most open connections in total [default: 100000].
-    #[arg(long, env = "WS_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Most open connections per IP address [default: 10000].
-    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_IP")]
-    pub max_connections_per_ip: Option<usize>,
-    /// Largest message in bytes [default: 16 MiB].
-    #[arg(long, env = "WS_MAX_MESSAGE_SIZE")]
-    pub max_message_size: Option<u64>,
-    /// Largest frame in bytes [default: 16 MiB].
-    #[arg(long, env = "WS_MAX_FRAME_SIZE")]
-    pub max_frame_size: Option<u64>,
-    /// Largest handshake head in bytes [default: 16384].
-    #[arg(long, env = "WS_MAX_HANDSHAKE_SIZE")]
-    pub max_handshake_size: Option<usize>,
-    /// Queued bytes per connection before backpressure [default: 1 MiB].
-    #[arg(long, env = "WS_HIGH_WATER_MARK")]
-    pub high_water_mark: Option<usize>,
-    /// Fanout policy for members past the high-water mark [default: drop].
-    #[arg(long, env = "WS_SLOW_CONSUMER", value_enum)]
-    pub slow_consumer: Option<SlowConsumerPolicy>,
-    /// Seconds between pings, 0 for none [default: 30].
-    #[arg(long, env = "WS_PING_INTERVAL")]
-    pub ping_interval: Option<f64>,
-    /// Seconds to wait for a pong [default: 30].
-    #[arg(long, env = "WS_PONG_TIMEOUT")]
-    pub pong_timeout: Option<f64>,
-    /// Seconds allowed for the opening handshake [default: 10].
-    #[arg(long, env = "WS_HANDSHAKE_TIMEOUT")]
-    pub handshake_timeout: Option<f64>,
-    /// Seconds without input before closing, 0 for never [default: 0].
-    #[arg(long, env = "WS_IDLE_TIMEOUT")]
-    pub idle_timeout: Option<f64>,
-    /// Seconds to wait for the peer's close frame [default: 5].
-    #[arg(long, env = "WS_CLOSE_TIMEOUT")]
-    pub close_timeout: Option<f64>,
-    /// Seconds to drain connections on shutdown [default: 10].
-    #[arg(long, env = "WS_DRAIN_TIMEOUT")]
-    pub drain_timeout: Option<f64>,
-    /// Accept permessage-deflate, on or off [default: on].
-    #[arg(long, env = "WS_COMPRESSION", value_parser = parse_switch)]
-    pub compression: Option<bool>,
-    /// Messages shorter than this many bytes go uncompressed [default: 64].
-    #[arg(long, env = "WS_COMPRESSION_MIN_SIZE")]
-    pub compression_min_size: Option<usize>,
-    /// Compression level, 0 to 9 [default: 6].
-    #[arg(long, env = "WS_COMPRESSION_LEVEL")]
-    pub compression_level: Option<u32>,
-    /// Chat: HS256 secret for tokens; without one, everyone is a guest [default: none].
-    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// Chat: comma-separated origins allowed to connect [default: all].
-    #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub allowed_origins: Option<Vec<String>>,
-    /// Chat: messages kept per room [default: 100].
-    #[arg(long, env = "WS_HISTORY_SIZE")]
-    pub history_size: Option<usize>,
-    /// Chat: connections per user, more close with 4008 [default: 8].
-    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER")]
-    pub max_connections_per_user: Option<usize>,
-    /// Chat: messages per second per user [default: 10].
-    #[arg(long, env = "WS_RATE_LIMIT")]
-    pub rate_limit: Option<f64>,
-    /// Chat: burst of messages per user [default: 20].
-    #[arg(long, env = "WS_RATE_BURST")]
-    pub rate_burst: Option<f64>,
-    /// Chat: largest client message in bytes [default: 8192].
-    #[arg(long, env = "WS_MAX_CHAT_MESSAGE")]
-    pub max_chat_message: Option<usize>,
-}
-
-fn parse_switch(value: &str) -> Result<bool, String> {
-    match value {
-        "on" | "true" | "1" => Ok(true),
-        "off" | "false" | "0" => Ok(false),
-        _ => Err(format!("expected on or off, got {value:?}")),
-    }
-}
-
-/// The TOML file: the same keys as the long options.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    workers: Option<usize>,
-    mode: Option<Mode>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    max_message_size: Option<u64>,
-    max_frame_size: Option<u64>,
-    max_handshake_size: Option<usize>,
-    high_water_mark: Option<usize>,
-    slow_consumer: Option<SlowConsumerPolicy>,
-    ping_interval: Option<f64>,
-    pong_timeout: Option<f64>,
-    handshake_timeout: Option<f64>,
-    idle_timeout: Option<f64>,
-    close_timeout: Option<f64>,
-    drain_timeout: Option<f64>,
-    compression: Option<bool>,
-    compression_min_size: Option<usize>,
-    compression_level: Option<u32>,
-    jwt_secret: Option<String>,
-    allowed_origins: Option<Vec<String>>,
-    history_size: Option<usize>,
-    max_connections_per_user: Option<usize>,
-    rate_limit: Option<f64>,
-    rate_burst: Option<f64>,
-    max_chat_message: Option<usize>,
-}
-
-/// A configuration that could not be used.
-#[derive(Debug)]
-pub enum ConfigError {
-    /// The file could not be read.
-    Read(PathBuf, std::io::Error),
-    /// The file is not valid TOML for these keys.
-    Parse(PathBuf, toml::de::Error),
-    /// A value is out of range (the option's name).
-    Invalid(&'static str),
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfigError::Read(p, e) => write!(f, "cannot read {}: {e}", p.display()),
-            ConfigError::Parse(p, e) => write!(f, "invalid configuration in {}: {e}", p.display()),
-            ConfigError::Invalid(name) => write!(f, "invalid value for {name}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl Args {
-    /// Resolves flags, environment, file and defaults into a configuration.
-    pub fn resolve(self) -> Result<Config, ConfigError> {
-        let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError::Parse(path.clone(), e))?
-            }
-            None => FileConfig::default(),
-        };
-        let d = Config::default();
-        let secs = |name: &'static str, flag: Option<f64>, file: Option<f64>, default: Duration| {
-            match flag.or(file) {
-                None => Ok(default),
-                Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-                Some(_) => Err(ConfigError::Invalid(name)),
-            }
-        };
-        let config = Config {
-            listen: self.listen.or(file.listen).unwrap_or(d.listen),
-            workers: self.workers.or(file.workers).unwrap_or(d.workers),
-            mode: self.mode.or(file.mode).unwrap_or(d.mode),
-            max_connections: self
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(d.max_connections),
-            max_connections_per_ip: self
-                .max_connections_per_ip
-                .or(file.max_connections_per_ip)
-                .unwrap_or(d.max_connections_per_ip),
-            max_message_size: self
-                .max_message_size
-                .or(file.max_message_size)
-                .unwrap_or(d.max_message_size),
-            max_frame_size: self
-                .max_frame_size
-                .or(file.max_frame_size)
-                .unwrap_or(d.max_frame_size),
-            max_handshake_size: self
-                .max_handshake_size
-                .or(file.max_handshake_size)
-                .unwrap_or(d.max_handshake_size),
-            high_water_mark: self
-                .high_water_mark
-                .or(file.high_water_mark)
-                .unwrap_or(d.high_water_mark),
-            slow_consumer: self
-                .slow_consumer
-                .or(file.slow_consumer)
-                .unwrap_or(d.slow_consumer),
-            ping_interval: secs(
-                "ping_interval",
-                self.ping_interval,
-                file.ping_interval,
-                d.ping_interval,
-            )?,
-            pong_timeout: secs(
-                "pong_timeout",
-                self.pong_timeout,
-                file.pong_timeout,
-                d.pong_timeout,
-            )?,
-            handshake_timeout: secs(
-                "handshake_timeout",
-                self.handshake_timeout,
-                file.handshake_timeout,
-                d.handshake_timeout,
-            )?,
-            idle_timeout: secs(
-                "idle_timeout",
-                self.idle_timeout,
-                file.idle_timeout,
-                d.idle_timeout,
-            )?,
-            close_timeout: secs(
-                "close_timeout",
-                self.close_timeout,
-                file.close_timeout,
-                d.close_timeout,
-            )?,
-            drain_timeout: secs(
-                "drain_timeout",
-                self.drain_timeout,
-                file.drain_timeout,
-                d.drain_timeout,
-            )?,
-            compression: self
-                .compression
-                .or(file.compression)
-                .unwrap_or(d.compression),
-            compression_min_size: self
-                .compression_min_size
-                .or(file.compression_min_size)
-                .unwrap_or(d.compression_min_size),
-            compression_level: self
-                .compression_level
-                .or(file.compression_level)
-                .unwrap_or(d.compression_level),
             chat: crate::chat::ChatConfig {
-                jwt_secret: self
-                    .jwt_secret
-                    .or(file.jwt_secret)
-                    .filter(|s| !s.is_empty()),
-                allowed_origins: self
-                    .allowed_origins
-                    .or(file.allowed_origins)
-                    .unwrap_or_default(),
-                history_size: self
-                    .history_size
-                    .or(file.history_size)
-                    .unwrap_or(d.chat.history_size),
-                max_connections_per_user: self
-                    .max_connections_per_user
-                    .or(file.max_connections_per_user)
-                    .unwrap_or(d.chat.max_connections_per_user),
-                rate_limit: self
-                    .rate_limit
-                    .or(file.rate_limit)
-                    .unwrap_or(d.chat.rate_limit),
-                rate_burst: self
-                    .rate_burst
-                    .or(file.rate_burst)
-                    .unwrap_or(d.chat.rate_burst),
-                max_message_bytes: self
-                    .max_chat_message
-                    .or(file.max_chat_message)
-                    .unwrap_or(d.chat.max_message_bytes),
-                ..d.chat.clone()
+                jwt_secret: None,
+                allowed_origins: Vec::new(),
+                history_size: 100,
+                max_connections_per_user: 8,
+                rate_limit: 10.0,
+                rate_burst: 20.0,
+                abuse_limit: 20,
+                max_message_bytes: 8192,
+                max_rooms: 10_000,
             },
         };
-        if config.workers == 0 {
-            return Err(ConfigError::Invalid("workers"));
-        }
-        if config.max_handshake_size < 256 {
-            return Err(ConfigError::Invalid("max_handshake_size"));
-        }
-        if config.compression_level > 9 {
-            return Err(ConfigError::Invalid("compression_level"));
-        }
-        if !(config.chat.rate_limit > 0.0 && config.chat.rate_burst >= 1.0) {
-            return Err(ConfigError::Invalid("rate_limit"));
-        }
-        Ok(config)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_configuration_gives_the_defaults_on_loopback_9001() {
-        let config = Args::default().resolve().unwrap();
-        assert_eq!(config, Config::default());
+        assert_eq!(config, expected);
         assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
     }
 
+    /// An option set by a file, then also by a variable, then also by a flag.
+    struct Case<'a> {
+        /// The flag and its value.
+        flag: [&'static str; 2],
+        /// The variable and its value.
+        var: (&'static str, &'static str),
+        /// The file.
+        file: &'static str,
+        /// The option's value in the configuration, as text.
+        get: fn(&Config) -> String,
+        /// With nothing set, with the file, with the file and the variable, with all three.
+        expected: [&'a str; 4],
+    }
+
+    /// One option of each kind: a number, a duration, an enum, a switch, a list, a secret, a
+    /// float, and an option named unlike its field.
     #[test]
-    fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let dir = std::env::temp_dir().join(format!("ws-mio-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("server.toml");
-        std::fs::write(
-            &path,
-            "workers = 3\nping_interval = 1.5\nslow_consumer = \"close\"\n",
-        )
-        .unwrap();
-        let args = Args::parse_from([
-            "ws-mio-server",
-            "--config",
-            path.to_str().unwrap(),
-            "--workers",
-            "5",
-        ]);
-        let config = args.resolve().unwrap();
-        assert_eq!(config.workers, 5);
-        assert_eq!(config.ping_interval, Duration::from_millis(1500));
-        assert_eq!(config.slow_consumer, SlowConsumerPolicy::Close);
-        std::fs::write(&path, "no_such_key = 1\n").unwrap();
-        let args = Args::parse_from(["ws-mio-server", "--config", path.to_str().unwrap()]);
-        assert!(matches!(args.resolve(), Err(ConfigError::Parse(..))));
+    fn a_flag_wins_over_a_variable_over_the_file_over_the_default() {
+        let cores = one_per_core().to_string();
+        let cases = [
+            Case {
+                flag: ["--workers", "5"],
+                var: ("WS_WORKERS", "4"),
+                file: "workers = 3",
+                get: |c| c.workers.to_string(),
+                expected: [&cores, "3", "4", "5"],
+            },
+            Case {
+                flag: ["--ping-interval", "2"],
+                var: ("WS_PING_INTERVAL", "0.25"),
+                file: "ping_interval = 1.5",
+                get: |c| format!("{:?}", c.ping_interval),
+                expected: ["30s", "1.5s", "250ms", "2s"],
+            },
+            Case {
+                flag: ["--mode", "echo"],
+                var: ("WS_MODE", "broadcast"),
+                file: "mode = \"echo\"",
+                get: |c| format!("{:?}", c.mode),
+                expected: ["Chat", "Echo", "Broadcast", "Echo"],
+            },
+            Case {
+                flag: ["--compression", "off"],
+                var: ("WS_COMPRESSION", "on"),
+                file: "compression = false",
+                get: |c| c.compression.to_string(),
+                expected: ["true", "false", "true", "false"],
+            },
+            Case {
+                flag: ["--allowed-origins", "https://c"],
+                var: ("WS_ALLOWED_ORIGINS", "https://e1,https://e2"),
+                file: "allowed_origins = [\"https://f\"]",
+                get: |c| c.chat.allowed_origins.join(" "),
+                expected: ["", "https://f", "https://e1 https://e2", "https://c"],
+            },
+            Case {
+                flag: ["--jwt-secret", "c"],
+                var: ("WS_JWT_SECRET", "e"),
+                file: "jwt_secret = \"f\"",
+                get: |c| format!("{:?}", c.chat.jwt_secret),
+                expected: ["None", "Some(\"f\")", "Some(\"e\")", "Some(\"c\")"],
+            },
+            Case {
+                flag: ["--rate-limit", "3.5"],
+                var: ("WS_RATE_LIMIT", "2"),
+                file: "rate_limit = 1.5",
+                get: |c| c.chat.rate_limit.to_string(),
+                expected: ["10", "1.5", "2", "3.5"],
+            },
+            Case {
+                flag: ["--max-chat-message", "300"],
+                var: ("WS_MAX_CHAT_MESSAGE", "200"),
+                file: "max_chat_message = 100",
+                get: |c| c.chat.max_message_bytes.to_string(),
+                expected: ["8192", "100", "200", "300"],
+            },
+        ];
+        for case in cases {
+            let name = case.flag[0];
+            let path = file(&format!("precedence{name}"), &format!("{}\n", case.file));
+            let env = [case.var];
+            let got = [
+                load(&[], &[], None),
+                load(&[], &[], Some(&path)),
+                load(&[], &env, Some(&path)),
+                load(&case.flag, &env, Some(&path)),
+            ]
+            .map(|config| (case.get)(&config.unwrap()));
+            assert_eq!(got, case.expected, "{name}");
+            // The flag wins over the file without the variable too.
+            let config = load(&case.flag, &[], Some(&path)).unwrap();
+            assert_eq!((case.get)(&config), case.expected[3], "{name}");
+        }
+    }
+
+    #[test]
+    fn an_empty_secret_is_none_wherever_it_comes_from() {
+        let path = file("secret", "jwt_secret = \"\"\n");
+        assert_eq!(load(&[], &[], Some(&path)).unwrap().chat.jwt_secret, None);
+        let path = file("secret-set", "jwt_secret = \"f\"\n");
+        let env = [("WS_JWT_SECRET", "")];
+        assert_eq!(load(&[], &env, Some(&path)).unwrap().chat.jwt_secret, None);
+        let config = load(&["--jwt-secret", ""], &[], Some(&path)).unwrap();
+        assert_eq!(config.chat.jwt_secret, None);
+    }
+
+    #[test]
+    fn a_file_may_name_every_option() {
+        let mut table = toml::Table::try_from(Config::default()).unwrap();
+        table.remove("abuse_limit");
+        table.remove("max_rooms");
+        let path = file("every-option", &table.to_string());
+        assert_eq!(load(&[], &[], Some(&path)).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_naming_it() {
+        for bad in [
+            "no_such_key",
+            "max_message_bytes",
+            "abuse_limit",
+            "max_rooms",
+        ] {
+            let path = file(
+                &format!("unknown-{bad}"),
+                &format!("workers = 2\n{bad} = 1\n"),
+            );
+            match load(&[], &[], Some(&path)) {
+                Err(e @ ConfigError::Resolve(ResolveError::UnknownKey { .. })) => {
+                    assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn negative_and_nan_durations_are_refused_naming_the_option() {
+        for (args, env) in [
+            (&["--ping-interval=-1"][..], &[][..]),
+            (&["--ping-interval", "-0.5"][..], &[][..]),
+            (&["--ping-interval", "NaN"][..], &[][..]),
+            (&[][..], &[("WS_PING_INTERVAL", "-1")][..]),
+        ] {
+            match load(args, env, None) {
+                Err(ConfigError::Resolve(ResolveError::Args(e))) => {
+                    assert_eq!(e.kind(), ErrorKind::ValueValidation, "{e}");
+                    assert!(e.to_string().contains("--ping-interval"), "{e}");
+                }
+                other => panic!("{args:?} {env:?}: {other:?}"),
+            }
+        }
+        for value in ["-1", "-0.001", "nan", "-inf"] {
+            let path = file(
+                &format!("duration{value}"),
+                &format!("ping_interval = {value}\n"),
+            );
+            match load(&[], &[], Some(&path)) {
+                Err(ConfigError::Resolve(ResolveError::Value { key, .. })) => {
+                    assert_eq!(key, "ping_interval");
+                }
+                other => panic!("{value}: {other:?}"),
+            }
+        }
     }
 
     #[test]
     fn out_of_range_values_are_refused() {
-        let args = Args::parse_from(["ws-mio-server", "--workers", "0"]);
+        for (args, name) in [
+            (["--workers", "0"], "workers"),
+            (["--max-handshake-size", "255"], "max_handshake_size"),
+            (["--compression-level", "10"], "compression_level"),
+            (["--rate-limit", "0"], "rate_limit"),
+            (["--rate-burst", "0.5"], "rate_limit"),
+        ] {
+            assert!(
+                matches!(load(&args, &[], None), Err(ConfigError::Invalid(n)) if n == name),
+                "{args:?}"
+            );
+        }
+        let path = file("zero-workers", "workers = 0\n");
         assert!(matches!(
-            args.resolve(),
+            load(&[], &[], Some(&path)),
             Err(ConfigError::Invalid("workers"))
         ));
-        let args = Args::parse_from(["ws-mio-server", "--ping-interval=-1"]);
+    }
+
+    #[test]
+    fn compression_is_on_off_true_false_1_0() {
+        for (value, on) in [("on", true), ("true", true), ("1", true)]
+            .into_iter()
+            .chain([("off", false), ("false", false), ("0", false)])
+        {
+            assert_eq!(
+                load(&["--compression", value], &[], None)
+                    .unwrap()
+                    .compression,
+                on
+            );
+            let env = [("WS_COMPRESSION", value)];
+            assert_eq!(load(&[], &env, None).unwrap().compression, on);
+        }
         assert!(matches!(
-            args.resolve(),
-            Err(ConfigError::Invalid("ping_interval"))
+            load(&["--compression", "yes"], &[], None),
+            Err(ConfigError::Resolve(ResolveError::Args(_)))
         ));
+    }
+
+    #[test]
+    fn help_names_every_variable_and_default_and_hides_the_secret() {
+        let Err(ConfigError::Resolve(ResolveError::Args(e))) = load(&["--help"], &[], None) else {
+            panic!("no help");
+        };
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        let help = e.to_string();
+        let mut command = Config::command();
+        command.build();
+        for arg in command.get_arguments() {
+            let Some(var) = arg.get_env() else {
+                continue;
+            };
+            let long = arg.get_long().unwrap();
+            let start = help.find(&format!("--{long} ")).expect(long);
+            let text = &help[start..];
+            let text = &text[..text[2..].find("\n  --").map_or(text.len(), |end| end + 2)];
+            assert!(
+                text.contains(&format!("[env: {}", var.to_str().unwrap())),
+                "{text}"
+            );
+            if !arg.get_default_values().is_empty() {
+                assert!(text.contains("[default: "), "{text}");
+            }
+        }
+        assert!(
+            help.starts_with("A WebSocket server on mio and ws-proto\n"),
+            "{help}"
+        );
+        assert!(help.contains("[default: 127.0.0.1:9001]"));
+        assert!(help.contains("[default: 30]"));
+        let secret = command.get_arguments().find(|a| a.get_id() == "jwt_secret");
+        assert!(secret.unwrap().is_hide_env_values_set());
+    }
+
+    /// The README's table of options: the same flags, variables and defaults as the command.
+    #[test]
+    fn the_readme_table_matches_the_options() {
+        let readme = include_str!("../../README.md");
+        let mut rows = std::collections::BTreeMap::new();
+        for line in readme.lines().filter(|line| line.starts_with("| `--")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let flag = cells[1].trim_matches('`').trim_start_matches("--");
+            let default = match cells[3] {
+                "none" | "all" => None,
+                "cores" => Some(one_per_core().to_string()),
+                text => Some(match text.strip_suffix(" MiB") {
+                    Some(mib) => (mib.parse::<u64>().unwrap() << 20).to_string(),
+                    None => text.to_owned(),
+                }),
+            };
+            rows.insert(
+                flag.to_owned(),
+                (cells[2].trim_matches('`').to_owned(), default),
+            );
+        }
+        let mut command = Config::command();
+        command.build();
+        let mut options = std::collections::BTreeMap::new();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let default = match arg.get_default_values() {
+                [] => None,
+                [default] => Some(default.to_str().unwrap().to_owned()),
+                more => panic!("--{long} has several defaults: {more:?}"),
+            };
+            options.insert(long.to_owned(), (var.to_str().unwrap().to_owned(), default));
+        }
+        assert_eq!(rows, options);
     }
 }

@@ -3,11 +3,10 @@
 
 mod malloc_tuning;
 
-use clap::Parser;
 use std::process::ExitCode;
 use ws_mio_server::chat::Chat;
-use ws_mio_server::config::Args;
-use ws_mio_server::{Broadcast, Echo, Mode, Server};
+use ws_mio_server::config::{layered::ResolveError, ConfigError};
+use ws_mio_server::{Broadcast, Config, Echo, Mode, Server};
 
 fn main() -> ExitCode {
     // While the process has one thread; see the module for why and the figures.
@@ -19,8 +18,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = match Args::parse().resolve() {
+    let config = match Config::load() {
         Ok(config) => config,
+        // Help, the version, or a bad flag or variable: as clap prints and exits.
+        Err(ConfigError::Resolve(ResolveError::Args(e))) => e.exit(),
         Err(e) => {
             eprintln!("ws-mio-server: {e}");
             return ExitCode::from(2);

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use auth::{identify, valid_name, AuthError};
 use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use rate::TokenBucket;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -28,43 +29,67 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 /// The close code for a user over the connection limit.
 pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4008);
 
-/// The chat's settings.
-#[derive(Debug, Clone, PartialEq)]
+/// The chat's settings, each declared once: its flag, `WS_*` variable, default, help text and
+/// file key (the field's name, or its serde rename) come from the field's attributes.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct ChatConfig {
-    /// The HS256 secret; `None` lets anyone in as a guest.
+    /// HS256 secret for tokens: with one, a connection needs a valid token (401 otherwise);
+    /// without one, or with an empty one, everyone is a guest.
+    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
+    #[arg(value_name = "SECRET")]
+    #[serde(default, deserialize_with = "empty_is_none")]
     pub jwt_secret: Option<String>,
-    /// Origins allowed to connect; empty allows all.
+    /// Origins allowed to connect, comma-separated (403 for others); none allows all.
+    #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(value_name = "ORIGINS")]
     pub allowed_origins: Vec<String>,
     /// Messages kept per room for history.
+    #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
     pub history_size: usize,
     /// Open connections per user; more are closed with 4008.
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
+    #[arg(value_name = "N")]
     pub max_connections_per_user: usize,
-    /// Messages a second per user, sustained.
+    /// Messages a second per user, sustained (a token bucket).
+    #[arg(long, env = "WS_RATE_LIMIT", default_value_t = 10.0)]
+    #[arg(value_name = "RATE")]
     pub rate_limit: f64,
     /// Messages a user may send in a burst.
+    #[arg(long, env = "WS_RATE_BURST", default_value_t = 20.0, value_name = "N")]
     pub rate_burst: f64,
-    /// Refused messages after which a user's connection is closed with 1008.
+    /// Refused messages after which a user's connection is closed with 1008 (not an option).
+    #[arg(skip = 20u32)]
     pub abuse_limit: u32,
-    /// The largest client message, in bytes of JSON.
+    /// The largest client message, in bytes of JSON (`too_large` beyond).
+    #[arg(long = "max-chat-message", env = "WS_MAX_CHAT_MESSAGE")]
+    #[arg(default_value_t = 8192, value_name = "BYTES")]
+    #[serde(rename = "max_chat_message")]
     pub max_message_bytes: usize,
-    /// The most rooms that may exist at once.
+    /// The most rooms that may exist at once (not an option).
+    #[arg(skip = 10_000usize)]
     pub max_rooms: usize,
 }
 
 impl Default for ChatConfig {
+    /// The declared defaults, as `--help` shows them; the environment plays no part.
     fn default() -> Self {
-        ChatConfig {
-            jwt_secret: None,
-            allowed_origins: Vec::new(),
-            history_size: 100,
-            max_connections_per_user: 8,
-            rate_limit: 10.0,
-            rate_burst: 20.0,
-            abuse_limit: 20,
-            max_message_bytes: 8192,
-            max_rooms: 10_000,
-        }
+        crate::config::layered::defaults()
     }
+}
+
+impl ChatConfig {
+    /// Checks the values a type cannot: a positive rate and a burst of at least one message.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if !(self.rate_limit > 0.0 && self.rate_burst >= 1.0) {
+            return Err(crate::config::ConfigError::Invalid("rate_limit"));
+        }
+        Ok(())
+    }
+}
+
+/// An empty secret is no secret, wherever it came from.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
 #[derive(Debug)]

@@ -1,0 +1,838 @@
+//! Settings declared once, read from layered sources.
+//!
+//! A settings struct derives clap's [`Args`](clap::Args) (each field with `long`, `env` and a
+//! default) and serde's `Serialize` and `Deserialize`. [`resolve`] fills it from, in order of
+//! precedence:
+//!
+//! 1. the command line;
+//! 2. the environment variables the arguments name with `env`;
+//! 3. the TOML file named by the [`file_arg`] argument, if the command has one, whose keys are
+//!    the long option names with underscores (`--max-connections` is `max_connections`);
+//! 4. the defaults the arguments declare.
+//!
+//! It works on the whole command, so settings structs flattened into one another
+//! (`#[command(flatten)]` with `#[serde(flatten)]`) resolve together: a crate can declare its
+//! own options next to another crate's. Unknown keys in the file are refused by checking them
+//! against the command's arguments, which also works where serde's `deny_unknown_fields` cannot
+//! be used (it does not combine with `flatten`).
+//!
+//! How: the command line is parsed by clap, with each environment variable's value given to
+//! clap as that argument's default, so precedence between the two is clap's own. The result is
+//! serialized to a TOML table; every key of the file whose argument was not on the command line
+//! or in the environment replaces the table's value; the table is deserialized into the
+//! settings. So every value, whatever its source, goes through the same serde declaration, and
+//! values must be representable in TOML (integers up to `i64::MAX`).
+//!
+//! The environment is read through a function, [`process_env`] in a program, so tests can hand
+//! the resolver an environment without touching the process's. (Since a variable's value becomes
+//! the argument's default, an argument with conditional defaults, `default_value_if`, would
+//! prefer those to its variable; none of the server's options has one.)
+//!
+//! A crate with options of its own declares them the same way and flattens the server's next
+//! to them:
+//!
+//! ```
+//! use clap::Command;
+//! use serde::{Deserialize, Serialize};
+//! use ws_mio_server::config::layered;
+//!
+//! /// The application's own options.
+//! #[derive(clap::Args, Serialize, Deserialize)]
+//! struct Greeting {
+//!     /// The text sent to each new connection.
+//!     #[arg(long, env = "WS_GREETING", default_value = "hello")]
+//!     greeting: String,
+//! }
+//!
+//! /// The server's options and the application's, resolved together.
+//! #[derive(clap::Args, Serialize, Deserialize)]
+//! struct Options {
+//!     #[command(flatten)]
+//!     #[serde(flatten)]
+//!     server: ws_mio_server::Config,
+//!     #[command(flatten, next_help_heading = "Greeting")]
+//!     #[serde(flatten)]
+//!     app: Greeting,
+//! }
+//!
+//! let command = Command::new("greeter")
+//!     .version("1.0")
+//!     .about("Greets every connection")
+//!     .arg(layered::file_arg("WS_CONFIG"));
+//! # layered::assert_consistent::<Options>(command.clone());
+//! // In the program: `std::env::args_os()` and `layered::process_env`.
+//! let args = ["greeter", "--greeting", "hi", "--workers", "2"];
+//! let options: Options = layered::resolve(command, args, |_| None)?;
+//! options.server.validate()?;
+//! assert_eq!((options.app.greeting.as_str(), options.server.workers), ("hi", 2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Conventions the resolver relies on, checked by [`assert_consistent`] (call it from a test):
+//! an argument's key (its long name with underscores) is also its serde field name, so an option
+//! named unlike its field needs `#[arg(long = "...")]` and `#[serde(rename = "...")]` alike. Serde
+//! fields without an argument (`#[arg(skip = ...)]`) keep their value from the command line's
+//! parse and cannot be set from the file.
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::parser::{MatchesError, ValueSource};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+/// The id of the argument naming the TOML file; [`file_arg`] declares it.
+pub const FILE_ARG: &str = "config";
+
+/// `--config FILE`, also read from the environment variable `env`: add it to a command to give
+/// [`resolve`] a file layer.
+pub fn file_arg(env: &'static str) -> Arg {
+    Arg::new(FILE_ARG)
+        .long("config")
+        .env(env)
+        .value_name("FILE")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help(
+            "TOML file of settings, keys as the long option names with underscores; \
+             the command line and the environment win over it",
+        )
+}
+
+/// The process's environment, for [`resolve`].
+pub fn process_env(name: &OsStr) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// A value parser for an on/off switch: `on`, `true` or `1`, and `off`, `false` or `0`.
+///
+/// Use it with `action = clap::ArgAction::Set` on a `bool` field, so the switch takes a value
+/// and its default can be on.
+pub fn switch() -> impl TypedValueParser<Value = bool> {
+    PossibleValuesParser::new([
+        PossibleValue::new("on").aliases(["true", "1"]),
+        PossibleValue::new("off").aliases(["false", "0"]),
+    ])
+    .map(|value| matches!(value.as_str(), "on" | "true" | "1"))
+}
+
+/// Why settings could not be resolved.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// The command line or an environment variable is invalid, or asks for help or the version:
+    /// [`clap::Error::exit`] prints it and exits as clap does.
+    Args(clap::Error),
+    /// The file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a TOML table.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why (boxed: the error is large).
+        source: Box<toml::de::Error>,
+    },
+    /// The file has a key that names no option.
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A value in the file is not valid for its option.
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The option's key.
+        key: String,
+        /// Why (boxed: the error is large).
+        source: Box<toml::de::Error>,
+    },
+    /// The settings parsed from the command line cannot be written as TOML (an integer past
+    /// `i64::MAX`, say).
+    Serialize(toml::ser::Error),
+    /// The merged settings cannot be read back: the settings type's clap and serde
+    /// declarations disagree (see [`assert_consistent`]).
+    Deserialize(Box<toml::de::Error>),
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::Args(e) => write!(f, "{e}"),
+            ResolveError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            ResolveError::Parse { path, source } => {
+                write!(f, "invalid TOML in {}: {source}", path.display())
+            }
+            ResolveError::UnknownKey { path, key } => {
+                write!(
+                    f,
+                    "unknown key `{key}` in {}: no such option",
+                    path.display()
+                )
+            }
+            ResolveError::Value { path, key, source } => write!(
+                f,
+                "invalid value for {key} in {}: {}",
+                path.display(),
+                source.message()
+            ),
+            ResolveError::Serialize(e) => write!(f, "a setting cannot be written as TOML: {e}"),
+            ResolveError::Deserialize(e) => write!(f, "the settings cannot be read back: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResolveError::Args(e) => Some(e),
+            ResolveError::Read { source, .. } => Some(source),
+            ResolveError::Parse { source, .. } | ResolveError::Value { source, .. } => {
+                Some(&**source)
+            }
+            ResolveError::UnknownKey { .. } => None,
+            ResolveError::Serialize(e) => Some(e),
+            ResolveError::Deserialize(e) => Some(&**e),
+        }
+    }
+}
+
+/// `base` with the arguments of the settings `T` added: `base` carries the program's name,
+/// version, about text and, if wanted, [`file_arg`].
+///
+/// A derived `Args` sets the command's about text from the struct's doc comment; `base`'s own
+/// about text, if it has one, is kept instead.
+pub fn command<T: clap::Args>(base: Command) -> Command {
+    let about = base.get_about().cloned();
+    let long_about = base.get_long_about().cloned();
+    let command = T::augment_args(base);
+    match (about, long_about) {
+        (Some(about), Some(long_about)) => command.about(about).long_about(long_about),
+        (Some(about), None) => command.about(about).long_about(None::<&str>),
+        (None, _) => command,
+    }
+}
+
+/// The settings `T` from the command line `args` (the program's name first), the environment
+/// as `env` reports it, the TOML file named by [`FILE_ARG`] if `command` has that argument,
+/// and the declared defaults, in that order of precedence.
+///
+/// `base` carries the program's name, version, about text and, if wanted, [`file_arg`]; `T`'s
+/// arguments are added to it as [`command`] does.
+pub fn resolve<T, I>(
+    base: Command,
+    args: I,
+    env: impl Fn(&OsStr) -> Option<OsString>,
+) -> Result<T, ResolveError>
+where
+    T: clap::Args + Serialize + DeserializeOwned,
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let command = command::<T>(base);
+    // The environment becomes the arguments' defaults; clap then reads no variable itself.
+    let mut from_env = HashSet::new();
+    let mut parser = command.clone().mut_args(|arg| {
+        let value = arg.get_env().and_then(&env);
+        let arg = arg.env(None::<&str>);
+        match value {
+            Some(value) => {
+                from_env.insert(arg.get_id().clone());
+                arg.default_value(value)
+            }
+            None => arg,
+        }
+    });
+    let matches = match parser.try_get_matches_from_mut(&args) {
+        Ok(matches) => matches,
+        Err(e) => {
+            let e = match e.kind() {
+                // Help from the command as declared, which shows the variables.
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    command.try_get_matches_from(&args).err().unwrap_or(e)
+                }
+                _ => e,
+            };
+            return Err(ResolveError::Args(e));
+        }
+    };
+    let parsed = T::from_arg_matches(&matches).map_err(ResolveError::Args)?;
+    let mut table = toml::Table::try_from(&parsed).map_err(ResolveError::Serialize)?;
+    if let Some(path) = file_path(&matches) {
+        let text = std::fs::read_to_string(&path).map_err(|source| ResolveError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: toml::Table = text.parse().map_err(|source| ResolveError::Parse {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+        let settings = settings(&parser);
+        let parsed_table = table.clone();
+        for (key, value) in file {
+            let Some(arg) = settings.get(key.as_str()) else {
+                return Err(ResolveError::UnknownKey { path, key });
+            };
+            // Each value is checked on its own, so an error names its key, and checked even
+            // where the command line overrides it, so a broken file is always reported.
+            let mut probe = parsed_table.clone();
+            probe.insert(key.clone(), value.clone());
+            if let Err(source) = probe.try_into::<T>() {
+                let source = Box::new(source);
+                return Err(ResolveError::Value { path, key, source });
+            }
+            let id = arg.get_id();
+            let explicit = from_env.contains(id)
+                || matches!(
+                    matches.value_source(id.as_str()),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                );
+            if !explicit {
+                table.insert(key, value);
+            }
+        }
+    }
+    table
+        .try_into()
+        .map_err(|e| ResolveError::Deserialize(Box::new(e)))
+}
+
+/// The settings `T` with every argument at its declared default, ignoring the environment:
+/// what a `Default` implementation of a settings struct can return.
+///
+/// # Panics
+///
+/// If `T` declares an argument that is required or whose default does not parse: a mistake in
+/// `T`'s declaration, which a test calling this finds.
+pub fn defaults<T: clap::Args>() -> T {
+    let name = std::any::type_name::<T>();
+    let command = T::augment_args(Command::new("defaults")).mut_args(|arg| arg.env(None::<&str>));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .unwrap_or_else(|e| panic!("the declared defaults of {name} do not parse: {e}"));
+    T::from_arg_matches(&matches)
+        .unwrap_or_else(|e| panic!("the declared defaults of {name} do not parse: {e}"))
+}
+
+/// Checks that `T`'s clap and serde declarations agree, panicking with what does not; call it
+/// from a test.
+///
+/// It checks clap's own rules ([`Command::debug_assert`]), that the defaults survive the trip
+/// through TOML unchanged, and that every option's key (its long name with underscores) is a
+/// serde field of `T`, so a value from the file is never dropped silently.
+pub fn assert_consistent<T>(base: Command)
+where
+    T: clap::Args + Serialize + DeserializeOwned,
+{
+    let name = std::any::type_name::<T>();
+    let mut command = command::<T>(base).mut_args(|arg| arg.env(None::<&str>));
+    command.build();
+    command.clone().debug_assert();
+    let program = command.get_name().to_owned();
+    let matches = command
+        .try_get_matches_from_mut([program])
+        .unwrap_or_else(|e| panic!("the declared defaults of {name} do not parse: {e}"));
+    let defaults = T::from_arg_matches(&matches)
+        .unwrap_or_else(|e| panic!("the declared defaults of {name} do not parse: {e}"));
+    let table = toml::Table::try_from(&defaults)
+        .unwrap_or_else(|e| panic!("the defaults of {name} cannot be written as TOML: {e}"));
+    let back: T = table
+        .clone()
+        .try_into()
+        .unwrap_or_else(|e| panic!("the defaults of {name} cannot be read back from TOML: {e}"));
+    assert_eq!(
+        toml::Table::try_from(&back).ok().as_ref(),
+        Some(&table),
+        "the defaults of {name} change on their way through TOML"
+    );
+    let mut keys = HashSet::new();
+    for arg in command.get_arguments().filter(|arg| is_setting(arg)) {
+        let key = key(arg);
+        assert!(
+            keys.insert(key.clone()),
+            "two options of {name} have the key {key}"
+        );
+        if table.contains_key(&key) {
+            continue;
+        }
+        // An option without a default (an `Option`) is absent from the table: give it a
+        // string and see whether serde takes it (or refuses its type) or ignores it.
+        let mut probe = table.clone();
+        probe.insert(key.clone(), toml::Value::String("probe".into()));
+        if let Ok(probed) = probe.try_into::<T>() {
+            let written = toml::Table::try_from(&probed).unwrap_or_default();
+            assert!(
+                written.contains_key(&key),
+                "the option {key} of {name} is no serde field of it: a file could not set it"
+            );
+        }
+    }
+}
+
+/// The file named by [`FILE_ARG`], if the command has that argument and it was given.
+fn file_path(matches: &ArgMatches) -> Option<PathBuf> {
+    match matches.try_get_one::<PathBuf>(FILE_ARG) {
+        Ok(path) => path.cloned(),
+        Err(MatchesError::UnknownArgument { .. }) => None,
+        Err(e) => {
+            panic!("the argument `{FILE_ARG}` must hold a PathBuf, as `file_arg` declares: {e}")
+        }
+    }
+}
+
+/// Whether `arg` is a setting: anything but the file's name, help and version.
+fn is_setting(arg: &Arg) -> bool {
+    arg.get_id() != FILE_ARG
+        && !matches!(
+            arg.get_action(),
+            ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
+        )
+}
+
+/// An argument's key in the file and in the serialized settings.
+fn key(arg: &Arg) -> String {
+    match arg.get_long() {
+        Some(long) => long.replace('-', "_"),
+        None => arg.get_id().as_str().to_owned(),
+    }
+}
+
+/// The settings of a built command, by key.
+fn settings(command: &Command) -> HashMap<String, &Arg> {
+    command
+        .get_arguments()
+        .filter(|arg| is_setting(arg))
+        .map(|arg| (key(arg), arg))
+        .collect()
+}
+
+/// Durations as seconds, fractions allowed: a clap value parser and a serde `with` module.
+///
+/// ```
+/// # use std::time::Duration;
+/// use ws_mio_server::config::layered::seconds;
+///
+/// #[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+/// struct Timeouts {
+///     /// Seconds to wait.
+///     #[arg(long, default_value = "1.5", value_parser = seconds::parse)]
+///     #[serde(with = "seconds")]
+///     wait: Duration,
+/// }
+/// ```
+pub mod seconds {
+    use serde::{de, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Why a value is not a number of seconds.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum SecondsError {
+        /// Not a number at all.
+        Malformed(std::num::ParseFloatError),
+        /// NaN.
+        NotANumber,
+        /// Below zero.
+        Negative,
+        /// Infinite, or longer than a [`Duration`] holds.
+        TooLarge,
+    }
+
+    impl std::fmt::Display for SecondsError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                SecondsError::Malformed(e) => write!(f, "not a number of seconds: {e}"),
+                SecondsError::NotANumber => f.write_str("NaN is not a number of seconds"),
+                SecondsError::Negative => f.write_str("a duration cannot be negative"),
+                SecondsError::TooLarge => f.write_str("too many seconds for a duration"),
+            }
+        }
+    }
+
+    impl std::error::Error for SecondsError {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            match self {
+                SecondsError::Malformed(e) => Some(e),
+                _ => None,
+            }
+        }
+    }
+
+    /// The duration of `seconds` seconds.
+    pub fn from_f64(seconds: f64) -> Result<Duration, SecondsError> {
+        if seconds.is_nan() {
+            Err(SecondsError::NotANumber)
+        } else if seconds < 0.0 {
+            Err(SecondsError::Negative)
+        } else {
+            Duration::try_from_secs_f64(seconds).map_err(|_| SecondsError::TooLarge)
+        }
+    }
+
+    /// Parses a number of seconds, such as `30` or `0.25`: the clap value parser.
+    pub fn parse(text: &str) -> Result<Duration, SecondsError> {
+        from_f64(text.parse().map_err(SecondsError::Malformed)?)
+    }
+
+    /// Writes a duration as a number of seconds.
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_secs_f64())
+    }
+
+    /// Reads a duration from a number of seconds, integer or not.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        deserializer.deserialize_f64(Seconds)
+    }
+
+    struct Seconds;
+
+    impl de::Visitor<'_> for Seconds {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number of seconds")
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+            from_f64(v).map_err(E::custom)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            u64::try_from(v)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom(SecondsError::Negative))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// Settings of one crate.
+    #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+    struct Inner {
+        /// A number.
+        #[arg(long, env = "T_COUNT", default_value_t = 1)]
+        count: u32,
+        /// A duration.
+        #[arg(long, env = "T_WAIT", default_value = "2", value_parser = seconds::parse)]
+        #[arg(allow_negative_numbers = true)]
+        #[serde(with = "seconds")]
+        wait: Duration,
+        /// Not an option.
+        #[arg(skip = 7u32)]
+        internal: u32,
+    }
+
+    /// Another crate's settings with the first crate's flattened into them.
+    #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+    struct Outer {
+        #[command(flatten)]
+        #[serde(flatten)]
+        inner: Inner,
+        /// A name.
+        #[arg(long, env = "T_NAME", default_value = "x")]
+        name: String,
+        /// A plain flag.
+        #[arg(long, env = "T_LOUD")]
+        loud: bool,
+        /// An option whose field has another name.
+        #[arg(
+            id = "max_items",
+            long = "max-items",
+            env = "T_MAX_ITEMS",
+            default_value_t = 3
+        )]
+        #[serde(rename = "max_items")]
+        items: usize,
+        /// A list.
+        #[arg(long, env = "T_TAGS", value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Optional.
+        #[arg(long, env = "T_NOTE")]
+        note: Option<String>,
+    }
+
+    fn command() -> Command {
+        Command::new("test")
+            .version("1.0")
+            .about("The test program")
+            .arg(file_arg("T_CONFIG"))
+    }
+
+    /// A TOML file unique to the calling test.
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ws-layered-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn resolve_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        file: Option<&Path>,
+    ) -> Result<Outer, ResolveError> {
+        let mut argv: Vec<OsString> = vec!["test".into()];
+        if let Some(file) = file {
+            argv.push("--config".into());
+            argv.push(file.into());
+        }
+        argv.extend(args.iter().map(OsString::from));
+        let env: HashMap<OsString, OsString> =
+            env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        resolve(command(), argv, |name| env.get(name).cloned())
+    }
+
+    fn defaults() -> Outer {
+        super::defaults()
+    }
+
+    #[test]
+    fn declarations_agree() {
+        assert_consistent::<Outer>(command());
+    }
+
+    #[test]
+    fn nothing_given_is_the_declared_defaults() {
+        let outer = resolve_with(&[], &[], None).unwrap();
+        assert_eq!(outer, defaults());
+        assert_eq!(outer.inner.count, 1);
+        assert_eq!(outer.inner.wait, Duration::from_secs(2));
+        assert_eq!(outer.inner.internal, 7);
+        assert_eq!(
+            (outer.name.as_str(), outer.loud, outer.items),
+            ("x", false, 3)
+        );
+        assert!(outer.tags.is_empty() && outer.note.is_none());
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_over_the_file_over_defaults_across_flatten() {
+        let path = file(
+            "precedence",
+            "count = 10\nwait = 0.5\nname = \"file\"\nmax_items = 30\nloud = true\n\
+             tags = [\"f\"]\nnote = \"file\"\n",
+        );
+        // The file alone.
+        let outer = resolve_with(&[], &[], Some(&path)).unwrap();
+        assert_eq!(outer.inner.count, 10);
+        assert_eq!(outer.inner.wait, Duration::from_millis(500));
+        assert_eq!(outer.name, "file");
+        assert_eq!(outer.items, 30);
+        assert!(outer.loud);
+        assert_eq!(outer.tags, ["f"]);
+        assert_eq!(outer.note.as_deref(), Some("file"));
+        assert_eq!(outer.inner.internal, 7);
+        // The environment over the file.
+        let env = [
+            ("T_COUNT", "20"),
+            ("T_WAIT", "1"),
+            ("T_MAX_ITEMS", "40"),
+            ("T_TAGS", "e1,e2"),
+            ("T_NOTE", "env"),
+        ];
+        let outer = resolve_with(&[], &env, Some(&path)).unwrap();
+        assert_eq!(outer.inner.count, 20);
+        assert_eq!(outer.inner.wait, Duration::from_secs(1));
+        assert_eq!(outer.items, 40);
+        assert_eq!(outer.tags, ["e1", "e2"]);
+        assert_eq!(outer.note.as_deref(), Some("env"));
+        assert_eq!(outer.name, "file");
+        // Flags over the environment.
+        let args = [
+            "--count",
+            "30",
+            "--max-items=50",
+            "--tags",
+            "c",
+            "--name",
+            "flag",
+        ];
+        let outer = resolve_with(&args, &env, Some(&path)).unwrap();
+        assert_eq!(outer.inner.count, 30);
+        assert_eq!(outer.inner.wait, Duration::from_secs(1));
+        assert_eq!(outer.items, 50);
+        assert_eq!(outer.tags, ["c"]);
+        assert_eq!(outer.name, "flag");
+    }
+
+    #[test]
+    fn the_file_can_come_from_the_environment() {
+        let path = file("from-env", "count = 4\n");
+        let outer = resolve_with(&[], &[("T_CONFIG", path.to_str().unwrap())], None).unwrap();
+        assert_eq!(outer.inner.count, 4);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        for (name, text, bad) in [
+            ("unknown", "count = 1\nno_such = 2\n", "no_such"),
+            ("internal", "internal = 2\n", "internal"),
+            ("field-name", "items = 2\n", "items"),
+            ("file-key", "config = \"x.toml\"\n", "config"),
+            ("table", "[inner]\ncount = 2\n", "inner"),
+        ] {
+            let path = file(name, text);
+            match resolve_with(&[], &[], Some(&path)) {
+                Err(e @ ResolveError::UnknownKey { .. }) => {
+                    assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
+                    let ResolveError::UnknownKey { key, .. } = e else {
+                        unreachable!()
+                    };
+                    assert_eq!(key, bad);
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_its_key_even_when_overridden() {
+        let path = file("bad-value", "count = 1\nwait = -1\n");
+        for args in [&[][..], &["--wait", "3"][..]] {
+            match resolve_with(args, &[], Some(&path)) {
+                Err(e @ ResolveError::Value { .. }) => {
+                    assert!(e.to_string().contains("invalid value for wait"), "{e}");
+                    assert!(
+                        e.to_string().ends_with("a duration cannot be negative"),
+                        "{e}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let path = file("bad-type", "count = \"many\"\n");
+        assert!(matches!(
+            resolve_with(&[], &[], Some(&path)),
+            Err(ResolveError::Value { key, .. }) if key == "count"
+        ));
+    }
+
+    #[test]
+    fn bad_values_on_the_command_line_or_in_the_environment_name_the_option() {
+        for (args, env) in [
+            (&["--wait=-1"][..], &[][..]),
+            (&["--wait", "-1"][..], &[][..]),
+            (&[][..], &[("T_WAIT", "-1")][..]),
+            (&["--wait", "NaN"][..], &[][..]),
+        ] {
+            match resolve_with(args, env, None) {
+                Err(ResolveError::Args(e)) => {
+                    assert_eq!(e.kind(), ErrorKind::ValueValidation);
+                    assert!(e.to_string().contains("--wait"), "{e}");
+                    let source = std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<seconds::SecondsError>());
+                    assert!(matches!(
+                        source,
+                        Some(seconds::SecondsError::Negative | seconds::SecondsError::NotANumber)
+                    ));
+                }
+                other => panic!("{args:?} {env:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_file_is_reported() {
+        let missing = std::env::temp_dir().join("ws-layered-no-such-file.toml");
+        assert!(matches!(
+            resolve_with(&[], &[], Some(&missing)),
+            Err(ResolveError::Read { .. })
+        ));
+        let path = file("malformed", "count = \n");
+        assert!(matches!(
+            resolve_with(&[], &[], Some(&path)),
+            Err(ResolveError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn help_shows_the_variables_and_defaults() {
+        let Err(ResolveError::Args(e)) = resolve_with(&["--help"], &[], None) else {
+            panic!("no help");
+        };
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        let help = e.to_string();
+        assert!(help.starts_with("The test program\n"), "{help}");
+        for text in [
+            "--max-items",
+            "[env: T_MAX_ITEMS=",
+            "[default: 3]",
+            "--config <FILE>",
+        ] {
+            assert!(help.contains(text), "{text} missing from {help}");
+        }
+    }
+
+    #[test]
+    fn seconds_take_fractions_and_survive_the_trip_through_toml() {
+        assert_eq!(seconds::parse("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(seconds::parse("0"), Ok(Duration::ZERO));
+        assert_eq!(seconds::parse("-0.5"), Err(seconds::SecondsError::Negative));
+        assert_eq!(seconds::parse("inf"), Err(seconds::SecondsError::TooLarge));
+        assert_eq!(
+            seconds::parse("nan"),
+            Err(seconds::SecondsError::NotANumber)
+        );
+        assert!(matches!(
+            seconds::parse("soon"),
+            Err(seconds::SecondsError::Malformed(_))
+        ));
+        for text in [
+            "0.3",
+            "1.1",
+            "0.000000001",
+            "86400.123456789",
+            "1e9",
+            "2.5e-7",
+        ] {
+            let wait = seconds::parse(text).unwrap();
+            let outer = Outer {
+                inner: Inner {
+                    wait,
+                    ..defaults().inner
+                },
+                ..defaults()
+            };
+            let back: Outer = toml::Table::try_from(&outer).unwrap().try_into().unwrap();
+            assert_eq!(back.inner.wait, wait, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_switch_takes_on_off_true_false_1_0() {
+        let command = Command::new("t").arg(Arg::new("s").long("s").value_parser(switch()));
+        for (text, on) in [("on", true), ("true", true), ("1", true)]
+            .into_iter()
+            .chain([("off", false), ("false", false), ("0", false)])
+        {
+            let matches = command
+                .clone()
+                .try_get_matches_from(["t", "--s", text])
+                .unwrap();
+            assert_eq!(matches.get_one::<bool>("s"), Some(&on), "{text}");
+        }
+        assert!(command.try_get_matches_from(["t", "--s", "yes"]).is_err());
+    }
+}
