@@ -48,7 +48,7 @@ step "fuzz smoke run: every cargo-fuzz target for ${FUZZ_SMOKE_SECONDS:=15}s (ni
 ws-fuzz/run.sh "$FUZZ_SMOKE_SECONDS"
 
 step "the chat page in a real browser (Chromium driven by playwright-core)"
-ws-mio-server/tests/browser/run.sh
+ws-chat/tests/browser/run.sh
 
 step "Autobahn|Testsuite, server and client"
 autobahn/run.sh

@@ -3,9 +3,10 @@
 //! variable over the file, the file over the built-in default; with nothing set the server runs
 //! on 127.0.0.1:9001.
 //!
-//! Each setting is declared once, as a field of [`Config`] (or of the chat's
-//! [`ChatConfig`](crate::chat::ChatConfig), flattened into it): its flag, variable, default,
-//! help text and file key all come from that declaration, and [`layered`] resolves them.
+//! Each setting is declared once, as a field of [`Config`]: its flag, variable, default, help
+//! text and file key all come from that declaration, and [`layered`] resolves them. An
+//! application declares its own options the same way and flattens [`Config`] into them (see
+//! [`layered`]).
 
 pub mod layered;
 
@@ -26,18 +27,6 @@ pub enum SlowConsumerPolicy {
     Close,
 }
 
-/// The application the binary runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The chat application: rooms, presence, history, direct messages, the web page at `/`.
-    Chat,
-    /// Echo every message back: the mode the Autobahn run and the benchmarks use.
-    Echo,
-    /// Publish every message to every connection, the sender included: plain fanout.
-    Broadcast,
-}
-
 /// The configuration, and the declaration of every option: the flag is the field's name in
 /// kebab case, the TOML key its name, the variable is named in `env`; `--help` shows the
 /// doc comment and the default.
@@ -50,9 +39,6 @@ pub struct Config {
     /// Worker threads, each with its own event loop and listener; the default is one per core.
     #[arg(long, env = "WS_WORKERS", default_value_t = one_per_core(), value_name = "N")]
     pub workers: usize,
-    /// The application.
-    #[arg(long, env = "WS_MODE", value_enum, default_value_t = Mode::Chat)]
-    pub mode: Mode,
     /// Most open connections in total; more are refused with 503.
     #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000)]
     #[arg(value_name = "N")]
@@ -129,10 +115,10 @@ pub struct Config {
     #[arg(long, env = "WS_COMPRESSION_LEVEL", default_value_t = 6)]
     #[arg(value_name = "LEVEL")]
     pub compression_level: u32,
-    /// The chat application's settings.
-    #[command(flatten, next_help_heading = "Chat")]
-    #[serde(flatten)]
-    pub chat: crate::chat::ChatConfig,
+    /// The most rooms that may exist at once on the server; a join that would create one
+    /// more is refused.
+    #[arg(long, env = "WS_MAX_ROOMS", default_value_t = 10_000, value_name = "N")]
+    pub max_rooms: usize,
 }
 
 fn one_per_core() -> usize {
@@ -178,7 +164,7 @@ impl Config {
     }
 
     /// Checks the values a type cannot: at least one worker, a handshake limit of at least 256
-    /// bytes, a zlib level up to 9, and the chat's.
+    /// bytes, a zlib level up to 9.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
@@ -189,7 +175,7 @@ impl Config {
         if self.compression_level > 9 {
             return Err(ConfigError::Invalid("compression_level"));
         }
-        self.chat.validate()
+        Ok(())
     }
 }
 
@@ -289,7 +275,6 @@ mod tests {
         let expected = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
             workers: one_per_core(),
-            mode: Mode::Chat,
             max_connections: 100_000,
             max_connections_per_ip: 10_000,
             max_message_size: 16 << 20,
@@ -306,17 +291,7 @@ mod tests {
             compression: true,
             compression_min_size: 64,
             compression_level: 6,
-            chat: crate::chat::ChatConfig {
-                jwt_secret: None,
-                allowed_origins: Vec::new(),
-                history_size: 100,
-                max_connections_per_user: 8,
-                rate_limit: 10.0,
-                rate_burst: 20.0,
-                abuse_limit: 20,
-                max_message_bytes: 8192,
-                max_rooms: 10_000,
-            },
+            max_rooms: 10_000,
         };
         assert_eq!(config, expected);
         assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
@@ -357,11 +332,11 @@ mod tests {
                 expected: ["30s", "1.5s", "250ms", "2s"],
             },
             Case {
-                flag: ["--mode", "echo"],
-                var: ("WS_MODE", "broadcast"),
-                file: "mode = \"echo\"",
-                get: |c| format!("{:?}", c.mode),
-                expected: ["Chat", "Echo", "Broadcast", "Echo"],
+                flag: ["--slow-consumer", "drop"],
+                var: ("WS_SLOW_CONSUMER", "close"),
+                file: "slow_consumer = \"close\"",
+                get: |c| format!("{:?}", c.slow_consumer),
+                expected: ["Drop", "Close", "Close", "Drop"],
             },
             Case {
                 flag: ["--compression", "off"],
@@ -369,34 +344,6 @@ mod tests {
                 file: "compression = false",
                 get: |c| c.compression.to_string(),
                 expected: ["true", "false", "true", "false"],
-            },
-            Case {
-                flag: ["--allowed-origins", "https://c"],
-                var: ("WS_ALLOWED_ORIGINS", "https://e1,https://e2"),
-                file: "allowed_origins = [\"https://f\"]",
-                get: |c| c.chat.allowed_origins.join(" "),
-                expected: ["", "https://f", "https://e1 https://e2", "https://c"],
-            },
-            Case {
-                flag: ["--jwt-secret", "c"],
-                var: ("WS_JWT_SECRET", "e"),
-                file: "jwt_secret = \"f\"",
-                get: |c| format!("{:?}", c.chat.jwt_secret),
-                expected: ["None", "Some(\"f\")", "Some(\"e\")", "Some(\"c\")"],
-            },
-            Case {
-                flag: ["--rate-limit", "3.5"],
-                var: ("WS_RATE_LIMIT", "2"),
-                file: "rate_limit = 1.5",
-                get: |c| c.chat.rate_limit.to_string(),
-                expected: ["10", "1.5", "2", "3.5"],
-            },
-            Case {
-                flag: ["--max-chat-message", "300"],
-                var: ("WS_MAX_CHAT_MESSAGE", "200"),
-                file: "max_chat_message = 100",
-                get: |c| c.chat.max_message_bytes.to_string(),
-                expected: ["8192", "100", "200", "300"],
             },
         ];
         for case in cases {
@@ -418,33 +365,16 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_secret_is_none_wherever_it_comes_from() {
-        let path = file("secret", "jwt_secret = \"\"\n");
-        assert_eq!(load(&[], &[], Some(&path)).unwrap().chat.jwt_secret, None);
-        let path = file("secret-set", "jwt_secret = \"f\"\n");
-        let env = [("WS_JWT_SECRET", "")];
-        assert_eq!(load(&[], &env, Some(&path)).unwrap().chat.jwt_secret, None);
-        let config = load(&["--jwt-secret", ""], &[], Some(&path)).unwrap();
-        assert_eq!(config.chat.jwt_secret, None);
-    }
-
-    #[test]
     fn a_file_may_name_every_option() {
-        let mut table = toml::Table::try_from(Config::default()).unwrap();
-        table.remove("abuse_limit");
-        table.remove("max_rooms");
+        let table = toml::Table::try_from(Config::default()).unwrap();
         let path = file("every-option", &table.to_string());
         assert_eq!(load(&[], &[], Some(&path)).unwrap(), Config::default());
     }
 
     #[test]
     fn an_unknown_key_in_the_file_is_an_error_naming_it() {
-        for bad in [
-            "no_such_key",
-            "max_message_bytes",
-            "abuse_limit",
-            "max_rooms",
-        ] {
+        // A key that is no option, and the chat's options, which the server does not have.
+        for bad in ["no_such_key", "max_chat_message", "jwt_secret", "mode"] {
             let path = file(
                 &format!("unknown-{bad}"),
                 &format!("workers = 2\n{bad} = 1\n"),
@@ -494,8 +424,6 @@ mod tests {
             (["--workers", "0"], "workers"),
             (["--max-handshake-size", "255"], "max_handshake_size"),
             (["--compression-level", "10"], "compression_level"),
-            (["--rate-limit", "0"], "rate_limit"),
-            (["--rate-burst", "0.5"], "rate_limit"),
         ] {
             assert!(
                 matches!(load(&args, &[], None), Err(ConfigError::Invalid(n)) if n == name),
@@ -531,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn help_names_every_variable_and_default_and_hides_the_secret() {
+    fn help_names_every_variable_and_default() {
         let Err(ConfigError::Resolve(ResolveError::Args(e))) = load(&["--help"], &[], None) else {
             panic!("no help");
         };
@@ -561,45 +489,5 @@ mod tests {
         );
         assert!(help.contains("[default: 127.0.0.1:9001]"));
         assert!(help.contains("[default: 30]"));
-        let secret = command.get_arguments().find(|a| a.get_id() == "jwt_secret");
-        assert!(secret.unwrap().is_hide_env_values_set());
-    }
-
-    /// The README's table of options: the same flags, variables and defaults as the command.
-    #[test]
-    fn the_readme_table_matches_the_options() {
-        let readme = include_str!("../../README.md");
-        let mut rows = std::collections::BTreeMap::new();
-        for line in readme.lines().filter(|line| line.starts_with("| `--")) {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let flag = cells[1].trim_matches('`').trim_start_matches("--");
-            let default = match cells[3] {
-                "none" | "all" => None,
-                "cores" => Some(one_per_core().to_string()),
-                text => Some(match text.strip_suffix(" MiB") {
-                    Some(mib) => (mib.parse::<u64>().unwrap() << 20).to_string(),
-                    None => text.to_owned(),
-                }),
-            };
-            rows.insert(
-                flag.to_owned(),
-                (cells[2].trim_matches('`').to_owned(), default),
-            );
-        }
-        let mut command = Config::command();
-        command.build();
-        let mut options = std::collections::BTreeMap::new();
-        for arg in command.get_arguments() {
-            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
-                continue;
-            };
-            let default = match arg.get_default_values() {
-                [] => None,
-                [default] => Some(default.to_str().unwrap().to_owned()),
-                more => panic!("--{long} has several defaults: {more:?}"),
-            };
-            options.insert(long.to_owned(), (var.to_str().unwrap().to_owned(), default));
-        }
-        assert_eq!(rows, options);
     }
 }

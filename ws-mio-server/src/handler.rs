@@ -1,15 +1,18 @@
-//! The application's side of the server: a [`Handler`] is called for each handshake, message,
-//! close and plain HTTP request, and acts through a [`Context`]. Actions are applied in the
-//! order they were asked for, after the call returns, so data flows one way: socket, engine,
-//! handler, fanout, write queues, socket.
+//! The application's side of the server. A [`Handler`] decides each handshake
+//! ([`Handler::on_open`], with no side effects), then for an accepted connection is called
+//! when it opens, for each message and when it ends, with its own per-connection state
+//! ([`Handler::Conn`]); it acts through a [`Context`]. Sends, closes and publishes are applied in
+//! the order they were asked for, after the call returns, so data flows one way: socket,
+//! engine, handler, fanout, write queues, socket. Room membership is the server's
+//! ([`crate::rooms::RoomRegistry`]): a handler asks it, and keeps no copy of who is where.
 
-use crate::metrics::Metrics;
+use crate::rooms::{Join, RoomRegistry};
 use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use ws_proto::handshake::server::{Request, Upgrade};
-use ws_proto::{CloseCode, Connection, Message};
+use ws_proto::{CloseCode, Connection, Message, StatusCode};
 
 /// A connection, unique within the server for its lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,40 +46,73 @@ pub struct OpenRequest<'a> {
     pub peer: SocketAddr,
 }
 
-/// The answer to a handshake.
+/// The answer to a handshake: accept with the connection's state, or refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpenDecision {
-    /// Accept, optionally choosing one of the offered subprotocols and adding headers.
-    Accept {
-        /// The subprotocol chosen; it must be one the client offered.
-        protocol: Option<String>,
-        /// Extra response headers.
-        headers: Vec<(String, String)>,
-    },
+pub enum OpenDecision<C> {
+    /// Accept.
+    Accept(Accept<C>),
     /// Refuse with an HTTP status, headers and body.
     Reject(HttpResponse),
 }
 
-impl OpenDecision {
-    /// Accept with no subprotocol.
-    pub fn accept() -> OpenDecision {
-        OpenDecision::Accept {
+/// An accepted handshake: the connection's state and what the response says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept<C> {
+    /// The handler's state for this connection, handed to every later call about it.
+    pub conn: C,
+    /// Who the connection belongs to, as room presence reports it ([`Context::room_users`]);
+    /// `None` counts the connection as its own user.
+    pub user: Option<Arc<str>>,
+    /// The subprotocol chosen; it must be one the client offered.
+    pub protocol: Option<String>,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl<C> OpenDecision<C> {
+    /// Accept with `conn` as the connection's state, no user, no subprotocol.
+    ///
+    /// ```
+    /// use ws_mio_server::OpenDecision;
+    /// let decision = OpenDecision::accept(0u32).user("alice").protocol("chat");
+    /// assert!(matches!(decision, OpenDecision::Accept(a) if a.user.as_deref() == Some("alice")));
+    /// ```
+    pub fn accept(conn: C) -> OpenDecision<C> {
+        OpenDecision::Accept(Accept {
+            conn,
+            user: None,
             protocol: None,
             headers: Vec::new(),
-        }
-    }
-
-    /// Accept choosing `protocol`.
-    pub fn accept_protocol(protocol: &str) -> OpenDecision {
-        OpenDecision::Accept {
-            protocol: Some(protocol.to_string()),
-            headers: Vec::new(),
-        }
+        })
     }
 
     /// Refuse with `status` and a plain-text `body`.
-    pub fn reject(status: u16, body: &str) -> OpenDecision {
+    pub fn reject(status: StatusCode, body: &str) -> OpenDecision<C> {
         OpenDecision::Reject(HttpResponse::text(status, body))
+    }
+
+    /// Names the connection's user (an accepted decision; a refusal is unchanged).
+    pub fn user(mut self, user: &str) -> OpenDecision<C> {
+        if let OpenDecision::Accept(accept) = &mut self {
+            accept.user = Some(Arc::from(user));
+        }
+        self
+    }
+
+    /// Chooses a subprotocol the client offered (an accepted decision).
+    pub fn protocol(mut self, protocol: &str) -> OpenDecision<C> {
+        if let OpenDecision::Accept(accept) = &mut self {
+            accept.protocol = Some(protocol.to_string());
+        }
+        self
+    }
+
+    /// Adds a response header (an accepted decision).
+    pub fn header(mut self, name: &str, value: &str) -> OpenDecision<C> {
+        if let OpenDecision::Accept(accept) = &mut self {
+            accept.headers.push((name.to_string(), value.to_string()));
+        }
+        self
     }
 }
 
@@ -84,7 +120,7 @@ impl OpenDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The status code.
-    pub status: u16,
+    pub status: StatusCode,
     /// Headers (Content-Length and Connection are added).
     pub headers: Vec<(String, String)>,
     /// The body.
@@ -93,7 +129,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     /// A `text/plain` response.
-    pub fn text(status: u16, body: &str) -> HttpResponse {
+    pub fn text(status: StatusCode, body: &str) -> HttpResponse {
         HttpResponse::with_type(
             status,
             "text/plain; charset=utf-8",
@@ -102,7 +138,7 @@ impl HttpResponse {
     }
 
     /// A response with a content type.
-    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> HttpResponse {
+    pub fn with_type(status: StatusCode, content_type: &str, body: Vec<u8>) -> HttpResponse {
         HttpResponse {
             status,
             headers: vec![("Content-Type".to_string(), content_type.to_string())],
@@ -110,37 +146,56 @@ impl HttpResponse {
         }
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The response's bytes on the wire.
+    pub fn encode(&self) -> Vec<u8> {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        ws_proto::handshake::http_response(ws_proto::StatusCode(self.status), &headers, &self.body)
+        ws_proto::handshake::http_response(self.status, &headers, &self.body)
     }
 }
 
 /// Why a connection ended, for [`Handler::on_close`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
     /// The close code: the peer's, ours, 1005 for a close frame without one, 1006 when the
     /// transport ended without a closing handshake (heartbeat timeout, vanished peer).
     pub code: CloseCode,
     /// Whether the closing handshake completed.
     pub clean: bool,
+    /// The rooms the connection was in, which it has left already.
+    pub left: Vec<LeftRoom>,
+}
+
+/// A room a connection left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftRoom {
+    /// The room.
+    pub room: Arc<str>,
+    /// It was its user's last connection in the room.
+    pub last_of_user: bool,
 }
 
 /// The application.
 pub trait Handler: Send + Sync + 'static {
-    /// A client asks to upgrade. Actions taken through `ctx` (joining rooms, a welcome
-    /// message) apply only if the connection is accepted.
-    fn on_open(&self, ctx: &mut Context<'_>, request: &OpenRequest<'_>) -> OpenDecision {
-        let _ = (ctx, request);
-        OpenDecision::accept()
+    /// The application's state for one connection: created by [`Self::on_open`], handed to
+    /// every call about the connection, and back to [`Self::on_close`] at its end.
+    type Conn: Send + 'static;
+
+    /// A client asks to upgrade: accept (with the connection's state) or refuse. Nothing is
+    /// reserved here, so a refusal, or a handshake that fails after this answer, leaves
+    /// nothing behind; reserve in [`Self::on_connect`], release in [`Self::on_close`].
+    fn on_open(&self, request: &OpenRequest<'_>) -> OpenDecision<Self::Conn>;
+
+    /// The connection `ctx.id()` is open (its 101 response is queued): join rooms, greet.
+    fn on_connect(&self, ctx: &mut Context<'_>, conn: &mut Self::Conn) {
+        let _ = (ctx, conn);
     }
 
     /// A message arrived on `ctx.id()`.
-    fn on_message(&self, ctx: &mut Context<'_>, message: Message);
+    fn on_message(&self, ctx: &mut Context<'_>, conn: &mut Self::Conn, message: Message);
 
     /// Whether this handler takes messages borrowed from the worker's read buffer through
     /// [`Self::on_message_ref`]. Default false: every message comes to [`Self::on_message`]
@@ -153,19 +208,25 @@ pub trait Handler: Send + Sync + 'static {
     /// (called only when [`Self::borrows_messages`] is true; other messages still come to
     /// [`Self::on_message`]). Looking at it, or replying with [`Context::reply_ref`], costs no
     /// copy beyond the reply's own. The default copies it and calls [`Self::on_message`].
-    fn on_message_ref(&self, ctx: &mut Context<'_>, message: MessageRef<'_>) {
-        self.on_message(ctx, message.to_message());
+    fn on_message_ref(
+        &self,
+        ctx: &mut Context<'_>,
+        conn: &mut Self::Conn,
+        message: MessageRef<'_>,
+    ) {
+        self.on_message(ctx, conn, message.to_message());
     }
 
-    /// The connection `ctx.id()` ended; it has left its rooms already.
-    fn on_close(&self, ctx: &mut Context<'_>, info: CloseInfo) {
-        let _ = (ctx, info);
+    /// The connection `ctx.id()` ended; it has left its rooms already (`info.left`).
+    fn on_close(&self, ctx: &mut Context<'_>, conn: Self::Conn, info: CloseInfo) {
+        let _ = (ctx, conn, info);
     }
 
-    /// A plain HTTP request (no upgrade) arrived on the WebSocket port.
-    fn on_http(&self, request: &Request, metrics: &Metrics) -> HttpResponse {
-        let _ = (request, metrics);
-        HttpResponse::text(404, "not found\n")
+    /// A plain HTTP request (no upgrade) arrived on the WebSocket port, for a path the server
+    /// does not answer itself (`/metrics`, `/healthz`).
+    fn on_http(&self, request: &Request) -> HttpResponse {
+        let _ = request;
+        HttpResponse::text(StatusCode::NOT_FOUND, "not found\n")
     }
 }
 
@@ -174,9 +235,24 @@ pub trait Handler: Send + Sync + 'static {
 pub(crate) enum Command {
     Send(ConnId, Message),
     Close(ConnId, CloseCode, String),
+    /// The connection joined a room (the registry knows already; the worker's fanout index
+    /// follows).
     Join(ConnId, Arc<str>),
     Leave(ConnId, Arc<str>),
     Publish(Arc<str>, Message),
+}
+
+impl Command {
+    /// The connection the command acts on, if one.
+    pub(crate) fn target(&self) -> Option<ConnId> {
+        match self {
+            Command::Send(id, _)
+            | Command::Close(id, _, _)
+            | Command::Join(id, _)
+            | Command::Leave(id, _) => Some(*id),
+            Command::Publish(..) => None,
+        }
+    }
 }
 
 /// A whole message borrowed from the read buffer; see [`Handler::on_message_ref`].
@@ -198,10 +274,12 @@ impl MessageRef<'_> {
     }
 }
 
-/// What a handler can do: send, close, join and leave rooms, publish.
+/// What a handler can do: send, close, join and leave rooms, publish, and ask who is where.
 #[derive(Debug)]
 pub struct Context<'a> {
     pub(crate) id: ConnId,
+    pub(crate) user: Option<&'a Arc<str>>,
+    pub(crate) rooms: &'a RoomRegistry,
     pub(crate) commands: &'a mut Vec<Command>,
     /// The connection `id` itself, while a borrowed message is handled: replies go straight
     /// into its output queue.
@@ -210,33 +288,15 @@ pub struct Context<'a> {
     pub(crate) sent_directly: u64,
 }
 
-impl<'a> Context<'a> {
-    pub(crate) fn new(id: ConnId, commands: &'a mut Vec<Command>) -> Context<'a> {
-        Context {
-            id,
-            commands,
-            direct: None,
-            sent_directly: 0,
-        }
-    }
-
-    /// A context whose replies to `id` go straight into `conn`.
-    pub(crate) fn direct(
-        id: ConnId,
-        commands: &'a mut Vec<Command>,
-        conn: &'a mut Connection,
-    ) -> Context<'a> {
-        Context {
-            direct: Some(conn),
-            ..Context::new(id, commands)
-        }
-    }
-}
-
 impl Context<'_> {
     /// The connection the call is about.
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// Its user, as [`OpenDecision::user`] named it.
+    pub fn user(&self) -> Option<&str> {
+        self.user.map(|u| &**u)
     }
 
     /// Sends a message to this connection.
@@ -274,14 +334,34 @@ impl Context<'_> {
             .push(Command::Close(conn, code, reason.to_string()));
     }
 
-    /// Adds a connection to a room.
-    pub fn join(&mut self, conn: ConnId, room: &str) {
-        self.commands.push(Command::Join(conn, Arc::from(room)));
+    /// Adds this connection to a room. Membership holds at once for every question asked of
+    /// the server; messages published to the room after this call reach the connection.
+    pub fn join(&mut self, room: &str) -> Join {
+        let (outcome, room) = self.rooms.join(room, self.id, self.user);
+        if let Some(room) = room {
+            self.commands.push(Command::Join(self.id, room));
+        }
+        outcome
     }
 
-    /// Removes a connection from a room.
-    pub fn leave(&mut self, conn: ConnId, room: &str) {
-        self.commands.push(Command::Leave(conn, Arc::from(room)));
+    /// Removes this connection from a room; `None` if it was not in it, otherwise whether it
+    /// was its user's last connection there.
+    pub fn leave(&mut self, room: &str) -> Option<LeftRoom> {
+        let left = self.rooms.leave(room, self.id, self.user)?;
+        self.commands
+            .push(Command::Leave(self.id, left.room.clone()));
+        Some(left)
+    }
+
+    /// Whether this connection is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.rooms.contains(room, self.id)
+    }
+
+    /// The users in `room`, each once, sorted (a connection without a user counts as its own,
+    /// shown by its id).
+    pub fn room_users(&self, room: &str) -> Option<Vec<Arc<str>>> {
+        self.rooms.users(room)
     }
 
     /// Sends a message to every member of a room on every worker, encoded once.
@@ -297,7 +377,13 @@ impl Context<'_> {
 pub struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+    type Conn = ();
+
+    fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<()> {
+        OpenDecision::accept(())
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, _: &mut (), message: Message) {
         ctx.reply(message);
     }
 
@@ -305,7 +391,7 @@ impl Handler for Echo {
         true
     }
 
-    fn on_message_ref(&self, ctx: &mut Context<'_>, message: MessageRef<'_>) {
+    fn on_message_ref(&self, ctx: &mut Context<'_>, _: &mut (), message: MessageRef<'_>) {
         ctx.reply_ref(message);
     }
 }
@@ -322,12 +408,17 @@ impl Broadcast {
 }
 
 impl Handler for Broadcast {
-    fn on_open(&self, ctx: &mut Context<'_>, _: &OpenRequest<'_>) -> OpenDecision {
-        ctx.join(ctx.id(), Self::ROOM);
-        OpenDecision::accept()
+    type Conn = ();
+
+    fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<()> {
+        OpenDecision::accept(())
     }
 
-    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+    fn on_connect(&self, ctx: &mut Context<'_>, _: &mut ()) {
+        ctx.join(Self::ROOM);
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, _: &mut (), message: Message) {
         ctx.publish(Self::ROOM, message);
     }
 }

@@ -3,44 +3,53 @@
 //! heartbeats and timeouts on a timer wheel, backpressure, connection limits, metrics and
 //! graceful shutdown.
 //!
-//! An application implements [`Handler`]:
+//! An application implements [`Handler`], with its own state per connection:
 //!
 //! ```no_run
-//! use ws_mio_server::{Config, Context, Handler, Server};
+//! use ws_mio_server::{Config, Context, Handler, OpenDecision, OpenRequest, Server};
 //! use ws_proto::Message;
 //!
-//! /// Everyone who connects is in one room; every message goes to all of them.
+//! /// Everyone who connects is in one room; every message goes to all of them, numbered by
+//! /// its sender's count.
 //! struct Broadcast;
 //! impl Handler for Broadcast {
-//!     fn on_open(&self, ctx: &mut Context<'_>, _: &ws_mio_server::OpenRequest<'_>) -> ws_mio_server::OpenDecision {
-//!         ctx.join(ctx.id(), "all");
-//!         ws_mio_server::OpenDecision::accept()
+//!     type Conn = u64;
+//!     fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<u64> {
+//!         OpenDecision::accept(0)
 //!     }
-//!     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
-//!         ctx.publish("all", message);
+//!     fn on_connect(&self, ctx: &mut Context<'_>, _: &mut u64) {
+//!         ctx.join("all");
+//!     }
+//!     fn on_message(&self, ctx: &mut Context<'_>, sent: &mut u64, message: Message) {
+//!         *sent += 1;
+//!         let text = format!("#{sent}: {}", String::from_utf8_lossy(message.as_bytes()));
+//!         ctx.publish("all", Message::Text(text.into()));
 //!     }
 //! }
 //!
 //! let server = Server::start(Config::default(), Broadcast).unwrap();
 //! server.run_until_signal().unwrap();
 //! ```
+//!
+//! [`testing::TestServer`] runs the same workers in memory on pretend time, for tests of the
+//! server and of applications.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod chat;
 pub mod config;
-mod conn;
 pub mod handler;
 pub mod metrics;
+pub mod process;
+pub mod rooms;
 mod server;
-mod slab;
+pub mod testing;
 pub mod timer;
 mod worker;
 
-pub use config::{Config, Mode, SlowConsumerPolicy};
+pub use config::{Config, SlowConsumerPolicy};
 pub use handler::{
-    Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, MessageRef, OpenDecision,
-    OpenRequest,
+    Accept, Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, LeftRoom,
+    MessageRef, OpenDecision, OpenRequest,
 };
 pub use metrics::{Metrics, Snapshot};
 pub use server::{Server, ServerHandle};

@@ -1,47 +1,58 @@
-//! The `ws-mio-server` binary: `cargo run --release -p ws-mio-server` serves on 127.0.0.1:9001
-//! with no configuration; `--help` lists the options.
+//! The `ws-mio-server` binary: `cargo run --release -p ws-mio-server` serves the echo
+//! application on 127.0.0.1:9001 with no configuration (`--mode broadcast` for plain fanout);
+//! `--help` lists the options. The chat is the `ws-chat` binary.
 
 mod malloc_tuning;
 
+use clap::Command;
+use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
-use ws_mio_server::chat::Chat;
-use ws_mio_server::config::{layered::ResolveError, ConfigError};
-use ws_mio_server::{Broadcast, Config, Echo, Mode, Server};
+use ws_mio_server::config::{layered, ConfigError};
+use ws_mio_server::{process, Broadcast, Config, Echo, Server};
+
+/// The application the binary runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    /// Echo every message back: the mode the Autobahn run and the benchmarks use.
+    Echo,
+    /// Publish every message to every connection, the sender included: plain fanout.
+    Broadcast,
+}
+
+/// The server's options and the choice of application.
+#[derive(Debug, clap::Args, Serialize, Deserialize)]
+struct Options {
+    #[command(flatten)]
+    #[serde(flatten)]
+    server: Config,
+    /// The application.
+    #[arg(long, env = "WS_MODE", value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+}
+
+fn load() -> Result<Options, ConfigError> {
+    let base = Command::new("ws-mio-server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A WebSocket server on mio and ws-proto")
+        .arg(layered::file_arg("WS_CONFIG"));
+    let options: Options = layered::resolve(base, std::env::args_os(), layered::process_env)?;
+    options.server.validate()?;
+    Ok(options)
+}
 
 fn main() -> ExitCode {
     // While the process has one thread; see the module for why and the figures.
     let tuned = malloc_tuning::apply();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WS_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let config = match Config::load() {
-        Ok(config) => config,
-        // Help, the version, or a bad flag or variable: as clap prints and exits.
-        Err(ConfigError::Resolve(ResolveError::Args(e))) => e.exit(),
-        Err(e) => {
-            eprintln!("ws-mio-server: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    process::init_logging();
     tracing::debug!(tuned, "allocator thresholds");
-    let server = match config.mode {
-        Mode::Echo => Server::start(config, Echo),
-        Mode::Broadcast => Server::start(config, Broadcast),
-        Mode::Chat => {
-            let chat = Chat::new(config.chat.clone());
-            Server::start(config, chat)
-        }
+    let options = match process::configuration("ws-mio-server", load()) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
-    let result = server.and_then(Server::run_until_signal);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ws-mio-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let server = match options.mode {
+        Mode::Echo => Server::start(options.server, Echo),
+        Mode::Broadcast => Server::start(options.server, Broadcast),
+    };
+    process::serve("ws-mio-server", server)
 }

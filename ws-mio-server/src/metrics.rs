@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use ws_proto::CloseCode;
 
 /// Close codes counted individually; the rest go to "other".
 pub const COUNTED_CLOSE_CODES: [u16; 10] =
@@ -90,10 +91,10 @@ counters! {
 
 impl WorkerMetrics {
     /// Counts one close with `code`.
-    pub fn count_close(&self, code: u16) {
+    pub fn count_close(&self, code: CloseCode) {
         let i = COUNTED_CLOSE_CODES
             .iter()
-            .position(|&c| c == code)
+            .position(|&c| c == code.0)
             .unwrap_or(COUNTED_CLOSE_CODES.len());
         self.closes_by_code[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -143,8 +144,8 @@ mod tests {
         let m = Metrics::new(2);
         add(&m.worker(0).messages_in_total, 2);
         add(&m.worker(1).messages_in_total, 3);
-        m.worker(1).count_close(1009);
-        m.worker(0).count_close(4321);
+        m.worker(1).count_close(CloseCode::MESSAGE_TOO_BIG);
+        m.worker(0).count_close(CloseCode(4321));
         let s = m.snapshot();
         assert_eq!(s.messages_in_total, 5);
         let text = s.to_prometheus();

@@ -5,13 +5,15 @@
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::worker::{Peer, Remote, RoomMessage, Shared, Worker};
+use crate::rooms::RoomRegistry;
+use crate::worker::event_loop::{EventLoop, WAKER};
+use crate::worker::remote::{Peer, Remote, RoomMessage};
+use crate::worker::{Services, Worker};
 use crate::Bus;
-use mio::{Poll, Token, Waker};
+use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,8 +32,8 @@ pub struct Server {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     peers: Arc<[Peer]>,
-    shared: Arc<Shared>,
     metrics: Metrics,
+    rooms: Arc<RoomRegistry>,
 }
 
 impl Server {
@@ -47,8 +49,6 @@ impl Server {
         handler: H,
         bus: Option<Arc<dyn Bus>>,
     ) -> io::Result<Server> {
-        let config = Arc::new(config);
-        let handler = Arc::new(handler);
         let workers = config.workers.max(1);
         // The first listener fixes the port (which may have been 0); the rest share it.
         let mut listeners = vec![bind(config.listen)?];
@@ -56,14 +56,14 @@ impl Server {
         for _ in 1..workers {
             listeners.push(bind(local_addr)?);
         }
-        let metrics = Metrics::new(workers);
-        let shared = Arc::new(Shared::default());
+        let services = Services::new(Arc::new(config), workers, bus);
+        let handler = Arc::new(handler);
         let mut polls = Vec::new();
         let mut inboxes = Vec::new();
         let mut peers = Vec::new();
         for _ in 0..workers {
             let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), Token(usize::MAX - 2))?);
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = mpsc::channel();
             peers.push(Peer { inbox: tx, waker });
             polls.push(poll);
@@ -75,23 +75,13 @@ impl Server {
         for (index, ((poll, inbox), listener)) in
             polls.into_iter().zip(inboxes).zip(listeners).enumerate()
         {
-            let worker = Worker::new(
-                index,
-                poll,
-                mio::net::TcpListener::from_std(listener),
-                inbox,
-                peers.clone(),
-                handler.clone(),
-                bus.clone(),
-                config.clone(),
-                shared.clone(),
-                metrics.clone(),
-                start,
-            )?;
+            let worker = Worker::new(index, handler.clone(), services.clone());
+            let listener = mio::net::TcpListener::from_std(listener);
+            let event_loop = EventLoop::new(worker, poll, listener, inbox, peers.clone(), start)?;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ws-worker-{index}"))
-                    .spawn(move || worker.run())?,
+                    .spawn(move || event_loop.run())?,
             );
         }
         tracing::info!(%local_addr, workers, "listening");
@@ -99,8 +89,8 @@ impl Server {
             handle: ServerHandle {
                 local_addr,
                 peers,
-                shared,
-                metrics,
+                metrics: services.metrics.clone(),
+                rooms: services.rooms.clone(),
             },
             threads,
         })
@@ -157,6 +147,11 @@ impl ServerHandle {
         &self.metrics
     }
 
+    /// The server's rooms and their members.
+    pub fn rooms(&self) -> &RoomRegistry {
+        &self.rooms
+    }
+
     /// Publishes to a room on every worker of this instance (a bus calls this for messages
     /// from other instances; it does not go back to the bus).
     pub fn publish(&self, room: &str, message: &Message) {
@@ -175,7 +170,6 @@ impl ServerHandle {
 
     /// Starts the graceful shutdown.
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::Relaxed);
         for peer in self.peers.iter() {
             let _ = peer.inbox.send(Remote::Shutdown);
             let _ = peer.waker.wake();

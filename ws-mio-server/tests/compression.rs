@@ -41,11 +41,14 @@ fn negotiated_compression_echoes_both_ways_and_can_be_turned_off() {
 
 struct Room;
 impl Handler for Room {
-    fn on_open(&self, ctx: &mut Context<'_>, _: &OpenRequest<'_>) -> OpenDecision {
-        ctx.join(ctx.id(), "r");
-        OpenDecision::accept()
+    type Conn = ();
+    fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<()> {
+        OpenDecision::accept(())
     }
-    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+    fn on_connect(&self, ctx: &mut Context<'_>, _: &mut ()) {
+        ctx.join("r");
+    }
+    fn on_message(&self, ctx: &mut Context<'_>, _: &mut (), message: Message) {
         ctx.publish("r", message);
     }
 }

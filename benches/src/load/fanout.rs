@@ -2,7 +2,7 @@
 //! reached every member; each carries its sequence number and send time in its text, so each
 //! member's copy gives a publish-to-delivery latency on one clock.
 //!
-//! Against ws-mio-server's chat (`--protocol chat`) everyone joins one room and the publisher
+//! Against ws-chat (`--protocol chat`) everyone joins one room and the publisher
 //! sends `{"type":"send",...}`; members get `{"type":"message",...}`. Against a raw broadcast
 //! server (`--protocol raw`) the publisher's frame itself reaches everyone.
 
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// How the server fans out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
-    /// ws-mio-server's chat: join a room, `send` to it.
+    /// ws-chat: join a room, `send` to it.
     Chat,
     /// Every frame received is sent to every client, the sender included.
     Raw,

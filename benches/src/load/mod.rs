@@ -4,7 +4,7 @@
 //! - `echo`: N connections each keep D messages of S bytes in flight against an echo server:
 //!   messages per second and round-trip latency;
 //! - `fanout`: one publisher and N members; deliveries per second and publish-to-delivery
-//!   latency, against the chat protocol (ws-mio-server `--mode chat`) or a raw broadcast server
+//!   latency, against the chat protocol (`ws-chat`) or a raw broadcast server
 //!   (every frame received goes to every client);
 //! - `connect`: connection setup rate and, given the server's pid, its memory per idle
 //!   connection.

@@ -1,6 +1,8 @@
 //! The chat application over real sockets: every message type, every error code, the three
 //! token carriers and refusals, origins, limits, history and presence.
 
+// The server's real-socket test client.
+#[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
 
 use common::{http, stop, wait_until, Received, TestClient};
@@ -9,7 +11,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{SystemTime, UNIX_EPOCH};
-use ws_mio_server::chat::{Chat, ChatConfig};
+use ws_chat::{Chat, ChatConfig};
 use ws_mio_server::{Server, ServerHandle};
 use ws_proto::{CloseCode, Event, Message};
 
@@ -344,9 +346,10 @@ fn page_health_and_metrics_on_the_same_port() {
     );
     let health = http(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    // The server's own report: the guest and this request are open.
     assert_eq!(
-        (body["status"].as_str(), body["users"].as_u64()),
-        (Some("ok"), Some(1))
+        (body["status"].as_str(), body["connections"].as_u64()),
+        (Some("ok"), Some(2))
     );
     let metrics = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(metrics.contains("ws_handshakes_ok_total 1\n"), "{metrics}");

@@ -62,17 +62,17 @@ phase_end
 
 # --- server ---------------------------------------------------------------------------------
 phase_start "cargo build"
-(cd "$ROOT" && cargo build --release -p ws-mio-server)
+(cd "$ROOT" && cargo build --release -p ws-chat)
 phase_end
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-BIN="$TARGET_DIR/release/ws-mio-server"
+BIN="$TARGET_DIR/release/ws-chat"
 
 phase_start "server start"
 PORT="$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')"
 ADDR="127.0.0.1:$PORT"
-WS_LOG="${WS_LOG:-info}" "$BIN" --mode chat --listen "$ADDR" >"$SERVER_LOG" 2>&1 &
+WS_LOG="${WS_LOG:-info}" "$BIN" --listen "$ADDR" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 ready=""
 for _ in $(seq 1 150); do

@@ -1,0 +1,464 @@
+//! The reference chat application: rooms with history and presence, direct messages, typing
+//! indicators, identity at the handshake, per-user limits, and a web page, written against the
+//! public [`Handler`] API only.
+//!
+//! Who is in which room is the server's ([`Context::in_room`], [`Context::room_users`]); the
+//! chat keeps only what is its own: each connection's identity (its [`Handler::Conn`]), each
+//! user's connections and rate bucket, and each room's history, in shards (by user, by room)
+//! so workers handling different users and rooms do not wait on one lock.
+
+pub mod auth;
+mod options;
+pub mod protocol;
+pub mod rate;
+
+pub use options::Options;
+
+use auth::{identify, valid_name, AuthError};
+use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
+use rate::TokenBucket;
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use ws_mio_server::config::layered;
+use ws_mio_server::rooms::Join;
+use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
+use ws_proto::handshake::server::Request;
+use ws_proto::{CloseCode, Message, StatusCode};
+
+/// The page served at `/`.
+const INDEX_HTML: &str = include_str!("../web/index.html");
+
+/// The close code for a user over the connection limit.
+pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4008);
+
+/// The chat's settings, each declared once: its flag, `WS_*` variable, default, help text and
+/// file key (the field's name, or its serde rename) come from the field's attributes.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct ChatConfig {
+    /// HS256 secret for tokens: with one, a connection needs a valid token (401 otherwise);
+    /// without one, or with an empty one, everyone is a guest.
+    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
+    #[arg(value_name = "SECRET")]
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub jwt_secret: Option<String>,
+    /// Origins allowed to connect, comma-separated (403 for others); none allows all.
+    #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(value_name = "ORIGINS")]
+    pub allowed_origins: Vec<String>,
+    /// Messages kept per room for history.
+    #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
+    pub history_size: usize,
+    /// Open connections per user; more are closed with 4008.
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
+    #[arg(value_name = "N")]
+    pub max_connections_per_user: usize,
+    /// Messages a second per user, sustained (a token bucket).
+    #[arg(long, env = "WS_RATE_LIMIT", default_value_t = 10.0)]
+    #[arg(value_name = "RATE")]
+    pub rate_limit: f64,
+    /// Messages a user may send in a burst.
+    #[arg(long, env = "WS_RATE_BURST", default_value_t = 20.0, value_name = "N")]
+    pub rate_burst: f64,
+    /// Refused messages after which a user's connection is closed with 1008 (not an option).
+    #[arg(skip = 20u32)]
+    pub abuse_limit: u32,
+    /// The largest client message, in bytes of JSON (`too_large` beyond).
+    #[arg(long = "max-chat-message", env = "WS_MAX_CHAT_MESSAGE")]
+    #[arg(default_value_t = 8192, value_name = "BYTES")]
+    #[serde(rename = "max_chat_message")]
+    pub max_message_bytes: usize,
+}
+
+impl Default for ChatConfig {
+    /// The declared defaults, as `--help` shows them; the environment plays no part.
+    fn default() -> Self {
+        layered::defaults()
+    }
+}
+
+impl ChatConfig {
+    /// Checks the values a type cannot: a positive rate and a burst of at least one message.
+    pub fn validate(&self) -> Result<(), ws_mio_server::config::ConfigError> {
+        if !(self.rate_limit > 0.0 && self.rate_burst >= 1.0) {
+            return Err(ws_mio_server::config::ConfigError::Invalid("rate_limit"));
+        }
+        Ok(())
+    }
+}
+
+/// An empty secret is no secret, wherever it came from.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// A map split into shards by key, each behind its own lock.
+#[derive(Debug)]
+struct Sharded<T> {
+    shards: Box<[Mutex<T>]>,
+    hasher: RandomState,
+}
+
+impl<T: Default> Sharded<T> {
+    fn new(shards: usize) -> Sharded<T> {
+        Sharded {
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn lock(&self, key: &str) -> MutexGuard<'_, T> {
+        let i = self.hasher.hash_one(key) as usize % self.shards.len();
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Shards of each table: enough that two workers rarely want the same one.
+const SHARDS: usize = 64;
+
+/// One connection, as the chat knows it.
+#[derive(Debug)]
+pub struct ChatConn {
+    user: Arc<str>,
+    guest: bool,
+    /// Counted among its user's connections (not refused for being one too many).
+    admitted: bool,
+}
+
+#[derive(Debug)]
+struct User {
+    conns: Vec<ConnId>,
+    bucket: TokenBucket,
+    strikes: u32,
+}
+
+/// The chat application.
+#[derive(Debug)]
+pub struct Chat {
+    config: ChatConfig,
+    /// Users with a connection, by name.
+    users: Sharded<HashMap<Arc<str>, User>>,
+    /// Recent messages, by room.
+    history: Sharded<HashMap<String, VecDeque<RoomMessage>>>,
+    next_message_id: AtomicU64,
+    next_guest: AtomicU64,
+    start: Instant,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn send(ctx: &mut Context<'_>, to: ConnId, message: &ServerMessage<'_>) {
+    ctx.send(to, Message::Text(message.to_json().into()));
+}
+
+fn error(ctx: &mut Context<'_>, code: ErrorCode, message: &str, id: Option<&str>) {
+    send(ctx, ctx.id(), &ServerMessage::Error { code, message, id });
+}
+
+fn publish(ctx: &mut Context<'_>, room: &str, message: &ServerMessage<'_>) {
+    ctx.publish(room, Message::Text(message.to_json().into()));
+}
+
+fn presence(ctx: &mut Context<'_>, room: &str, user: &str, event: &str) {
+    publish(ctx, room, &ServerMessage::Presence { room, user, event });
+}
+
+impl Chat {
+    /// The chat with its settings.
+    pub fn new(config: ChatConfig) -> Chat {
+        Chat {
+            config,
+            users: Sharded::new(SHARDS),
+            history: Sharded::new(SHARDS),
+            next_message_id: AtomicU64::new(0),
+            next_guest: AtomicU64::new(0),
+            start: Instant::now(),
+        }
+    }
+
+    /// Takes a token from the user's bucket; false (and a strike) when it is empty.
+    fn within_rate(&self, ctx: &mut Context<'_>, user: &Arc<str>) -> bool {
+        let config = &self.config;
+        let now = self.start.elapsed();
+        let mut users = self.users.lock(user);
+        let Some(entry) = users.get_mut(user) else {
+            return false;
+        };
+        if entry.bucket.take(config.rate_limit, config.rate_burst, now) {
+            return true;
+        }
+        entry.strikes += 1;
+        let abusive = entry.strikes > config.abuse_limit;
+        drop(users);
+        if abusive {
+            ctx.close(
+                ctx.id(),
+                CloseCode::POLICY_VIOLATION,
+                "rate limit exceeded repeatedly",
+            );
+        } else {
+            error(
+                ctx,
+                ErrorCode::RateLimited,
+                "too many messages; slow down",
+                None,
+            );
+        }
+        false
+    }
+
+    fn handle(&self, ctx: &mut Context<'_>, user: &str, message: ClientMessage) {
+        let id = ctx.id();
+        match message {
+            ClientMessage::Join { room } => {
+                if !valid_name(&room) {
+                    return error(
+                        ctx,
+                        ErrorCode::InvalidMessage,
+                        "room names are 1 to 32 letters, digits, - _ .",
+                        None,
+                    );
+                }
+                match ctx.join(&room) {
+                    Join::Joined { first_of_user } => {
+                        if first_of_user {
+                            presence(ctx, &room, user, "joined");
+                        }
+                    }
+                    Join::AlreadyMember => {}
+                    Join::TooManyRooms => error(ctx, ErrorCode::Forbidden, "too many rooms", None),
+                }
+            }
+            ClientMessage::Leave { room } => match ctx.leave(&room) {
+                None => error(ctx, ErrorCode::NotFound, "not in that room", None),
+                Some(left) => {
+                    if left.last_of_user {
+                        presence(ctx, &room, user, "left");
+                    }
+                }
+            },
+            ClientMessage::Send {
+                room,
+                text,
+                id: client_id,
+            } => {
+                if !ctx.in_room(&room) {
+                    return error(
+                        ctx,
+                        ErrorCode::Forbidden,
+                        "join the room before sending to it",
+                        client_id.as_deref(),
+                    );
+                }
+                let message = RoomMessage {
+                    id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    room,
+                    from: user.to_string(),
+                    text,
+                    ts: now_ms(),
+                };
+                publish(ctx, &message.room, &ServerMessage::Message(&message));
+                let ack = ServerMessage::Ack {
+                    id: client_id.as_deref(),
+                    msg_id: message.id,
+                    ts: message.ts,
+                };
+                send(ctx, id, &ack);
+                let mut rooms = self.history.lock(&message.room);
+                let history = rooms.entry(message.room.clone()).or_default();
+                history.push_back(message);
+                while history.len() > self.config.history_size {
+                    history.pop_front();
+                }
+            }
+            ClientMessage::Direct {
+                to,
+                text,
+                id: client_id,
+            } => {
+                let recipients = self
+                    .users
+                    .lock(&to)
+                    .get(to.as_str())
+                    .map(|u| u.conns.clone());
+                let Some(recipients) = recipients else {
+                    return error(
+                        ctx,
+                        ErrorCode::NotFound,
+                        "no such user online",
+                        client_id.as_deref(),
+                    );
+                };
+                let (msg_id, ts) = (
+                    self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    now_ms(),
+                );
+                let direct = ServerMessage::Direct {
+                    id: msg_id,
+                    from: user,
+                    to: &to,
+                    text: &text,
+                    ts,
+                };
+                for conn in recipients {
+                    send(ctx, conn, &direct);
+                }
+                let ack = ServerMessage::Ack {
+                    id: client_id.as_deref(),
+                    msg_id,
+                    ts,
+                };
+                send(ctx, id, &ack);
+            }
+            ClientMessage::Typing { room } => {
+                if !ctx.in_room(&room) {
+                    return error(ctx, ErrorCode::Forbidden, "join the room first", None);
+                }
+                publish(ctx, &room, &ServerMessage::Typing { room: &room, user });
+            }
+            ClientMessage::History { room, limit } => {
+                let rooms = self.history.lock(&room);
+                let Some(history) = rooms.get(&room) else {
+                    drop(rooms);
+                    return error(ctx, ErrorCode::NotFound, "no such room", None);
+                };
+                let limit = limit.unwrap_or(self.config.history_size).min(history.len());
+                let messages = history.iter().skip(history.len() - limit).collect();
+                let reply = ServerMessage::History {
+                    room: &room,
+                    messages,
+                };
+                send(ctx, id, &reply);
+            }
+            ClientMessage::Who { room } => {
+                let Some(users) = ctx.room_users(&room) else {
+                    return error(ctx, ErrorCode::NotFound, "no such room", None);
+                };
+                let users = users.iter().map(|u| &**u).collect();
+                send(ctx, id, &ServerMessage::Members { room: &room, users });
+            }
+        }
+    }
+}
+
+impl Handler for Chat {
+    type Conn = ChatConn;
+
+    fn on_open(&self, open: &OpenRequest<'_>) -> OpenDecision<ChatConn> {
+        if open.request.path() != "/ws" {
+            return OpenDecision::reject(StatusCode::NOT_FOUND, "the chat is at /ws\n");
+        }
+        if !self.config.allowed_origins.is_empty() {
+            let allowed = open
+                .request
+                .origin()
+                .is_some_and(|o| self.config.allowed_origins.iter().any(|a| a == o));
+            if !allowed {
+                return OpenDecision::reject(StatusCode::FORBIDDEN, "origin not allowed\n");
+            }
+        }
+        let guest_seq = self.next_guest.fetch_add(1, Ordering::Relaxed) + 1;
+        let secret = self.config.jwt_secret.as_deref().map(str::as_bytes);
+        let identity = match identify(open.request, open.upgrade, secret, guest_seq) {
+            Ok(identity) => identity,
+            Err(AuthError::Unauthorized) => {
+                let mut response =
+                    HttpResponse::text(StatusCode::UNAUTHORIZED, "a valid token is required\n");
+                response
+                    .headers
+                    .push(("WWW-Authenticate".into(), "Bearer".into()));
+                return OpenDecision::Reject(response);
+            }
+        };
+        let conn = ChatConn {
+            user: Arc::from(identity.user.as_str()),
+            guest: identity.guest,
+            admitted: false,
+        };
+        let decision = OpenDecision::accept(conn).user(&identity.user);
+        match identity.via_protocol {
+            true => decision.protocol("bearer"),
+            false => decision,
+        }
+    }
+
+    fn on_connect(&self, ctx: &mut Context<'_>, conn: &mut ChatConn) {
+        let mut users = self.users.lock(&conn.user);
+        let user = users.entry(conn.user.clone()).or_insert_with(|| User {
+            conns: Vec::new(),
+            bucket: TokenBucket::new(self.config.rate_burst, self.start.elapsed()),
+            strikes: 0,
+        });
+        if user.conns.len() >= self.config.max_connections_per_user {
+            drop(users);
+            let reason = "too many connections for this user";
+            return ctx.close(ctx.id(), TOO_MANY_CONNECTIONS, reason);
+        }
+        user.conns.push(ctx.id());
+        drop(users);
+        conn.admitted = true;
+        let welcome = ServerMessage::Welcome {
+            user: &conn.user,
+            guest: conn.guest,
+        };
+        send(ctx, ctx.id(), &welcome);
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, conn: &mut ChatConn, message: Message) {
+        if !conn.admitted || !self.within_rate(ctx, &conn.user) {
+            return; // over the connection limit and being closed, or over the rate
+        }
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                let reason = "messages are JSON text frames";
+                return error(ctx, ErrorCode::InvalidMessage, reason, None);
+            }
+        };
+        if text.len() > self.config.max_message_bytes {
+            return error(ctx, ErrorCode::TooLarge, "message too large", None);
+        }
+        match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(parsed) => self.handle(ctx, &conn.user, parsed),
+            Err(e) => {
+                let message = format!("invalid message: {e}");
+                error(ctx, ErrorCode::InvalidMessage, &message, None)
+            }
+        }
+    }
+
+    fn on_close(&self, ctx: &mut Context<'_>, conn: ChatConn, info: CloseInfo) {
+        if !conn.admitted {
+            return;
+        }
+        for left in info.left.iter().filter(|l| l.last_of_user) {
+            presence(ctx, &left.room, &conn.user, "left");
+        }
+        let mut users = self.users.lock(&conn.user);
+        if let Some(user) = users.get_mut(&conn.user) {
+            user.conns.retain(|c| *c != ctx.id());
+            if user.conns.is_empty() {
+                users.remove(&conn.user);
+            }
+        }
+    }
+
+    fn on_http(&self, request: &Request) -> HttpResponse {
+        match request.path() {
+            "/" | "/index.html" => HttpResponse::with_type(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                INDEX_HTML.as_bytes().to_vec(),
+            ),
+            _ => HttpResponse::text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}

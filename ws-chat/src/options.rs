@@ -1,0 +1,242 @@
+//! The `ws-chat` binary's options: the server's ([`ws_mio_server::Config`]) and the chat's
+//! ([`ChatConfig`]), each declared once and resolved together: flags over `WS_*` variables
+//! over the TOML file (`--config FILE`) over the defaults.
+
+use crate::ChatConfig;
+use clap::Command;
+use serde::{Deserialize, Serialize};
+use std::ffi::{OsStr, OsString};
+use ws_mio_server::config::{layered, ConfigError};
+use ws_mio_server::Config;
+
+/// Everything `ws-chat` can be told.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Options {
+    /// The server's settings (its `mode` is not used: the application is the chat).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: Config,
+    /// The chat's settings.
+    #[command(flatten, next_help_heading = "Chat")]
+    #[serde(flatten)]
+    pub chat: ChatConfig,
+}
+
+impl Options {
+    /// The command line: name, version, about text, `--config FILE` (`WS_CONFIG`), every
+    /// option.
+    pub fn command() -> Command {
+        layered::command::<Options>(base_command())
+    }
+
+    /// The options from the process's command line, environment and the file they name.
+    pub fn load() -> Result<Options, ConfigError> {
+        Options::load_from(std::env::args_os(), layered::process_env)
+    }
+
+    /// The options from `args` (the program's name first), the environment as `env` reports
+    /// it, and the file they name; checked.
+    pub fn load_from<I>(
+        args: I,
+        env: impl Fn(&OsStr) -> Option<OsString>,
+    ) -> Result<Options, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<OsString>,
+    {
+        let options: Options = layered::resolve(base_command(), args, env)?;
+        options.server.validate()?;
+        options.chat.validate()?;
+        Ok(options)
+    }
+}
+
+fn base_command() -> Command {
+    Command::new("ws-chat")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("The chat on ws-mio-server: rooms, presence, history, direct messages, a web page")
+        .arg(layered::file_arg("WS_CONFIG"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ws-chat-options-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(
+        flags: &[&str],
+        env: &[(&str, &str)],
+        file: Option<&PathBuf>,
+    ) -> Result<Options, ConfigError> {
+        let mut args = vec![OsString::from("ws-chat")];
+        args.extend(flags.iter().map(OsString::from));
+        if let Some(path) = file {
+            args.extend([OsString::from("--config"), path.into()]);
+        }
+        let env: Vec<(OsString, OsString)> =
+            env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Options::load_from(args, |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_declarations_agree() {
+        layered::assert_consistent::<Options>(base_command());
+    }
+
+    #[test]
+    fn no_configuration_gives_both_defaults() {
+        let options = load(&[], &[], None).unwrap();
+        assert_eq!(options.server, Config::default());
+        assert_eq!(options.chat, ChatConfig::default());
+        assert_eq!(
+            (options.chat.history_size, options.chat.max_message_bytes),
+            (100, 8192)
+        );
+    }
+
+    /// A list, a secret, a float, an option named unlike its field, and a server option set
+    /// through the chat's command.
+    #[test]
+    fn a_flag_wins_over_a_variable_over_the_file_over_the_default() {
+        /// The flag, the variable, the file, the value read back, and the values expected with
+        /// nothing set, the file, the file and the variable, all three.
+        type Case = (
+            [&'static str; 2],
+            (&'static str, &'static str),
+            &'static str,
+            Get,
+            [&'static str; 4],
+        );
+        type Get = fn(&Options) -> String;
+        let cases: [Case; 5] = [
+            (
+                ["--allowed-origins", "https://c"],
+                ("WS_ALLOWED_ORIGINS", "https://e1,https://e2"),
+                "allowed_origins = [\"https://f\"]",
+                |o| o.chat.allowed_origins.join(" "),
+                ["", "https://f", "https://e1 https://e2", "https://c"],
+            ),
+            (
+                ["--jwt-secret", "c"],
+                ("WS_JWT_SECRET", "e"),
+                "jwt_secret = \"f\"",
+                |o| format!("{:?}", o.chat.jwt_secret),
+                ["None", "Some(\"f\")", "Some(\"e\")", "Some(\"c\")"],
+            ),
+            (
+                ["--rate-limit", "3.5"],
+                ("WS_RATE_LIMIT", "2"),
+                "rate_limit = 1.5",
+                |o| o.chat.rate_limit.to_string(),
+                ["10", "1.5", "2", "3.5"],
+            ),
+            (
+                ["--max-chat-message", "300"],
+                ("WS_MAX_CHAT_MESSAGE", "200"),
+                "max_chat_message = 100",
+                |o| o.chat.max_message_bytes.to_string(),
+                ["8192", "100", "200", "300"],
+            ),
+            (
+                ["--max-rooms", "30"],
+                ("WS_MAX_ROOMS", "20"),
+                "max_rooms = 10",
+                |o| o.server.max_rooms.to_string(),
+                ["10000", "10", "20", "30"],
+            ),
+        ];
+        for (flag, var, text, get, expected) in cases {
+            let path = file(&format!("precedence{}", flag[0]), &format!("{text}\n"));
+            let env = [var];
+            let got = [
+                load(&[], &[], None),
+                load(&[], &[], Some(&path)),
+                load(&[], &env, Some(&path)),
+                load(&flag, &env, Some(&path)),
+            ]
+            .map(|options| get(&options.unwrap()));
+            assert_eq!(got, expected, "{}", flag[0]);
+        }
+    }
+
+    #[test]
+    fn an_empty_secret_is_none_wherever_it_comes_from() {
+        let path = file("secret", "jwt_secret = \"\"\n");
+        assert_eq!(load(&[], &[], Some(&path)).unwrap().chat.jwt_secret, None);
+        let path = file("secret-set", "jwt_secret = \"f\"\n");
+        let env = [("WS_JWT_SECRET", "")];
+        assert_eq!(load(&[], &env, Some(&path)).unwrap().chat.jwt_secret, None);
+        let options = load(&["--jwt-secret", ""], &[], Some(&path)).unwrap();
+        assert_eq!(options.chat.jwt_secret, None);
+    }
+
+    #[test]
+    fn a_rate_of_zero_or_a_burst_under_one_is_refused() {
+        for args in [["--rate-limit", "0"], ["--rate-burst", "0.5"]] {
+            assert!(
+                matches!(
+                    load(&args, &[], None),
+                    Err(ConfigError::Invalid("rate_limit"))
+                ),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_hides_the_secret() {
+        let mut command = Options::command();
+        command.build();
+        let secret = command.get_arguments().find(|a| a.get_id() == "jwt_secret");
+        assert!(secret.unwrap().is_hide_env_values_set());
+    }
+
+    /// The README's table of options: the same flags, variables and defaults as the command.
+    #[test]
+    fn the_readme_table_matches_the_options() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let readme = include_str!("../../README.md");
+        let mut rows = std::collections::BTreeMap::new();
+        for line in readme.lines().filter(|line| line.starts_with("| `--")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let flag = cells[1].trim_matches('`').trim_start_matches("--");
+            let default = match cells[3] {
+                "none" | "all" => None,
+                "cores" => Some(cores.to_string()),
+                text => Some(match text.strip_suffix(" MiB") {
+                    Some(mib) => (mib.parse::<u64>().unwrap() << 20).to_string(),
+                    None => text.to_owned(),
+                }),
+            };
+            rows.insert(
+                flag.to_owned(),
+                (cells[2].trim_matches('`').to_owned(), default),
+            );
+        }
+        let mut command = Options::command();
+        command.build();
+        let mut options = std::collections::BTreeMap::new();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let default = match arg.get_default_values() {
+                [] => None,
+                [default] => Some(default.to_str().unwrap().to_owned()),
+                more => panic!("--{long} has several defaults: {more:?}"),
+            };
+            options.insert(long.to_owned(), (var.to_str().unwrap().to_owned(), default));
+        }
+        assert_eq!(rows, options);
+    }
+}

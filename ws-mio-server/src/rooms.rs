@@ -1,0 +1,293 @@
+//! Who is in which room, for the whole server: the one record an application asks (through
+//! [`crate::Context`]) instead of keeping its own. Sharded by room name, so workers joining
+//! different rooms do not wait on one lock; each worker keeps its own index of its local
+//! members for fanout, which follows this record.
+
+use crate::handler::{ConnId, LeftRoom};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Shards of the record: enough that two workers rarely want the same one.
+const SHARDS: usize = 64;
+
+/// The outcome of [`crate::Context::join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// The connection is now a member; `first_of_user` when no other connection of its user
+    /// was (a connection without a user is always its user's first).
+    Joined {
+        /// No other connection of the same user is in the room.
+        first_of_user: bool,
+    },
+    /// It was a member already; nothing changed.
+    AlreadyMember,
+    /// The room does not exist and the server holds as many rooms as it may.
+    TooManyRooms,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    conns: HashSet<ConnId>,
+    /// Connections in the room per named user.
+    users: HashMap<Arc<str>, u32>,
+}
+
+/// One shard: some rooms by name.
+type Shard = Mutex<HashMap<Arc<str>, Room>>;
+
+/// The server's rooms and their members.
+#[derive(Debug)]
+pub struct RoomRegistry {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    rooms: AtomicUsize,
+    max_rooms: usize,
+}
+
+impl RoomRegistry {
+    /// A registry that holds at most `max_rooms` rooms at once (a room exists while it has a
+    /// member).
+    ///
+    /// ```
+    /// use ws_mio_server::rooms::RoomRegistry;
+    /// let rooms = RoomRegistry::new(10_000);
+    /// assert_eq!(rooms.len(), 0);
+    /// ```
+    pub fn new(max_rooms: usize) -> RoomRegistry {
+        RoomRegistry {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            rooms: AtomicUsize::new(0),
+            max_rooms,
+        }
+    }
+
+    fn shard(&self, room: &str) -> MutexGuard<'_, HashMap<Arc<str>, Room>> {
+        let i = self.hasher.hash_one(room) as usize % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `conn` (of `user`) to `room`; with the outcome, the room's shared name when the
+    /// connection joined.
+    pub(crate) fn join(
+        &self,
+        room: &str,
+        conn: ConnId,
+        user: Option<&Arc<str>>,
+    ) -> (Join, Option<Arc<str>>) {
+        let mut shard = self.shard(room);
+        let (name, entry) = match shard.get_key_value(room) {
+            Some((name, _)) => {
+                let name = name.clone();
+                let entry = shard.get_mut(room).expect("present");
+                (name, entry)
+            }
+            None => {
+                // Reserve the room's place first, so two workers cannot both take the last.
+                if self.rooms.fetch_add(1, Ordering::Relaxed) >= self.max_rooms {
+                    self.rooms.fetch_sub(1, Ordering::Relaxed);
+                    return (Join::TooManyRooms, None);
+                }
+                let name: Arc<str> = Arc::from(room);
+                (name.clone(), shard.entry(name).or_default())
+            }
+        };
+        if !entry.conns.insert(conn) {
+            return (Join::AlreadyMember, None);
+        }
+        let first_of_user = match user {
+            Some(user) => {
+                let count = entry.users.entry(user.clone()).or_insert(0);
+                *count += 1;
+                *count == 1
+            }
+            None => true,
+        };
+        (Join::Joined { first_of_user }, Some(name))
+    }
+
+    /// Removes `conn` (of `user`) from `room`; `None` if it was not a member.
+    pub(crate) fn leave(
+        &self,
+        room: &str,
+        conn: ConnId,
+        user: Option<&Arc<str>>,
+    ) -> Option<LeftRoom> {
+        let mut shard = self.shard(room);
+        let (name, entry) = shard.get_key_value(room)?;
+        let name = name.clone();
+        let entry_conns = entry.conns.contains(&conn);
+        if !entry_conns {
+            return None;
+        }
+        let entry = shard.get_mut(room).expect("present");
+        entry.conns.remove(&conn);
+        let last_of_user = match user {
+            Some(user) => match entry.users.get_mut(user) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                _ => {
+                    entry.users.remove(user);
+                    true
+                }
+            },
+            None => true,
+        };
+        if entry.conns.is_empty() {
+            shard.remove(room);
+            self.rooms.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(LeftRoom {
+            room: name,
+            last_of_user,
+        })
+    }
+
+    /// Whether `conn` is in `room`.
+    pub fn contains(&self, room: &str, conn: ConnId) -> bool {
+        self.shard(room)
+            .get(room)
+            .is_some_and(|r| r.conns.contains(&conn))
+    }
+
+    /// The named users in `room`, each once, sorted; `None` if the room does not exist.
+    pub fn users(&self, room: &str) -> Option<Vec<Arc<str>>> {
+        let shard = self.shard(room);
+        let mut users: Vec<Arc<str>> = shard.get(room)?.users.keys().cloned().collect();
+        drop(shard);
+        users.sort_unstable();
+        Some(users)
+    }
+
+    /// The connections in `room`.
+    pub fn members(&self, room: &str) -> Vec<ConnId> {
+        self.shard(room)
+            .get(room)
+            .map(|r| r.conns.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Rooms that exist now.
+    pub fn len(&self) -> usize {
+        self.rooms.load(Ordering::Relaxed)
+    }
+
+    /// Whether no room exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn conn(slot: u32) -> ConnId {
+        ConnId {
+            worker: 0,
+            slot,
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn presence_counts_users_not_connections() {
+        let rooms = RoomRegistry::new(10);
+        let alice: Arc<str> = Arc::from("alice");
+        let first = rooms.join("lobby", conn(1), Some(&alice)).0;
+        let second = rooms.join("lobby", conn(2), Some(&alice)).0;
+        assert_eq!(
+            first,
+            Join::Joined {
+                first_of_user: true
+            }
+        );
+        assert_eq!(
+            second,
+            Join::Joined {
+                first_of_user: false
+            }
+        );
+        assert_eq!(
+            rooms.join("lobby", conn(2), Some(&alice)).0,
+            Join::AlreadyMember
+        );
+        assert_eq!(rooms.users("lobby").unwrap(), vec![alice.clone()]);
+        assert!(
+            !rooms
+                .leave("lobby", conn(1), Some(&alice))
+                .unwrap()
+                .last_of_user
+        );
+        assert!(rooms.leave("lobby", conn(1), Some(&alice)).is_none());
+        assert!(
+            rooms
+                .leave("lobby", conn(2), Some(&alice))
+                .unwrap()
+                .last_of_user
+        );
+        assert!(rooms.users("lobby").is_none(), "an empty room is gone");
+        assert!(rooms.is_empty());
+    }
+
+    #[test]
+    fn the_room_cap_refuses_new_rooms_only() {
+        let rooms = RoomRegistry::new(1);
+        assert!(matches!(
+            rooms.join("a", conn(1), None).0,
+            Join::Joined { .. }
+        ));
+        assert_eq!(rooms.join("b", conn(1), None).0, Join::TooManyRooms);
+        assert!(matches!(
+            rooms.join("a", conn(2), None).0,
+            Join::Joined { .. }
+        ));
+        rooms.leave("a", conn(1), None);
+        rooms.leave("a", conn(2), None);
+        assert!(matches!(
+            rooms.join("b", conn(1), None).0,
+            Join::Joined { .. }
+        ));
+        assert_eq!(rooms.len(), 1);
+    }
+
+    proptest! {
+        /// Whatever the order of joins and leaves, the count of rooms matches the rooms that
+        /// have members, and everyone who left is gone.
+        #[test]
+        fn the_record_matches_a_model(ops in proptest::collection::vec((0u32..6, 0u8..4, any::<bool>()), 1..200)) {
+            let rooms = RoomRegistry::new(3);
+            let mut model: HashMap<String, HashSet<u32>> = HashMap::new();
+            for (c, r, join) in ops {
+                let name = format!("r{r}");
+                if join {
+                    let (outcome, _) = rooms.join(&name, conn(c), None);
+                    match outcome {
+                        Join::Joined { .. } => { prop_assert!(model.entry(name).or_default().insert(c)); }
+                        Join::AlreadyMember => prop_assert!(model[&name].contains(&c)),
+                        Join::TooManyRooms => prop_assert!(model.len() >= 3 && !model.contains_key(&name)),
+                    }
+                } else {
+                    let left = rooms.leave(&name, conn(c), None).is_some();
+                    let was = model.get_mut(&name).is_some_and(|m| m.remove(&c));
+                    prop_assert_eq!(left, was);
+                    if model.get(&name).is_some_and(|m| m.is_empty()) { model.remove(&name); }
+                }
+                prop_assert_eq!(rooms.len(), model.len());
+            }
+            for (name, members) in &model {
+                let mut got: Vec<u32> = rooms.members(name).iter().map(|c| c.slot).collect();
+                got.sort_unstable();
+                let mut want: Vec<u32> = members.iter().copied().collect();
+                want.sort_unstable();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! A server's workers and any number of clients in memory, on pretend time: the test driver
+//! for server logic (heartbeats, deadlines, close timeouts, drain, backpressure, fanout) and
+//! for applications built on [`Handler`], with no socket, thread or clock.
+//!
+//! [`TestServer`] runs the same workers as [`crate::Server`] and carries out their orders the
+//! way the event loop does, over pipes with a bounded "kernel buffer" each way. Clients are
+//! ws-proto client connections (they answer pings by themselves) or raw byte streams. Time
+//! moves only through [`TestServer::advance`], which wakes the workers at each deadline due on
+//! the way.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ws_mio_server::testing::TestServer;
+//! use ws_mio_server::{Config, Echo};
+//! use ws_proto::{CloseCode, Message};
+//!
+//! let mut server = TestServer::new(Config::default(), Echo);
+//! let client = server.connect("/");
+//! server.send(client, Message::Text("hello".into()));
+//! assert_eq!(server.next_message(client), Some(Message::Text("hello".into())));
+//! // Nothing goes wrong for a minute of pings and pongs.
+//! server.advance(Duration::from_secs(60));
+//! assert!(server.is_open(client));
+//! server.close(client, CloseCode::NORMAL);
+//! assert!(server.transport_closed(client));
+//! ```
+
+use crate::config::Config;
+use crate::handler::Handler;
+use crate::metrics::{Metrics, Snapshot};
+use crate::rooms::RoomRegistry;
+use crate::worker::remote::Remote;
+use crate::worker::{Io, Key, Services, Worker};
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
+use ws_proto::handshake::client::{ClientHandshake, ClientRequest, Response};
+use ws_proto::handshake::HandshakeLimits;
+use ws_proto::{CloseCode, Connection, Event, Message, Role};
+
+/// What one read of a socket takes at most, as the event loop's buffer.
+const READ_CHUNK: usize = 64 << 10;
+/// What the kernel holds between a writer and a reader that does not read, each way.
+pub const DEFAULT_PIPE_CAPACITY: usize = 256 << 10;
+
+/// A client of a [`TestServer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(usize);
+
+/// What a client is.
+#[derive(Debug)]
+enum Peer {
+    /// Waiting for the handshake response.
+    Handshaking(ClientHandshake, Option<DeflateConfig>),
+    /// A WebSocket connection.
+    Open(Box<Connection>),
+    /// Bytes only: what the server sent is kept as it came.
+    Raw,
+    /// The handshake response was not a 101 (or did not check out).
+    Refused,
+}
+
+#[derive(Debug)]
+struct Client {
+    worker: usize,
+    /// The server's key for this connection while the server holds it.
+    key: Option<Key>,
+    role: Peer,
+    response: Option<Response>,
+    /// Bytes written by the client that the server has not read.
+    to_server: VecDeque<u8>,
+    /// Bytes written by the server that the client has not read.
+    to_client: VecDeque<u8>,
+    /// Every byte received, for raw clients.
+    raw: Vec<u8>,
+    events: VecDeque<Event>,
+    /// Whether the client reads what arrives.
+    reading: bool,
+    /// The client shut its sending side; the server sees the end once it has read the rest.
+    write_closed: bool,
+    eof_delivered: bool,
+    /// The server closed the connection's socket.
+    server_closed: bool,
+}
+
+/// Workers and clients in memory; see the module documentation.
+pub struct TestServer<H: Handler> {
+    workers: Vec<Worker<H>>,
+    keys: Vec<HashMap<Key, usize>>,
+    clients: Vec<Client>,
+    services: Services,
+    now: Duration,
+    next_worker: usize,
+    pipe_capacity: usize,
+    read_buf: Vec<u8>,
+}
+
+impl<H: Handler> std::fmt::Debug for TestServer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("now", &self.now)
+            .field("clients", &self.clients.len())
+            .finish()
+    }
+}
+
+impl<H: Handler> TestServer<H> {
+    /// `config.workers` workers (at least one) running `handler`; time starts at zero.
+    pub fn new(config: Config, handler: H) -> TestServer<H> {
+        let workers = config.workers.max(1);
+        let services = Services::new(Arc::new(config), workers, None);
+        let handler = Arc::new(handler);
+        TestServer {
+            workers: (0..workers)
+                .map(|i| Worker::new(i, handler.clone(), services.clone()))
+                .collect(),
+            keys: vec![HashMap::new(); workers],
+            clients: Vec::new(),
+            services,
+            now: Duration::ZERO,
+            next_worker: 0,
+            pipe_capacity: DEFAULT_PIPE_CAPACITY,
+            read_buf: vec![0; READ_CHUNK],
+        }
+    }
+
+    /// Sets what each pipe holds before a writer must wait (the kernel's buffers).
+    pub fn set_pipe_capacity(&mut self, bytes: usize) {
+        self.pipe_capacity = bytes.max(1);
+    }
+
+    /// The pretend time now.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.services.metrics
+    }
+
+    /// The metrics summed now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.services.metrics.snapshot()
+    }
+
+    /// The server's rooms.
+    pub fn rooms(&self) -> &RoomRegistry {
+        &self.services.rooms
+    }
+
+    /// Connections counted against the server's limits.
+    pub fn admitted(&self) -> usize {
+        self.services.admission.open()
+    }
+
+    /// Connections the workers hold, in any phase.
+    pub fn connections(&self) -> usize {
+        self.workers.iter().map(Worker::connections).sum()
+    }
+
+    /// Every worker has drained and ended.
+    pub fn is_finished(&self) -> bool {
+        self.workers.iter().all(Worker::is_finished)
+    }
+
+    /// A TCP connection that sends nothing yet: see [`Self::send_raw`], [`Self::raw`].
+    pub fn connect_raw(&mut self) -> ClientId {
+        self.open_client(Peer::Raw, Vec::new())
+    }
+
+    /// A WebSocket client that completes its handshake for `target` (as far as the server
+    /// lets it: see [`Self::is_open`]).
+    pub fn connect(&mut self, target: &str) -> ClientId {
+        self.connect_with(ClientRequest::new("test", target), None)
+    }
+
+    /// A client with its own request, offering permessage-deflate with `deflate`.
+    pub fn connect_with(
+        &mut self,
+        request: ClientRequest,
+        deflate: Option<DeflateConfig>,
+    ) -> ClientId {
+        let request = match &deflate {
+            Some(d) => request.extensions(&d.offer()),
+            None => request,
+        };
+        let nonce = (self.clients.len() as u128).to_le_bytes();
+        let (handshake, bytes) = ClientHandshake::new(&request, nonce, HandshakeLimits::default());
+        let id = self.open_client(Peer::Handshaking(handshake, deflate), bytes);
+        self.drive();
+        id
+    }
+
+    fn open_client(&mut self, role: Peer, bytes: Vec<u8>) -> ClientId {
+        let worker = self.next_worker % self.workers.len();
+        self.next_worker += 1;
+        let n = self.clients.len();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 10_000 + (n % 50_000) as u16));
+        let key = match self.workers[worker].accept(peer, self.now) {
+            Ok(key) => {
+                self.keys[worker].insert(key, n);
+                Some(key)
+            }
+            Err(_) => None,
+        };
+        self.clients.push(Client {
+            worker,
+            key,
+            role,
+            response: None,
+            to_server: bytes.into(),
+            to_client: VecDeque::new(),
+            raw: Vec::new(),
+            events: VecDeque::new(),
+            reading: true,
+            write_closed: false,
+            eof_delivered: false,
+            server_closed: key.is_none(),
+        });
+        ClientId(n)
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, client: ClientId, bytes: &[u8]) {
+        self.clients[client.0].to_server.extend(bytes);
+        self.drive();
+    }
+
+    /// Every byte a raw client received so far.
+    pub fn raw(&self, client: ClientId) -> &[u8] {
+        &self.clients[client.0].raw
+    }
+
+    /// The handshake response a WebSocket client got, if any.
+    pub fn response(&self, client: ClientId) -> Option<&Response> {
+        self.clients[client.0].response.as_ref()
+    }
+
+    /// Sends a message (a WebSocket client).
+    pub fn send(&mut self, client: ClientId, message: Message) {
+        if let Some(conn) = self.conn(client) {
+            let _ = conn.send(&message);
+        }
+        self.drive();
+    }
+
+    /// Sends a ping.
+    pub fn ping(&mut self, client: ClientId, payload: &[u8]) {
+        if let Some(conn) = self.conn(client) {
+            let _ = conn.send_ping(payload);
+        }
+        self.drive();
+    }
+
+    /// Starts the closing handshake from the client.
+    pub fn close(&mut self, client: ClientId, code: CloseCode) {
+        let now = self.now;
+        if let Some(conn) = self.conn(client) {
+            let _ = conn.close(now, code, "");
+        }
+        self.drive();
+    }
+
+    /// Stops (or resumes) reading on the client's side: what the server sends stays in the
+    /// pipe, and once the pipe is full the server's writes wait. A client that does not read
+    /// does not answer pings either.
+    pub fn set_reading(&mut self, client: ClientId, reading: bool) {
+        self.clients[client.0].reading = reading;
+        self.drive();
+    }
+
+    /// Shuts the client's sending side (the server reads the end of the stream).
+    pub fn shutdown_write(&mut self, client: ClientId) {
+        self.clients[client.0].write_closed = true;
+        self.drive();
+    }
+
+    /// The next event the client received, if any (pings are answered and skipped).
+    pub fn next_event(&mut self, client: ClientId) -> Option<Event> {
+        self.drive();
+        let events = &mut self.clients[client.0].events;
+        while let Some(event) = events.pop_front() {
+            if !matches!(event, Event::Ping(_)) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// The next message the client received, skipping other events.
+    pub fn next_message(&mut self, client: ClientId) -> Option<Message> {
+        while let Some(event) = self.next_event(client) {
+            if let Event::Message(message) = event {
+                return Some(message);
+            }
+        }
+        None
+    }
+
+    /// Every message the client received and has not taken, in order.
+    pub fn messages(&mut self, client: ClientId) -> Vec<Message> {
+        std::iter::from_fn(|| self.next_message(client)).collect()
+    }
+
+    /// The close frame's code the client received, if one came.
+    pub fn close_code(&mut self, client: ClientId) -> Option<CloseCode> {
+        while let Some(event) = self.next_event(client) {
+            if let Event::Close(frame) = event {
+                return Some(frame.map_or(CloseCode::NO_STATUS, |f| f.code));
+            }
+        }
+        None
+    }
+
+    /// The client's WebSocket connection is open (handshake done, no close frame sent).
+    pub fn is_open(&self, client: ClientId) -> bool {
+        let c = &self.clients[client.0];
+        !c.server_closed && matches!(&c.role, Peer::Open(conn) if conn.can_send())
+    }
+
+    /// The server closed the client's socket (whether or not the client read all before it).
+    pub fn server_closed(&self, client: ClientId) -> bool {
+        self.clients[client.0].server_closed
+    }
+
+    /// The server closed the client's socket, and the client has read everything before it.
+    pub fn transport_closed(&self, client: ClientId) -> bool {
+        let c = &self.clients[client.0];
+        c.server_closed && c.to_client.is_empty()
+    }
+
+    /// Bytes the server wrote that the client has not read.
+    pub fn unread(&self, client: ClientId) -> usize {
+        self.clients[client.0].to_client.len()
+    }
+
+    /// Bytes the client wrote that the server has not read.
+    pub fn unsent(&self, client: ClientId) -> usize {
+        self.clients[client.0].to_server.len()
+    }
+
+    /// Starts the server's graceful shutdown.
+    pub fn shutdown(&mut self) {
+        for worker in &mut self.workers {
+            worker.handle_remote(Remote::Shutdown, self.now);
+        }
+        self.drive();
+    }
+
+    /// Moves time on by `by`, waking the workers at every deadline on the way.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.now + by;
+        for _ in 0..10_000_000 {
+            let next = self.workers.iter().filter_map(Worker::poll_timeout).min();
+            // A deadline not after now was handled already: go on to the next one.
+            let step = next
+                .filter(|&at| at > self.now && at <= target)
+                .unwrap_or(target);
+            self.now = step;
+            for worker in &mut self.workers {
+                worker.handle_time(step);
+            }
+            self.drive();
+            if step >= target {
+                return;
+            }
+        }
+        panic!("time did not reach its target");
+    }
+
+    fn conn(&mut self, client: ClientId) -> Option<&mut Connection> {
+        match &mut self.clients[client.0].role {
+            Peer::Open(conn) => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Moves bytes and carries out the workers' orders until nothing moves.
+    pub fn drive(&mut self) {
+        for _ in 0..1_000_000 {
+            let mut progress = false;
+            for c in 0..self.clients.len() {
+                progress |= self.client_sends(c);
+                progress |= self.server_reads(c);
+            }
+            for w in 0..self.workers.len() {
+                progress |= self.settle(w);
+            }
+            for c in 0..self.clients.len() {
+                if self.client_reads(c) {
+                    progress = true;
+                    // The pipe has room again: the socket is writable.
+                    if let Some(key) = self.clients[c].key {
+                        self.write(self.clients[c].worker, key);
+                    }
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("the server and its clients did not settle");
+    }
+
+    /// The client's engine output goes into its pipe, as far as the pipe takes it.
+    fn client_sends(&mut self, c: usize) -> bool {
+        let capacity = self.pipe_capacity;
+        let client = &mut self.clients[c];
+        let Peer::Open(conn) = &mut client.role else {
+            return false;
+        };
+        if client.server_closed {
+            return false;
+        }
+        let mut progress = false;
+        while client.to_server.len() < capacity {
+            let mut slices = [&[][..]; 16];
+            let n = conn.transmit_slices(&mut slices);
+            if n == 0 {
+                break;
+            }
+            let room = capacity - client.to_server.len();
+            let mut taken = 0;
+            for slice in &slices[..n] {
+                let take = slice.len().min(room - taken);
+                client.to_server.extend(&slice[..take]);
+                taken += take;
+                if taken == room {
+                    break;
+                }
+            }
+            conn.advance_transmit(taken);
+            progress = true;
+        }
+        progress
+    }
+
+    /// The worker reads what waits in the client's pipe, while it wants input.
+    fn server_reads(&mut self, c: usize) -> bool {
+        let client = &mut self.clients[c];
+        let Some(key) = client.key else { return false };
+        let worker = &mut self.workers[client.worker];
+        let mut progress = false;
+        while worker.wants_read(key) && !client.to_server.is_empty() {
+            let n = client.to_server.len().min(READ_CHUNK);
+            for (dst, src) in self.read_buf.iter_mut().zip(client.to_server.drain(..n)) {
+                *dst = src;
+            }
+            worker.receive(key, &mut self.read_buf[..n], self.now);
+            progress = true;
+        }
+        if client.write_closed
+            && !client.eof_delivered
+            && client.to_server.is_empty()
+            && worker.wants_read(key)
+        {
+            client.eof_delivered = true;
+            worker.receive_eof(key, self.now);
+            progress = true;
+        }
+        progress
+    }
+
+    /// Carries out worker `w`'s orders, as the event loop does.
+    fn settle(&mut self, w: usize) -> bool {
+        let mut progress = false;
+        loop {
+            if let Some(io) = self.workers[w].poll_io() {
+                progress = true;
+                match io {
+                    // The next round of reads takes it: it reads whatever waits.
+                    Io::Read(_) => {}
+                    Io::Close(key) => {
+                        if let Some(c) = self.keys[w].remove(&key) {
+                            self.clients[c].server_closed = true;
+                            self.clients[c].key = None;
+                        }
+                    }
+                }
+            } else if let Some(key) = self.workers[w].poll_dirty() {
+                progress = true;
+                self.write(w, key);
+            } else {
+                break;
+            }
+        }
+        while let Some((to, remote)) = self.workers[w].poll_outbound() {
+            progress = true;
+            let now = self.now;
+            self.workers[to].handle_remote(remote, now);
+        }
+        progress
+    }
+
+    /// Writes what worker `w` queued for `key` into the client's pipe, as far as it takes it.
+    fn write(&mut self, w: usize, key: Key) {
+        let Some(&c) = self.keys[w].get(&key) else {
+            return;
+        };
+        let capacity = self.pipe_capacity;
+        let worker = &mut self.workers[w];
+        let pipe = &mut self.clients[c].to_client;
+        loop {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = worker.transmit_io_slices(key, &mut slices);
+            let room = capacity.saturating_sub(pipe.len());
+            if n == 0 || room == 0 {
+                break;
+            }
+            let mut taken = 0;
+            for slice in &slices[..n] {
+                let take = slice.len().min(room - taken);
+                pipe.extend(&slice[..take]);
+                taken += take;
+                if taken == room {
+                    break;
+                }
+            }
+            worker.advance_transmit(key, taken);
+        }
+        worker.written(key);
+    }
+
+    /// The client takes what waits in its pipe, if it reads.
+    fn client_reads(&mut self, c: usize) -> bool {
+        let client = &mut self.clients[c];
+        if !client.reading || client.to_client.is_empty() {
+            return false;
+        }
+        let bytes: Vec<u8> = client.to_client.drain(..).collect();
+        let mut rest: &[u8] = &bytes;
+        if let Peer::Handshaking(handshake, deflate) = &mut client.role {
+            match handshake.receive(rest) {
+                Ok(None) => rest = &[],
+                Ok(Some((response, used))) => {
+                    rest = &rest[used..];
+                    let mut conn = Connection::client(ws_proto::Config::default());
+                    if let (Some(d), Some(offer)) =
+                        (deflate.as_ref(), response.extensions().first())
+                    {
+                        if let Some(params) = d.accept_response(offer) {
+                            conn = conn.with_extension(Box::new(PerMessageDeflate::new(
+                                Role::Client,
+                                params,
+                                d,
+                            )));
+                        }
+                    }
+                    client.response = Some(response);
+                    client.role = Peer::Open(Box::new(conn));
+                }
+                Err(_) => {
+                    client.raw.extend_from_slice(rest);
+                    client.role = Peer::Refused;
+                    return true;
+                }
+            }
+        }
+        match &mut client.role {
+            Peer::Open(conn) => {
+                let _ = conn.receive(rest);
+                if client.server_closed {
+                    conn.receive_eof();
+                }
+                while let Some(event) = conn.poll_event() {
+                    client.events.push_back(event);
+                }
+            }
+            Peer::Raw | Peer::Refused => client.raw.extend_from_slice(rest),
+            Peer::Handshaking(..) => {}
+        }
+        true
+    }
+}

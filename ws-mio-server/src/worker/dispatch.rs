@@ -1,0 +1,194 @@
+//! Frames to the handler, and the handler's commands carried out. Events are taken one at a
+//! time and what the handler asks is applied before the next, so replies keep the order of
+//! what they answer; the engine holds back its own close frame until its events are drained,
+//! so replies to messages that came before a close still go out.
+
+use super::driver::{Ending, Phase};
+use super::remote::{Remote, RoomMessage};
+use super::{Key, Worker};
+use crate::handler::{Command, Context, Handler, MessageRef};
+use crate::metrics::add;
+use ws_proto::{CloseCode, Event, InPlaceEvent, ProtocolViolation};
+
+impl<H: Handler> Worker<H> {
+    /// Bytes of an open connection.
+    pub(super) fn receive_frames(&mut self, key: Key, data: &mut [u8]) {
+        let result = if self.handler.borrows_messages() {
+            self.receive_in_place(key, data)
+        } else {
+            self.conns
+                .get_mut(key)
+                .and_then(|c| c.ws())
+                .map_or(Ok(()), |ws| ws.receive(data).map(drop))
+        };
+        if let Err(violation) = result {
+            add(&self.metrics.protocol_errors_total, 1);
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.ending.code = Some(violation.close_code());
+                tracing::debug!(peer = %conn.peer, %violation, "protocol violation");
+            }
+        }
+        self.process(key);
+    }
+
+    /// Takes one read's events to a handler that borrows messages: each message that arrived
+    /// whole goes to it borrowed from the read buffer (its replies straight into the
+    /// connection's output queue), every other event as [`Self::process`] takes it.
+    fn receive_in_place(&mut self, key: Key, mut data: &mut [u8]) -> Result<(), ProtocolViolation> {
+        let Some(id) = self.id(key) else {
+            return Ok(());
+        };
+        let mut commands = std::mem::take(&mut self.commands);
+        let mut result = Ok(());
+        while !data.is_empty() {
+            let Some(conn) = self.conns.get_mut(key) else {
+                break;
+            };
+            let (Phase::Open(ws), Some(app)) = (&mut conn.phase, conn.app.as_mut()) else {
+                break;
+            };
+            let mut input = ws.receive_in_place(data);
+            loop {
+                let message = match input.next_event() {
+                    Ok(Some(InPlaceEvent::Text(text))) => Ok(MessageRef::Text(text)),
+                    Ok(Some(InPlaceEvent::Binary(data))) => Ok(MessageRef::Binary(data)),
+                    Ok(Some(InPlaceEvent::Other(Event::Message(message)))) => Err(message),
+                    Ok(Some(InPlaceEvent::Other(other))) => {
+                        note_event(other, &mut conn.pong_deadline, &mut conn.ending);
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(violation) => {
+                        result = Err(violation);
+                        break;
+                    }
+                };
+                add(&self.metrics.messages_in_total, 1);
+                let mut ctx = Context {
+                    id,
+                    user: conn.user.as_ref(),
+                    rooms: &self.services.rooms,
+                    commands: &mut commands,
+                    direct: Some(input.connection()),
+                    sent_directly: 0,
+                };
+                match message {
+                    Ok(borrowed) => self.handler.on_message_ref(&mut ctx, app, borrowed),
+                    Err(owned) => self.handler.on_message(&mut ctx, app, owned),
+                }
+                add(&self.metrics.messages_out_total, ctx.sent_directly);
+                if !commands.is_empty() {
+                    break;
+                }
+            }
+            // Applying commands needs the whole worker: stop reading, apply, read on.
+            data = input.into_rest();
+            self.apply(&mut commands);
+        }
+        self.commands = commands;
+        result
+    }
+
+    /// Takes the engine's events to the handler one at a time, applying what it asks for
+    /// before taking the next.
+    pub(super) fn process(&mut self, key: Key) {
+        let Some(id) = self.id(key) else { return };
+        let now = self.now;
+        if let Some(ws) = self.conns.get_mut(key).and_then(|c| c.ws()) {
+            ws.handle_time(now);
+        }
+        let mut commands = std::mem::take(&mut self.commands);
+        while let Some(conn) = self.conns.get_mut(key) {
+            let (Phase::Open(ws), Some(app)) = (&mut conn.phase, conn.app.as_mut()) else {
+                break;
+            };
+            let Some(event) = ws.poll_event() else { break };
+            match event {
+                Event::Message(message) => {
+                    add(&self.metrics.messages_in_total, 1);
+                    let mut ctx = Context {
+                        id,
+                        user: conn.user.as_ref(),
+                        rooms: &self.services.rooms,
+                        commands: &mut commands,
+                        direct: None,
+                        sent_directly: 0,
+                    };
+                    self.handler.on_message(&mut ctx, app, message);
+                    self.apply(&mut commands);
+                }
+                other => note_event(other, &mut conn.pong_deadline, &mut conn.ending),
+            }
+        }
+        self.commands = commands;
+        self.mark_dirty(key);
+        self.arm_timer(key);
+    }
+
+    /// Carries out handler commands in order: those about a connection of another worker go
+    /// to that worker.
+    pub(super) fn apply(&mut self, commands: &mut Vec<Command>) {
+        for command in commands.drain(..) {
+            match command.target() {
+                Some(id) if id.worker != self.index => self
+                    .outbound
+                    .push_back((id.worker(), Remote::Command(command))),
+                _ => self.apply_local(command),
+            }
+        }
+    }
+
+    pub(super) fn apply_local(&mut self, command: Command) {
+        let key = command.target().and_then(|id| self.local_key(id));
+        match (command, key) {
+            (Command::Send(_, message), Some(key)) => {
+                if let Some(ws) = self.conns.get_mut(key).and_then(|c| c.ws()) {
+                    if ws.send(&message).is_ok() {
+                        add(&self.metrics.messages_out_total, 1);
+                        self.mark_dirty(key);
+                    }
+                }
+            }
+            (Command::Close(_, code, reason), Some(key)) => self.close(key, code, &reason),
+            (Command::Join(_, room), Some(key)) => {
+                let conn = self.conns.get_mut(key).expect("live");
+                conn.rooms.push(room.clone());
+                self.fanout.join(room, key);
+            }
+            (Command::Leave(_, room), Some(key)) => {
+                let conn = self.conns.get_mut(key).expect("live");
+                conn.rooms.retain(|r| r != &room);
+                self.fanout.leave(&room, key);
+            }
+            (Command::Publish(room, message), _) => self.publish(room, RoomMessage::new(message)),
+            // The connection is gone: nothing to do.
+            (_, None) => {}
+        }
+    }
+
+    /// Starts the closing handshake from this side.
+    pub(super) fn close(&mut self, key: Key, code: CloseCode, reason: &str) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(ws) = conn.ws() else { return };
+        if ws.close(self.now, code, reason).is_ok() && conn.ending.code.is_none() {
+            conn.ending.code = Some(code);
+        }
+        self.mark_dirty(key);
+        self.arm_timer(key);
+    }
+}
+
+/// What an event other than a message changes on its connection: a pong ends the wait for one;
+/// the peer's close frame gives the close code (1005 when it carried none).
+fn note_event(event: Event, pong_deadline: &mut Option<std::time::Duration>, ending: &mut Ending) {
+    match event {
+        Event::Pong(_) => *pong_deadline = None,
+        Event::Close(frame) => {
+            ending.code = Some(frame.map_or(CloseCode::NO_STATUS, |f| f.code));
+            ending.peer_closed = true;
+        }
+        Event::Message(_) | Event::Ping(_) | Event::Chunk(_) => {}
+    }
+}

@@ -1,0 +1,259 @@
+//! The I/O layer of a worker: a mio event loop that owns the listener, the sockets and the
+//! inbox, moves bytes between the sockets and the [`Worker`], and wakes it. It decides
+//! nothing about connections; it makes the system calls.
+
+use super::remote::{Peer, Remote};
+use super::{Io, Key, Worker};
+use crate::handler::Handler;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+/// The read buffer every connection of a worker shares.
+const READ_BUFFER: usize = 64 << 10;
+/// Slices gathered for one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// When a read loop may stop short of `WouldBlock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// After a read that did not fill the buffer: the socket held no more at that moment, and
+    /// with edge-triggered readiness anything arriving later raises a new event. This saves a
+    /// `recv` that would only say `WouldBlock`: one syscall in three when each read carries one
+    /// message.
+    UntilShort,
+    /// Until `WouldBlock` or the end of the stream: when the event said the peer closed (or the
+    /// socket failed) before it was reported, or when reading starts outside an event (a new
+    /// connection, a resume after backpressure), no later event may come to find the end.
+    UntilEnd,
+}
+
+/// A worker with its sockets.
+pub(crate) struct EventLoop<H: Handler> {
+    worker: Worker<H>,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    /// Sockets by connection key.
+    sockets: Vec<Option<TcpStream>>,
+    inbox: Receiver<Remote>,
+    peers: Arc<[Peer]>,
+    wake_peer: Vec<bool>,
+    read_buf: Vec<u8>,
+    start: Instant,
+}
+
+impl<H: Handler> EventLoop<H> {
+    pub(crate) fn new(
+        worker: Worker<H>,
+        poll: Poll,
+        mut listener: TcpListener,
+        inbox: Receiver<Remote>,
+        peers: Arc<[Peer]>,
+        start: Instant,
+    ) -> io::Result<EventLoop<H>> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(EventLoop {
+            worker,
+            poll,
+            listener: Some(listener),
+            sockets: Vec::new(),
+            inbox,
+            wake_peer: vec![false; peers.len()],
+            peers,
+            read_buf: vec![0; READ_BUFFER],
+            start,
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Runs until shutdown has drained every connection.
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self
+                .worker
+                .poll_timeout()
+                .map(|at| at.saturating_sub(self.now()));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = self.now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(now),
+                    WAKER => {
+                        while let Ok(remote) = self.inbox.try_recv() {
+                            self.worker.handle_remote(remote, now);
+                        }
+                    }
+                    Token(key) => {
+                        if event.is_read_closed() || event.is_error() {
+                            self.read(key, Drain::UntilEnd, now);
+                        } else if event.is_readable() {
+                            self.read(key, Drain::UntilShort, now);
+                        }
+                        if event.is_writable() {
+                            self.write(key);
+                        }
+                    }
+                }
+            }
+            self.worker.handle_time(now);
+            self.settle(now);
+            if self.worker.is_draining() {
+                if let Some(mut listener) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut listener);
+                }
+            }
+            if self.worker.is_finished() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Carries out the worker's orders until it has none: reads, writes, closes, messages to
+    /// other workers.
+    fn settle(&mut self, now: Duration) {
+        loop {
+            if let Some(io) = self.worker.poll_io() {
+                match io {
+                    Io::Read(key) => self.read(key, Drain::UntilEnd, now),
+                    Io::Close(key) => self.close(key),
+                }
+            } else if let Some(key) = self.worker.poll_dirty() {
+                self.write(key);
+            } else {
+                break;
+            }
+        }
+        while let Some((worker, remote)) = self.worker.poll_outbound() {
+            if self.peers[worker].inbox.send(remote).is_ok() {
+                self.wake_peer[worker] = true;
+            }
+        }
+        for (worker, wake) in self.wake_peer.iter_mut().enumerate() {
+            if std::mem::take(wake) {
+                let _ = self.peers[worker].waker.wake();
+            }
+        }
+    }
+
+    fn accept_all(&mut self, now: Duration) {
+        // Close what the worker removed first: a new connection may get its key.
+        self.settle(now);
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut socket, peer)) => match self.worker.accept(peer, now) {
+                    Ok(key) => {
+                        let _ = socket.set_nodelay(true);
+                        let interest = Interest::READABLE | Interest::WRITABLE;
+                        if let Err(e) =
+                            self.poll
+                                .registry()
+                                .register(&mut socket, Token(key), interest)
+                        {
+                            tracing::warn!(error = %e, "register failed");
+                            self.worker.transport_failed(key);
+                            continue;
+                        }
+                        if self.sockets.len() <= key {
+                            self.sockets.resize_with(key + 1, || None);
+                        }
+                        self.sockets[key] = Some(socket);
+                        // The request may already be waiting.
+                        self.read(key, Drain::UntilEnd, now);
+                    }
+                    // Best effort: a fresh socket's send buffer takes this small answer whole.
+                    Err(refusal) => drop(socket.write(&refusal)),
+                },
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of file descriptors and the like: try again on the next event.
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads until the socket is empty (as `drain` tells), the connection ends, or the worker
+    /// stops wanting its input.
+    fn read(&mut self, key: Key, drain: Drain, now: Duration) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        while self.worker.wants_read(key) {
+            let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
+                break;
+            };
+            match socket.read(&mut buf) {
+                Ok(0) => {
+                    self.worker.receive_eof(key, now);
+                    break;
+                }
+                Ok(n) => {
+                    self.worker.receive(key, &mut buf[..n], now);
+                    if n < buf.len() && drain == Drain::UntilShort {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.worker.transport_failed(key);
+                    break;
+                }
+            }
+        }
+        self.read_buf = buf;
+    }
+
+    /// Writes what the worker has queued for `key` until the socket would block or nothing is
+    /// left, one system call per turn (send for a single slice, writev for several).
+    fn write(&mut self, key: Key) {
+        let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
+            return;
+        };
+        loop {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = self.worker.transmit_io_slices(key, &mut slices);
+            if n == 0 {
+                break;
+            }
+            // One slice goes by send(2): the kernel's writev path costs more (the iovec import
+            // and the file-position lock a socket does not need).
+            let result = if n == 1 {
+                socket.write(&slices[0])
+            } else {
+                socket.write_vectored(&slices[..n])
+            };
+            match result {
+                Ok(0) => return self.worker.transport_failed(key),
+                Ok(written) => self.worker.advance_transmit(key, written),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return self.worker.transport_failed(key),
+            }
+        }
+        self.worker.written(key);
+    }
+
+    fn close(&mut self, key: Key) {
+        if let Some(mut socket) = self.sockets.get_mut(key).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut socket);
+        }
+    }
+}

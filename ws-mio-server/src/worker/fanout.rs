@@ -1,0 +1,108 @@
+//! Rooms on this worker: the index of local members, and delivery. A published message is
+//! encoded once for all workers, crosses to each other worker once, and is compressed at most
+//! once per distinct compression window among a worker's members; every member's queue then
+//! holds the same shared bytes.
+
+use super::remote::{Remote, RoomMessage};
+use super::{Key, Worker};
+use crate::config::SlowConsumerPolicy;
+use crate::handler::Handler;
+use crate::metrics::add;
+use std::collections::HashMap;
+use std::sync::Arc;
+use ws_proto::deflate::compress_shared;
+use ws_proto::{CloseCode, EncodedFrame};
+
+/// This worker's members of each room.
+#[derive(Debug, Default)]
+pub(super) struct RoomIndex {
+    rooms: HashMap<Arc<str>, Vec<Key>>,
+}
+
+impl RoomIndex {
+    pub(super) fn join(&mut self, room: Arc<str>, key: Key) {
+        self.rooms.entry(room).or_default().push(key);
+    }
+
+    pub(super) fn leave(&mut self, room: &str, key: Key) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.retain(|&m| m != key);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    fn members(&self, room: &str) -> &[Key] {
+        self.rooms.get(room).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    /// Sends a room message to its members on every worker, and to the bus.
+    pub(super) fn publish(&mut self, room: Arc<str>, message: RoomMessage) {
+        for worker in 0..self.services.workers {
+            if worker != self.index as usize {
+                let remote = Remote::Publish(room.clone(), message.clone());
+                self.outbound.push_back((worker, remote));
+            }
+        }
+        self.deliver(&room, &message);
+        if let Some(bus) = &self.services.bus {
+            bus.publish(&room, &message.message);
+        }
+    }
+
+    /// Queues a room message to this worker's members: the same bytes to each member with the
+    /// same compression window, compressed at most once per window. Members past the
+    /// high-water mark get the slow-consumer policy instead.
+    pub(super) fn deliver(&mut self, room: &str, message: &RoomMessage) {
+        let payload = message.message.as_bytes();
+        let level = self
+            .deflate
+            .filter(|d| payload.len() >= d.min_size)
+            .map(|d| d.level);
+        let mut compressed: [Option<EncodedFrame>; 16] = Default::default();
+        let high_water = self.config.high_water_mark;
+        let mut slow = Vec::new();
+        for &key in self.fanout.members(room) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let queued = conn.queued();
+            // A member that is closing gets nothing more and is not counted again.
+            let Some(ws) = conn.ws().filter(|ws| ws.can_send()) else {
+                continue;
+            };
+            if queued >= high_water {
+                slow.push(key);
+                continue;
+            }
+            let frame = match (ws.shared_deflate_window_bits(), level) {
+                (Some(bits), Some(level)) => {
+                    compressed[bits as usize & 15].get_or_insert_with(|| {
+                        compress_shared(message.message.kind(), payload, bits, level)
+                    })
+                }
+                _ => &message.plain,
+            };
+            if ws.send_encoded(frame).is_ok() {
+                add(&self.metrics.fanout_deliveries_total, 1);
+                add(&self.metrics.messages_out_total, 1);
+                if !conn.dirty {
+                    conn.dirty = true;
+                    self.dirty.push(key);
+                }
+            }
+        }
+        for key in slow {
+            match self.config.slow_consumer {
+                SlowConsumerPolicy::Drop => add(&self.metrics.backpressure_drops_total, 1),
+                SlowConsumerPolicy::Close => {
+                    add(&self.metrics.backpressure_closes_total, 1);
+                    self.close(key, CloseCode::POLICY_VIOLATION, "too slow");
+                }
+            }
+        }
+    }
+}

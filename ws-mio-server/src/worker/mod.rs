@@ -1,0 +1,377 @@
+//! One worker: everything a worker decides, with no I/O. It owns its connections (each a
+//! [`driver::Driver`]), its index of local room members, its timer wheel and its queues, and is
+//! driven in the manner of ws-proto's `Connection`: input goes in as bytes, end of stream and
+//! the time ([`Worker::accept`], [`Worker::receive`], [`Worker::receive_eof`],
+//! [`Worker::handle_time`], [`Worker::handle_remote`]); output comes out as bytes to write
+//! ([`Worker::poll_dirty`], [`Worker::transmit_io_slices`], [`Worker::advance_transmit`],
+//! [`Worker::written`]), socket orders ([`Worker::poll_io`]), messages for other workers
+//! ([`Worker::poll_outbound`]) and the next deadline ([`Worker::poll_timeout`]).
+//!
+//! After any input, the caller drains in this order until all are empty: `poll_io` (read a
+//! resumed connection, close a finished one), then `poll_dirty` (write each connection's
+//! queue, then call `written`), then `poll_outbound`. [`event_loop`] does this over mio
+//! sockets; [`crate::testing`] does it in memory on pretend time.
+//!
+//! The modules, in the order a connection meets them: [`admission`] (limits), [`upgrade`] (the
+//! HTTP request: an upgrade, a refusal or a plain answer), [`driver`] (one connection's state
+//! and decisions), [`dispatch`] (engine events to the handler, its commands carried out),
+//! [`fanout`] (rooms, encode once, compress once), [`timers`] (heartbeats and deadlines),
+//! [`drain`] (graceful shutdown), [`remote`] (what crosses between workers).
+
+pub(crate) mod admission;
+mod dispatch;
+mod drain;
+pub(crate) mod driver;
+pub(crate) mod event_loop;
+mod fanout;
+pub(crate) mod remote;
+mod timers;
+mod upgrade;
+
+use crate::config::Config;
+use crate::handler::{CloseInfo, Command, ConnId, Context, Handler};
+use crate::metrics::{add, Metrics, WorkerMetrics};
+use crate::rooms::RoomRegistry;
+use crate::timer::TimerWheel;
+use crate::Bus;
+use admission::Admission;
+use driver::{AfterWrite, Driver};
+use fanout::RoomIndex;
+use remote::Remote;
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use ws_proto::deflate::DeflateConfig;
+use ws_proto::handshake::server::ServerHandshake;
+use ws_proto::handshake::HandshakeLimits;
+use ws_proto::CloseCode;
+
+/// A connection's key: its slot in the worker, and the I/O layer's token for its socket.
+pub(crate) type Key = usize;
+
+/// An order for the I/O layer about one socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Io {
+    /// Read it until it would block: it was paused and may be read again (no readiness event
+    /// will come for what already waits in the kernel).
+    Read(Key),
+    /// The connection is gone: close its socket.
+    Close(Key),
+}
+
+/// What a worker shares with the others and the server handle.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) config: Arc<Config>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) rooms: Arc<RoomRegistry>,
+    pub(crate) metrics: Metrics,
+    pub(crate) bus: Option<Arc<dyn Bus>>,
+    pub(crate) workers: usize,
+}
+
+impl Services {
+    pub(crate) fn new(config: Arc<Config>, workers: usize, bus: Option<Arc<dyn Bus>>) -> Services {
+        Services {
+            admission: Arc::new(Admission::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            )),
+            rooms: Arc::new(RoomRegistry::new(config.max_rooms)),
+            metrics: Metrics::new(workers),
+            bus,
+            workers,
+            config,
+        }
+    }
+}
+
+pub(crate) struct Worker<H: Handler> {
+    index: u16,
+    handler: Arc<H>,
+    services: Services,
+    config: Arc<Config>,
+    ws_config: ws_proto::Config,
+    deflate: Option<DeflateConfig>,
+    metrics: Arc<WorkerMetrics>,
+    conns: Slab<Driver<H::Conn>>,
+    fanout: RoomIndex,
+    timers: TimerWheel,
+    next_generation: u32,
+    dirty: Vec<Key>,
+    io: VecDeque<Io>,
+    outbound: VecDeque<(usize, Remote)>,
+    /// The handler's commands, kept between calls for their allocation.
+    commands: Vec<Command>,
+    /// The timer entries due, kept between turns for their allocation.
+    expired: Vec<crate::timer::Expired>,
+    now: Duration,
+    drain_deadline: Option<Duration>,
+}
+
+/// Input.
+impl<H: Handler> Worker<H> {
+    pub(crate) fn new(index: usize, handler: Arc<H>, services: Services) -> Worker<H> {
+        let config = services.config.clone();
+        let ws_config = ws_proto::Config {
+            max_frame_size: config.max_frame_size,
+            max_message_size: config.max_message_size,
+            close_timeout: config.close_timeout,
+            ..ws_proto::Config::default()
+        };
+        Worker {
+            index: index as u16,
+            handler,
+            metrics: services.metrics.worker(index),
+            deflate: config.deflate(),
+            ws_config,
+            config,
+            services,
+            conns: Slab::new(),
+            fanout: RoomIndex::default(),
+            timers: TimerWheel::new(Duration::from_millis(10), 4096),
+            next_generation: 0,
+            dirty: Vec::new(),
+            io: VecDeque::new(),
+            outbound: VecDeque::new(),
+            commands: Vec::new(),
+            expired: Vec::new(),
+            now: Duration::ZERO,
+            drain_deadline: None,
+        }
+    }
+
+    /// A new TCP connection from `peer`: its key, or the answer to write before closing it
+    /// when a limit refuses it.
+    pub(crate) fn accept(&mut self, peer: SocketAddr, now: Duration) -> Result<Key, Vec<u8>> {
+        self.now = now;
+        add(&self.metrics.connections_accepted_total, 1);
+        let draining = self.drain_deadline.is_some();
+        if let Err(refusal) = self.services.admission.reserve(peer.ip(), draining) {
+            add(&self.metrics.connections_refused_total, 1);
+            return Err(refusal.response().encode());
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let limits = HandshakeLimits {
+            max_head_bytes: self.config.max_handshake_size,
+            ..HandshakeLimits::default()
+        };
+        let driver = Driver::new(
+            peer,
+            self.next_generation,
+            ServerHandshake::new(limits),
+            now,
+            &self.config,
+        );
+        let key = self.conns.insert(driver);
+        self.metrics
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        self.arm_timer(key);
+        Ok(key)
+    }
+
+    /// Bytes read from `key`'s socket (the buffer may be unmasked in place).
+    pub(crate) fn receive(&mut self, key: Key, data: &mut [u8], now: Duration) {
+        self.now = now;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        add(&self.metrics.bytes_in_total, data.len() as u64);
+        conn.last_input = now;
+        if conn.is_open() {
+            self.receive_frames(key, data);
+        } else {
+            self.receive_request(key, data);
+        }
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.check_backpressure(self.config.high_water_mark);
+        }
+    }
+
+    /// The peer ended its stream. It may have closed only its sending side: what is queued for
+    /// it (replies to what it sent last, the reply to its close frame) still goes out if the
+    /// socket takes it now; whatever would have to wait is dropped with the connection.
+    pub(crate) fn receive_eof(&mut self, key: Key, now: Duration) {
+        self.now = now;
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.eof = true;
+            self.mark_dirty(key);
+        }
+    }
+
+    /// The socket failed: the connection ends now.
+    pub(crate) fn transport_failed(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let (code, clean) = conn.lost_code();
+            self.remove(key, code, clean);
+        }
+    }
+
+    /// Moves time to `now`: timers due fire, a drain past its deadline ends.
+    pub(crate) fn handle_time(&mut self, now: Duration) {
+        self.now = now;
+        self.fire_timers();
+        self.check_drain();
+    }
+
+    /// A message from another worker or the server handle.
+    pub(crate) fn handle_remote(&mut self, remote: Remote, now: Duration) {
+        self.now = now;
+        match remote {
+            Remote::Publish(room, message) => self.deliver(&room, &message),
+            Remote::Command(command) => self.apply_local(command),
+            Remote::Shutdown => self.begin_drain(),
+        }
+    }
+}
+
+/// Output.
+impl<H: Handler> Worker<H> {
+    /// The next order for the I/O layer.
+    pub(crate) fn poll_io(&mut self) -> Option<Io> {
+        self.io.pop_front()
+    }
+
+    /// A connection with bytes to write (or a decision to take after trying).
+    pub(crate) fn poll_dirty(&mut self) -> Option<Key> {
+        let key = self.dirty.pop()?;
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.dirty = false;
+        }
+        Some(key)
+    }
+
+    /// The slices to write to `key`'s socket next.
+    pub(crate) fn transmit_io_slices<'a>(&'a self, key: Key, dst: &mut [IoSlice<'a>]) -> usize {
+        self.conns
+            .get(key)
+            .map_or(0, |conn| conn.transmit_io_slices(dst))
+    }
+
+    /// `n` bytes of those slices were written.
+    pub(crate) fn advance_transmit(&mut self, key: Key, n: usize) {
+        add(&self.metrics.bytes_out_total, n as u64);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.advance_transmit(n);
+        }
+    }
+
+    /// The socket took what it would: the connection may be done, or may be read again.
+    pub(crate) fn written(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let queued = conn.queued();
+        let delta = queued as i64 - conn.reported_queue as i64;
+        conn.reported_queue = queued;
+        self.metrics
+            .queued_bytes
+            .fetch_add(delta, Ordering::Relaxed);
+        match conn.after_write(self.config.high_water_mark) {
+            AfterWrite::Continue => {}
+            AfterWrite::Resume => self.io.push_back(Io::Read(key)),
+            AfterWrite::Done(code, clean) => self.remove(key, code, clean),
+        }
+    }
+
+    /// Whether `key`'s socket should be read now (not paused by backpressure, not ending).
+    pub(crate) fn wants_read(&self, key: Key) -> bool {
+        self.conns.get(key).is_some_and(Driver::wants_read)
+    }
+
+    /// A message for worker `index`.
+    pub(crate) fn poll_outbound(&mut self) -> Option<(usize, Remote)> {
+        self.outbound.pop_front()
+    }
+
+    /// When to call [`Self::handle_time`] next.
+    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
+        let drain = self.drain_deadline.filter(|_| !self.conns.is_empty());
+        [self.timers.next_wakeup(), drain]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the worker has shut down: drained, every connection gone.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.drain_deadline.is_some() && self.conns.is_empty()
+    }
+
+    /// Open connections (any phase).
+    pub(crate) fn connections(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+/// What every part shares: looking connections up, removing them.
+impl<H: Handler> Worker<H> {
+    fn id(&self, key: Key) -> Option<ConnId> {
+        let conn = self.conns.get(key)?;
+        Some(ConnId {
+            worker: self.index,
+            slot: key as u32,
+            generation: conn.generation,
+        })
+    }
+
+    /// The key of a connection this worker owns, if it is still the same connection.
+    fn local_key(&self, id: ConnId) -> Option<Key> {
+        let key = id.slot as usize;
+        (id.worker == self.index && self.conns.get(key)?.generation == id.generation).then_some(key)
+    }
+
+    fn mark_dirty(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Drops a connection: leaves its rooms, releases its limits, tells the handler, tells
+    /// the I/O layer to close the socket.
+    fn remove(&mut self, key: Key, code: CloseCode, clean: bool) {
+        let Some(id) = self.id(key) else { return };
+        let mut conn = self.conns.remove(key);
+        self.io.push_back(Io::Close(key));
+        self.services.admission.release(conn.peer.ip());
+        self.metrics
+            .queued_bytes
+            .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
+        let mut left = Vec::with_capacity(conn.rooms.len());
+        for room in std::mem::take(&mut conn.rooms) {
+            self.fanout.leave(&room, key);
+            if let Some(l) = self.services.rooms.leave(&room, id, conn.user.as_ref()) {
+                left.push(l);
+            }
+        }
+        if let Some(app) = conn.app.take() {
+            self.metrics.count_close(code);
+            let info = CloseInfo { code, clean, left };
+            let mut commands = std::mem::take(&mut self.commands);
+            let mut ctx = Context {
+                id,
+                user: conn.user.as_ref(),
+                rooms: &self.services.rooms,
+                commands: &mut commands,
+                direct: None,
+                sent_directly: 0,
+            };
+            self.handler.on_close(&mut ctx, app, info);
+            self.apply(&mut commands);
+            self.commands = commands;
+        }
+        // Last, so that a connection counted gone has left its rooms and been closed by the
+        // handler.
+        self.metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP request on a new connection: a WebSocket upgrade the handler accepts or refuses,
+//! a malformed request answered with its status, or a plain request answered by the server
+//! (`/metrics`, `/healthz`) or the handler's HTTP hook. Every answer but an upgrade closes the
+//! connection once written.
+
+use super::driver::Phase;
+use super::{Key, Worker};
+use crate::handler::{Context, Handler, HttpResponse, OpenDecision, OpenRequest};
+use crate::metrics::add;
+use ws_proto::deflate::PerMessageDeflate;
+use ws_proto::handshake::server::{Accept, Request};
+use ws_proto::{Connection, Role, StatusCode};
+
+impl<H: Handler> Worker<H> {
+    /// Bytes of a connection still reading its request head.
+    pub(super) fn receive_request(&mut self, key: Key, data: &mut [u8]) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Phase::Handshake(handshake) = &mut conn.phase else {
+            return; // an answer is being written: what the client sends now is dropped
+        };
+        match handshake.receive(data) {
+            Ok(None) => {}
+            Ok(Some((request, used))) => self.request(key, request, &mut data[used..]),
+            Err(e) => {
+                add(&self.metrics.handshakes_rejected_total, 1);
+                self.answer(key, e.response());
+            }
+        }
+    }
+
+    fn request(&mut self, key: Key, request: Request, rest: &mut [u8]) {
+        if !request.is_websocket_upgrade() {
+            add(&self.metrics.http_requests_total, 1);
+            let response = self.serve_http(&request);
+            return self.answer(key, response.encode());
+        }
+        let upgrade = match request.upgrade() {
+            Ok(upgrade) => upgrade,
+            Err(e) => {
+                add(&self.metrics.handshakes_rejected_total, 1);
+                return self.answer(key, e.response());
+            }
+        };
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let open = OpenRequest {
+            request: &request,
+            upgrade: &upgrade,
+            peer: conn.peer,
+        };
+        let accepted = match self.handler.on_open(&open) {
+            OpenDecision::Accept(accepted) => accepted,
+            OpenDecision::Reject(response) => {
+                add(&self.metrics.handshakes_rejected_total, 1);
+                return self.answer(key, response.encode());
+            }
+        };
+        let mut accept = Accept::new();
+        let mut negotiated = None;
+        if let Some(deflate) = &self.deflate {
+            if let Some((params, value)) = deflate.negotiate(upgrade.extensions()) {
+                accept = accept.extensions(&value);
+                negotiated = Some(PerMessageDeflate::new(Role::Server, params, deflate));
+            }
+        }
+        if let Some(p) = &accepted.protocol {
+            accept = accept.protocol(p);
+        }
+        for (name, value) in &accepted.headers {
+            accept = accept.header(name, value);
+        }
+        let response = match upgrade.accept(&accept) {
+            Ok(response) => response,
+            Err(e) => {
+                // The handler's mistake, not the client's; nothing was reserved yet.
+                tracing::error!(error = %e, "handler chose a subprotocol the client did not offer");
+                add(&self.metrics.handshakes_rejected_total, 1);
+                return self.answer(
+                    key,
+                    HttpResponse::text(StatusCode::INTERNAL_SERVER_ERROR, "server error\n")
+                        .encode(),
+                );
+            }
+        };
+        add(&self.metrics.handshakes_ok_total, 1);
+        let mut ws = Connection::server(self.ws_config.clone());
+        if let Some(deflate) = negotiated {
+            add(&self.metrics.deflate_handshakes_total, 1);
+            ws = ws.with_extension(Box::new(deflate));
+        }
+        let now = self.now;
+        let conn = self.conns.get_mut(key).expect("looked up above");
+        conn.open(
+            response,
+            ws,
+            accepted.conn,
+            accepted.user,
+            now,
+            &self.config,
+        );
+        self.mark_dirty(key);
+        self.on_connect(key);
+        // Frames the client sent right behind its request.
+        if !rest.is_empty() {
+            self.receive_frames(key, rest);
+        } else {
+            self.arm_timer(key);
+        }
+    }
+
+    /// Tells the handler the connection is open, and carries out what it asks.
+    fn on_connect(&mut self, key: Key) {
+        let Some(id) = self.id(key) else { return };
+        let mut commands = std::mem::take(&mut self.commands);
+        if let Some(conn) = self.conns.get_mut(key) {
+            if let Some(app) = conn.app.as_mut() {
+                let mut ctx = Context {
+                    id,
+                    user: conn.user.as_ref(),
+                    rooms: &self.services.rooms,
+                    commands: &mut commands,
+                    direct: None,
+                    sent_directly: 0,
+                };
+                self.handler.on_connect(&mut ctx, app);
+            }
+        }
+        self.apply(&mut commands);
+        self.commands = commands;
+    }
+
+    /// What the server answers itself on any listener: `/metrics` (Prometheus text) and
+    /// `/healthz`; every other path goes to the handler's HTTP hook.
+    fn serve_http(&self, request: &Request) -> HttpResponse {
+        match request.path() {
+            "/metrics" => HttpResponse::with_type(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.services
+                    .metrics
+                    .snapshot()
+                    .to_prometheus()
+                    .into_bytes(),
+            ),
+            "/healthz" => {
+                let snapshot = self.services.metrics.snapshot();
+                let body = format!(
+                    "{{\"status\":\"ok\",\"connections\":{},\"rooms\":{}}}",
+                    snapshot.connections_open,
+                    self.services.rooms.len()
+                );
+                HttpResponse::with_type(StatusCode::OK, "application/json", body.into_bytes())
+            }
+            _ => self.handler.on_http(request),
+        }
+    }
+
+    /// Writes an HTTP answer, then closes the connection.
+    pub(super) fn answer(&mut self, key: Key, bytes: Vec<u8>) {
+        let now = self.now;
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.answer(bytes, now, &self.config);
+            self.mark_dirty(key);
+            self.arm_timer(key);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The server's logic on pretend time: workers and clients in memory ([`TestServer`]), time
+//! moved by the test. Nothing here sleeps or opens a socket.
+
+use std::time::Duration;
+use ws_mio_server::testing::TestServer;
+use ws_mio_server::{
+    Config, Context, Echo, Handler, OpenDecision, OpenRequest, SlowConsumerPolicy,
+};
+use ws_proto::{CloseCode, Message};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn config() -> Config {
+    Config {
+        workers: 2,
+        ..Config::default()
+    }
+}
+
+fn text(s: &str) -> Message {
+    Message::Text(s.to_string().into())
+}
+
+/// Echoes, except that `close` makes the server start the closing handshake with 4000.
+struct Closer;
+
+impl Handler for Closer {
+    type Conn = ();
+    fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<()> {
+        OpenDecision::accept(())
+    }
+    fn on_message(&self, ctx: &mut Context<'_>, _: &mut (), message: Message) {
+        match message.as_bytes() {
+            b"close" => ctx.close(ctx.id(), CloseCode(4000), "asked to"),
+            _ => ctx.reply(message),
+        }
+    }
+}
+
+/// Joins the room of the request's path (`/lobby`), publishes every message to it.
+struct Rooms;
+
+impl Handler for Rooms {
+    type Conn = String;
+    fn on_open(&self, request: &OpenRequest<'_>) -> OpenDecision<String> {
+        OpenDecision::accept(request.request.path().trim_start_matches('/').to_string())
+    }
+    fn on_connect(&self, ctx: &mut Context<'_>, room: &mut String) {
+        ctx.join(room);
+    }
+    fn on_message(&self, ctx: &mut Context<'_>, room: &mut String, message: Message) {
+        ctx.publish(room, message);
+    }
+}
+
+#[test]
+fn rfc6455_5_5_2_a_client_that_answers_pings_stays_and_a_silent_one_is_dropped_at_the_pong_timeout()
+{
+    let mut cfg = config();
+    cfg.ping_interval = secs(30.0);
+    cfg.pong_timeout = secs(10.0);
+    let mut server = TestServer::new(cfg, Echo);
+    let lively = server.connect("/");
+    let silent = server.connect("/");
+    server.set_reading(silent, false);
+    // The first ping goes out at 30 s; the silent client's pong is due by 40 s.
+    server.advance(secs(39.9));
+    assert!(!server.server_closed(silent));
+    server.advance(secs(0.2));
+    assert!(server.server_closed(silent), "dropped at the pong timeout");
+    assert_eq!(server.snapshot().heartbeat_timeouts_total, 1);
+    assert_eq!(server.snapshot().closes_by_code[4], 1, "counted as 1006");
+    // The lively one answers every ping, for ten minutes.
+    server.advance(secs(600.0));
+    assert!(server.is_open(lively));
+    server.send(lively, text("still here"));
+    assert_eq!(server.next_message(lively), Some(text("still here")));
+    assert_eq!(server.connections(), 1);
+}
+
+#[test]
+fn rfc6455_7_1_1_a_server_initiated_close_ends_at_the_close_timeout_when_the_peer_never_answers() {
+    let mut cfg = config();
+    cfg.close_timeout = secs(5.0);
+    cfg.ping_interval = Duration::ZERO;
+    let mut server = TestServer::new(cfg, Closer);
+    // A client that stops reading never sees the close frame, so never answers it.
+    let client = server.connect("/");
+    server.set_reading(client, false);
+    server.send(client, text("close"));
+    let answered = server.connect("/");
+    server.send(answered, text("close"));
+    assert_eq!(server.close_code(answered), Some(CloseCode(4000)));
+    // `answered`'s engine replied to the close by itself: that connection is done at once.
+    assert!(server.transport_closed(answered));
+    assert_eq!(server.connections(), 1);
+    server.advance(secs(4.9));
+    assert_eq!(server.connections(), 1, "still waiting for the close frame");
+    server.advance(secs(0.2));
+    assert_eq!(server.connections(), 0, "dropped at the close timeout");
+}
+
+#[test]
+fn a_client_that_never_finishes_its_handshake_gets_408_at_the_deadline() {
+    let mut cfg = config();
+    cfg.handshake_timeout = secs(10.0);
+    let mut server = TestServer::new(cfg, Echo);
+    let client = server.connect_raw();
+    server.send_raw(client, b"GET / HTTP/1.1\r\nHost: x\r\n"); // never ends the head
+    server.advance(secs(9.9));
+    assert!(server.raw(client).is_empty());
+    server.advance(secs(0.2));
+    let answer = String::from_utf8_lossy(server.raw(client)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(server.transport_closed(client));
+    assert_eq!(server.snapshot().handshake_timeouts_total, 1);
+    assert_eq!(server.admitted(), 0, "its reservation is released");
+}
+
+#[test]
+fn an_http_answer_the_client_does_not_read_is_dropped_at_its_deadline() {
+    let mut cfg = config();
+    cfg.close_timeout = secs(5.0);
+    let mut server = TestServer::new(cfg, Echo);
+    server.set_pipe_capacity(16);
+    let client = server.connect_raw();
+    server.set_reading(client, false);
+    server.send_raw(client, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(server.connections(), 1, "the answer waits for the client");
+    server.advance(secs(5.1));
+    assert_eq!(server.connections(), 0);
+    assert_eq!(server.admitted(), 0);
+}
+
+#[test]
+fn shutdown_closes_every_connection_with_1001_and_ends_at_the_drain_deadline() {
+    let mut cfg = config();
+    cfg.drain_timeout = secs(10.0);
+    // Longer than the drain, so the drain's deadline is what ends the deaf connection.
+    cfg.close_timeout = secs(60.0);
+    let mut server = TestServer::new(cfg, Echo);
+    let polite = server.connect("/");
+    let deaf = server.connect("/");
+    server.set_reading(deaf, false);
+    let half = server.connect_raw();
+    server.send_raw(half, b"GET / HTTP/1.1\r\n");
+    server.shutdown();
+    assert_eq!(server.close_code(polite), Some(CloseCode::GOING_AWAY));
+    assert!(
+        server.transport_closed(polite),
+        "its closing handshake completed"
+    );
+    assert!(
+        server.transport_closed(half),
+        "a handshake in progress is dropped"
+    );
+    assert!(!server.is_finished(), "the deaf client may still answer");
+    // New connections are refused while draining.
+    let late = server.connect_raw();
+    assert!(server.transport_closed(late));
+    server.advance(secs(9.9));
+    assert!(!server.is_finished());
+    server.advance(secs(0.2));
+    assert!(server.is_finished());
+    assert_eq!(server.admitted(), 0);
+}
+
+#[test]
+fn a_client_that_does_not_read_is_not_read_either_until_it_drains_then_everything_arrives() {
+    let mut cfg = config();
+    cfg.high_water_mark = 1 << 20;
+    let mut server = TestServer::new(cfg, Echo);
+    let client = server.connect("/");
+    server.set_reading(client, false);
+    let payload = vec![7u8; 64 << 10];
+    let count = 80; // 5 MiB of echoes, more than the pipes and the high-water mark hold
+    for _ in 0..count {
+        server.send(client, Message::Binary(payload.clone().into()));
+    }
+    // The server paused reading: the rest waits in the client's pipe, not in the server.
+    assert!(server.unsent(client) > 0, "the server stopped reading");
+    let queued = server.snapshot().queued_bytes as usize;
+    assert!(queued < (1 << 20) + (128 << 10), "queue bounded: {queued}");
+    // Reading again resumes the server, and every echo arrives in order.
+    server.set_reading(client, true);
+    let echoes = server.messages(client);
+    assert_eq!(echoes.len(), count);
+    assert!(echoes.iter().all(|m| m.as_bytes() == &payload[..]));
+    assert_eq!(server.unsent(client), 0);
+}
+
+#[test]
+fn room_messages_reach_members_on_every_worker_once_in_publish_order() {
+    let mut server = TestServer::new(
+        Config {
+            workers: 3,
+            ..config()
+        },
+        Rooms,
+    );
+    let members: Vec<_> = (0..6).map(|_| server.connect("/lobby")).collect();
+    let other = server.connect("/elsewhere");
+    assert_eq!(server.rooms().members("lobby").len(), 6);
+    for (i, &member) in members.iter().take(3).enumerate() {
+        server.send(member, text(&format!("m{i}")));
+    }
+    for &m in &members {
+        assert_eq!(server.messages(m), vec![text("m0"), text("m1"), text("m2")]);
+    }
+    assert!(server.messages(other).is_empty());
+    assert_eq!(server.snapshot().fanout_deliveries_total, 18);
+    // A member that leaves is gone from the room everywhere.
+    server.close(members[0], CloseCode::NORMAL);
+    assert_eq!(server.rooms().members("lobby").len(), 5);
+}
+
+#[test]
+fn a_slow_member_is_skipped_or_closed_as_configured_and_the_others_get_everything() {
+    for policy in [SlowConsumerPolicy::Drop, SlowConsumerPolicy::Close] {
+        let mut cfg = config();
+        cfg.high_water_mark = 64 << 10;
+        cfg.slow_consumer = policy;
+        let mut server = TestServer::new(cfg, Rooms);
+        server.set_pipe_capacity(32 << 10);
+        let sender = server.connect("/r");
+        let slow = server.connect("/r");
+        server.set_reading(slow, false);
+        let payload = Message::Binary(vec![1u8; 8 << 10].into());
+        for _ in 0..40 {
+            server.send(sender, payload.clone());
+            assert_eq!(server.messages(sender), vec![payload.clone()]);
+        }
+        let m = server.snapshot();
+        match policy {
+            SlowConsumerPolicy::Drop => {
+                assert!(m.backpressure_drops_total > 0);
+                assert!(server.is_open(slow));
+            }
+            SlowConsumerPolicy::Close => {
+                assert_eq!(m.backpressure_closes_total, 1);
+                server.set_reading(slow, true);
+                assert_eq!(server.close_code(slow), Some(CloseCode::POLICY_VIOLATION));
+            }
+        }
+        assert!((m.queued_bytes as usize) < (64 << 10) + (16 << 10));
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_with_1001_after_the_idle_timeout() {
+    let mut cfg = config();
+    cfg.idle_timeout = secs(60.0);
+    cfg.ping_interval = Duration::ZERO;
+    let mut server = TestServer::new(cfg, Echo);
+    let client = server.connect("/");
+    server.advance(secs(30.0));
+    server.send(client, text("hi"));
+    server.advance(secs(59.0));
+    assert!(server.is_open(client), "input 59 s ago");
+    server.advance(secs(1.1));
+    assert_eq!(server.close_code(client), Some(CloseCode::GOING_AWAY));
+    assert_eq!(server.snapshot().idle_timeouts_total, 1);
+}
+
+#[test]
+fn the_server_serves_metrics_and_health_in_every_mode_and_the_rest_goes_to_the_handler() {
+    let mut server = TestServer::new(config(), Echo);
+    let _open = server.connect("/");
+    for (path, status, body) in [
+        // The open client and this one, whose request is being answered.
+        ("/metrics", "200", "ws_connections_open 2\n"),
+        ("/healthz", "200", "\"status\":\"ok\""),
+        ("/elsewhere", "404", "not found"),
+    ] {
+        let client = server.connect_raw();
+        server.send_raw(
+            client,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
+        let answer = String::from_utf8_lossy(server.raw(client)).into_owned();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{path}: {answer}"
+        );
+        assert!(answer.contains(body), "{path}: {answer}");
+        assert!(server.transport_closed(client));
+    }
+}
