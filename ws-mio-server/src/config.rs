@@ -9,9 +9,10 @@
 //! [`layered`]).
 
 pub mod layered;
+pub mod seconds;
 
 use clap::{ArgAction, Command};
-use layered::{seconds, ResolveError};
+use layered::ResolveError;
 use serde::{Deserialize, Serialize};
 use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;

@@ -288,6 +288,27 @@ pub struct Context<'a> {
     pub(crate) sent_directly: u64,
 }
 
+impl<'a> Context<'a> {
+    /// A context for a call about `id`; with `direct`, replies to it go straight into its
+    /// output queue.
+    pub(crate) fn new(
+        id: ConnId,
+        user: Option<&'a Arc<str>>,
+        rooms: &'a RoomRegistry,
+        commands: &'a mut Vec<Command>,
+        direct: Option<&'a mut Connection>,
+    ) -> Context<'a> {
+        Context {
+            id,
+            user,
+            rooms,
+            commands,
+            direct,
+            sent_directly: 0,
+        }
+    }
+}
+
 impl Context<'_> {
     /// The connection the call is about.
     pub fn id(&self) -> ConnId {

@@ -64,14 +64,13 @@ impl<H: Handler> Worker<H> {
                     }
                 };
                 add(&self.metrics.messages_in_total, 1);
-                let mut ctx = Context {
+                let mut ctx = Context::new(
                     id,
-                    user: conn.user.as_ref(),
-                    rooms: &self.services.rooms,
-                    commands: &mut commands,
-                    direct: Some(input.connection()),
-                    sent_directly: 0,
-                };
+                    conn.user.as_ref(),
+                    &self.services.rooms,
+                    &mut commands,
+                    Some(input.connection()),
+                );
                 match message {
                     Ok(borrowed) => self.handler.on_message_ref(&mut ctx, app, borrowed),
                     Err(owned) => self.handler.on_message(&mut ctx, app, owned),
@@ -106,14 +105,13 @@ impl<H: Handler> Worker<H> {
             match event {
                 Event::Message(message) => {
                     add(&self.metrics.messages_in_total, 1);
-                    let mut ctx = Context {
+                    let mut ctx = Context::new(
                         id,
-                        user: conn.user.as_ref(),
-                        rooms: &self.services.rooms,
-                        commands: &mut commands,
-                        direct: None,
-                        sent_directly: 0,
-                    };
+                        conn.user.as_ref(),
+                        &self.services.rooms,
+                        &mut commands,
+                        None,
+                    );
                     self.handler.on_message(&mut ctx, app, message);
                     self.apply(&mut commands);
                 }

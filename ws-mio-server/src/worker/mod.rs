@@ -356,14 +356,13 @@ impl<H: Handler> Worker<H> {
             self.metrics.count_close(code);
             let info = CloseInfo { code, clean, left };
             let mut commands = std::mem::take(&mut self.commands);
-            let mut ctx = Context {
+            let mut ctx = Context::new(
                 id,
-                user: conn.user.as_ref(),
-                rooms: &self.services.rooms,
-                commands: &mut commands,
-                direct: None,
-                sent_directly: 0,
-            };
+                conn.user.as_ref(),
+                &self.services.rooms,
+                &mut commands,
+                None,
+            );
             self.handler.on_close(&mut ctx, app, info);
             self.apply(&mut commands);
             self.commands = commands;

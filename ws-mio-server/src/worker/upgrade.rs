@@ -117,14 +117,13 @@ impl<H: Handler> Worker<H> {
         let mut commands = std::mem::take(&mut self.commands);
         if let Some(conn) = self.conns.get_mut(key) {
             if let Some(app) = conn.app.as_mut() {
-                let mut ctx = Context {
+                let mut ctx = Context::new(
                     id,
-                    user: conn.user.as_ref(),
-                    rooms: &self.services.rooms,
-                    commands: &mut commands,
-                    direct: None,
-                    sent_directly: 0,
-                };
+                    conn.user.as_ref(),
+                    &self.services.rooms,
+                    &mut commands,
+                    None,
+                );
                 self.handler.on_connect(&mut ctx, app);
             }
         }

@@ -114,15 +114,24 @@ impl Request {
         self.target.split_once('?').map(|(_, q)| q)
     }
 
-    /// The value of a query parameter, percent-decoded (`+` as space); `None` if absent or not
-    /// UTF-8 once decoded.
+    /// The value of the first query parameter named `name`, decoded as an HTML form would
+    /// encode it (`application/x-www-form-urlencoded`: percent escapes, `+` as a space; bytes
+    /// that are not UTF-8 once decoded become U+FFFD); `None` if absent.
+    ///
+    /// ```
+    /// use ws_proto::handshake::server::ServerHandshake;
+    /// use ws_proto::handshake::HandshakeLimits;
+    /// let mut handshake = ServerHandshake::new(HandshakeLimits::default());
+    /// let head = b"GET /ws?name=J%C3%BCrgen+K&x HTTP/1.1\r\nHost: h\r\n\r\n";
+    /// let (request, _) = handshake.receive(head).unwrap().unwrap();
+    /// assert_eq!(request.query_param("name").as_deref(), Some("J\u{fc}rgen K"));
+    /// assert_eq!(request.query_param("x").as_deref(), Some(""));
+    /// assert_eq!(request.query_param("y"), None);
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query()?.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k)? == name)
-                .then(|| percent_decode(v))
-                .flatten()
-        })
+        form_urlencoded::parse(self.query()?.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 
     /// All header fields in order, names as sent.
@@ -215,30 +224,6 @@ impl Request {
             extensions,
         })
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = core::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A valid upgrade request: what the client offered.
