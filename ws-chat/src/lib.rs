@@ -326,9 +326,15 @@ impl Chat {
             }
             ClientMessage::History { room, limit } => {
                 let rooms = self.history.lock(&room);
-                let Some(history) = rooms.get(&room) else {
-                    drop(rooms);
-                    return error(ctx, ErrorCode::NotFound, "no such room", None);
+                let empty = VecDeque::new();
+                let history = match rooms.get(&room) {
+                    Some(history) => history,
+                    // A room with members but no messages yet has an empty history.
+                    None if ctx.room_users(&room).is_some() => &empty,
+                    None => {
+                        drop(rooms);
+                        return error(ctx, ErrorCode::NotFound, "no such room", None);
+                    }
                 };
                 let limit = limit.unwrap_or(self.config.history_size).min(history.len());
                 let messages = history.iter().skip(history.len() - limit).collect();
