@@ -556,6 +556,8 @@ struct Run {
     sent_bytes: usize,
     now: Duration,
     deadline: Option<Duration>,
+    /// A `handle_time` at or after the deadline has fired the close timer.
+    timed_out: bool,
     ops_done: usize,
     key_seed: u32,
 }
@@ -593,6 +595,7 @@ pub fn run_input(input: &Input) {
         sent_bytes: 0,
         now: Duration::ZERO,
         deadline: None,
+        timed_out: false,
         ops_done: 0,
         key_seed: input.key_seed as u32,
     };
@@ -726,7 +729,11 @@ impl Run {
                 if self.close_logged && self.deadline.is_none() {
                     self.deadline = Some(self.now + self.config.close_timeout);
                 }
-                let expected = self.deadline.filter(|&d| self.now < d);
+                // The timer fires at a `handle_time` at or after its deadline, never before.
+                if self.deadline.is_some_and(|d| self.now >= d) {
+                    self.timed_out = true;
+                }
+                let expected = self.deadline.filter(|_| !self.timed_out);
                 assert_eq!(
                     self.conn.poll_timeout(),
                     expected,
@@ -756,7 +763,8 @@ impl Run {
         }
         self.ops_done += 1;
         self.check_memory();
-        let armed = self.deadline.filter(|&d| self.now < d);
+        // An armed timer is reported until it fires, even when it is already due.
+        let armed = self.deadline.filter(|_| !self.timed_out);
         assert_eq!(self.conn.poll_timeout(), armed, "poll_timeout after {op:?}");
         assert_eq!(
             self.conn.has_pending_transmit(),
@@ -1163,7 +1171,7 @@ impl Run {
     }
 
     fn check_closing(&self, outcome: &Outcome) {
-        let timed_out = self.deadline.is_some_and(|d| self.now >= d);
+        let timed_out = self.timed_out;
         let failed = outcome.violation.is_some();
         let state = self.conn.state();
         let should_close = self.conn.should_close_transport();

@@ -413,6 +413,20 @@ fn connection() -> Vec<Seed> {
             ]),
         ),
         (
+            "rfc7.1.1-close-timer-due-at-once-fires-on-handle-time",
+            Input {
+                close_timeout: 0,
+                ..Input::server(vec![
+                    Close {
+                        code: 1001,
+                        reason: b"going".to_vec(),
+                    },
+                    PollTransmit,
+                    Time(0),
+                ])
+            },
+        ),
+        (
             "streaming-code-points",
             Input {
                 streaming: true,
