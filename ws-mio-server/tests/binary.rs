@@ -10,12 +10,7 @@ use ws_proto::CloseCode;
 
 /// Starts the binary on a free port and waits for its "listening" line.
 fn spawn(args: &[&str]) -> (std::process::Child, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = common::free_loopback_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
         .args(["--listen", &addr.to_string()])
         .args(args)
@@ -56,19 +51,14 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
 
 #[test]
 fn environment_variables_configure_the_binary() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let addr = common::free_loopback_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
-        .env("WS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WS_LISTEN", addr.to_string())
         .env("WS_MAX_MESSAGE_SIZE", "10")
         .env("WS_MODE", "echo")
         .env("WS_LOG", "warn")
         .spawn()
         .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     common::wait_until("the server to listen", || {
         std::net::TcpStream::connect(addr).is_ok()
     });

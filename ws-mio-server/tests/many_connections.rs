@@ -43,12 +43,7 @@ fn holds_10000_idle_connections_under_1_kib_each() {
         limit >= CONNECTIONS as u64 + 100,
         "open-file limit {limit} is too low"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = common::free_loopback_addr();
     let mut server = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
         .args([
             "--listen",

@@ -38,7 +38,6 @@ impl<H: Handler> Worker<H> {
         let Some(id) = self.id(key) else {
             return Ok(());
         };
-        let mut commands = std::mem::take(&mut self.commands);
         let mut result = Ok(());
         while !data.is_empty() {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -68,7 +67,7 @@ impl<H: Handler> Worker<H> {
                     id,
                     conn.user.as_ref(),
                     &self.services.rooms,
-                    &mut commands,
+                    &mut self.commands,
                     Some(input.connection()),
                 );
                 match message {
@@ -76,56 +75,88 @@ impl<H: Handler> Worker<H> {
                     Err(owned) => self.handler.on_message(&mut ctx, app, owned),
                 }
                 add(&self.metrics.messages_out_total, ctx.sent_directly);
-                if !commands.is_empty() {
+                if !self.commands.is_empty() {
                     break;
                 }
             }
             // Applying commands needs the whole worker: stop reading, apply, read on.
             data = input.into_rest();
-            self.apply(&mut commands);
+            self.apply_commands();
         }
-        self.commands = commands;
         result
     }
 
     /// Takes the engine's events to the handler one at a time, applying what it asks for
     /// before taking the next.
     pub(super) fn process(&mut self, key: Key) {
-        let Some(id) = self.id(key) else { return };
+        if self.conns.get(key).is_none() {
+            return;
+        }
         let now = self.now;
         if let Some(ws) = self.conns.get_mut(key).and_then(|c| c.ws()) {
             ws.handle_time(now);
         }
-        let mut commands = std::mem::take(&mut self.commands);
-        while let Some(conn) = self.conns.get_mut(key) {
-            let (Phase::Open(ws), Some(app)) = (&mut conn.phase, conn.app.as_mut()) else {
+        loop {
+            let Some(event) = self.conns.get_mut(key).and_then(|c| c.ws()?.poll_event()) else {
                 break;
             };
-            let Some(event) = ws.poll_event() else { break };
             match event {
                 Event::Message(message) => {
                     add(&self.metrics.messages_in_total, 1);
-                    let mut ctx = Context::new(
-                        id,
-                        conn.user.as_ref(),
-                        &self.services.rooms,
-                        &mut commands,
-                        None,
-                    );
-                    self.handler.on_message(&mut ctx, app, message);
-                    self.apply(&mut commands);
+                    self.call_handler(key, |handler, ctx, app| {
+                        handler.on_message(ctx, app, message)
+                    });
                 }
-                other => note_event(other, &mut conn.pong_deadline, &mut conn.ending),
+                other => {
+                    let conn = self.conns.get_mut(key).expect("polled above");
+                    note_event(other, &mut conn.pong_deadline, &mut conn.ending);
+                }
             }
         }
-        self.commands = commands;
         self.mark_dirty(key);
         self.arm_timer(key);
     }
 
-    /// Carries out handler commands in order: those about a connection of another worker go
-    /// to that worker.
-    pub(super) fn apply(&mut self, commands: &mut Vec<Command>) {
+    /// One handler call about a connection that has its state, and what it asked carried out.
+    pub(super) fn call_handler(
+        &mut self,
+        key: Key,
+        call: impl FnOnce(&H, &mut Context<'_>, &mut H::Conn),
+    ) {
+        self.ask_handler(key, |handler, ctx, app| {
+            if let Some(app) = app {
+                call(handler, ctx, app);
+            }
+        });
+        self.apply_commands();
+    }
+
+    /// One handler call about connection `key`, given its state's slot, with a [`Context`]
+    /// over the worker's command list; the caller carries the commands out (every handler
+    /// call but a borrowed message's, which replies straight into the connection's queue,
+    /// comes through here).
+    pub(super) fn ask_handler(
+        &mut self,
+        key: Key,
+        call: impl FnOnce(&H, &mut Context<'_>, &mut Option<H::Conn>),
+    ) {
+        let Some(id) = self.id(key) else { return };
+        let conn = self.conns.get_mut(key).expect("id found it");
+        let mut ctx = Context::new(
+            id,
+            conn.user.as_ref(),
+            &self.services.rooms,
+            &mut self.commands,
+            None,
+        );
+        call(&self.handler, &mut ctx, &mut conn.app);
+    }
+
+    /// Carries out the handler's commands in order: those about a connection of another worker
+    /// go to that worker. A command may lead to another handler call (a connection dropped
+    /// while a room's message is delivered), whose commands are carried out in turn.
+    pub(super) fn apply_commands(&mut self) {
+        let mut commands = std::mem::take(&mut self.commands);
         for command in commands.drain(..) {
             match command.target() {
                 Some(id) if id.worker != self.index => self
@@ -134,6 +165,8 @@ impl<H: Handler> Worker<H> {
                 _ => self.apply_local(command),
             }
         }
+        // Back, empty, for its allocation.
+        self.commands = commands;
     }
 
     pub(super) fn apply_local(&mut self, command: Command) {

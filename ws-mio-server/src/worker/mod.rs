@@ -29,7 +29,7 @@ mod timers;
 mod upgrade;
 
 use crate::config::Config;
-use crate::handler::{CloseInfo, Command, ConnId, Context, Handler};
+use crate::handler::{CloseInfo, Command, ConnId, Handler};
 use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::rooms::RoomRegistry;
 use crate::timer::TimerWheel;
@@ -339,34 +339,32 @@ impl<H: Handler> Worker<H> {
     /// the I/O layer to close the socket.
     fn remove(&mut self, key: Key, code: CloseCode, clean: bool) {
         let Some(id) = self.id(key) else { return };
-        let mut conn = self.conns.remove(key);
-        self.io.push_back(Io::Close(key));
-        self.services.admission.release(conn.peer.ip());
-        self.metrics
-            .queued_bytes
-            .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
-        let mut left = Vec::with_capacity(conn.rooms.len());
-        for room in std::mem::take(&mut conn.rooms) {
+        let conn = self.conns.get_mut(key).expect("id found it");
+        let rooms = std::mem::take(&mut conn.rooms);
+        let mut left = Vec::with_capacity(rooms.len());
+        for room in rooms {
             self.fanout.leave(&room, key);
             if let Some(l) = self.services.rooms.leave(&room, id, conn.user.as_ref()) {
                 left.push(l);
             }
         }
-        if let Some(app) = conn.app.take() {
+        if conn.app.is_some() {
             self.metrics.count_close(code);
             let info = CloseInfo { code, clean, left };
-            let mut commands = std::mem::take(&mut self.commands);
-            let mut ctx = Context::new(
-                id,
-                conn.user.as_ref(),
-                &self.services.rooms,
-                &mut commands,
-                None,
-            );
-            self.handler.on_close(&mut ctx, app, info);
-            self.apply(&mut commands);
-            self.commands = commands;
+            self.ask_handler(key, |handler, ctx, app| {
+                if let Some(app) = app.take() {
+                    handler.on_close(ctx, app, info);
+                }
+            });
         }
+        let conn = self.conns.remove(key);
+        self.io.push_back(Io::Close(key));
+        self.services.admission.release(conn.peer.ip());
+        self.metrics
+            .queued_bytes
+            .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
+        // What `on_close` asked, once the connection is gone: a reply to it goes nowhere.
+        self.apply_commands();
         // Last, so that a connection counted gone has left its rooms and been closed by the
         // handler.
         self.metrics

@@ -5,7 +5,7 @@
 
 use super::driver::Phase;
 use super::{Key, Worker};
-use crate::handler::{Context, Handler, HttpResponse, OpenDecision, OpenRequest};
+use crate::handler::{Handler, HttpResponse, OpenDecision, OpenRequest};
 use crate::metrics::add;
 use ws_proto::deflate::PerMessageDeflate;
 use ws_proto::handshake::server::{Accept, Request};
@@ -102,33 +102,13 @@ impl<H: Handler> Worker<H> {
             &self.config,
         );
         self.mark_dirty(key);
-        self.on_connect(key);
+        self.call_handler(key, |handler, ctx, app| handler.on_connect(ctx, app));
         // Frames the client sent right behind its request.
         if !rest.is_empty() {
             self.receive_frames(key, rest);
         } else {
             self.arm_timer(key);
         }
-    }
-
-    /// Tells the handler the connection is open, and carries out what it asks.
-    fn on_connect(&mut self, key: Key) {
-        let Some(id) = self.id(key) else { return };
-        let mut commands = std::mem::take(&mut self.commands);
-        if let Some(conn) = self.conns.get_mut(key) {
-            if let Some(app) = conn.app.as_mut() {
-                let mut ctx = Context::new(
-                    id,
-                    conn.user.as_ref(),
-                    &self.services.rooms,
-                    &mut commands,
-                    None,
-                );
-                self.handler.on_connect(&mut ctx, app);
-            }
-        }
-        self.apply(&mut commands);
-        self.commands = commands;
     }
 
     /// What the server answers itself on any listener: `/metrics` (Prometheus text) and
