@@ -90,7 +90,7 @@ start_server() { # name kind port
 	case $name in
 	ws-mio-server)
 		bin=ws-mio-server
-		args=(--workers 1 --listen "127.0.0.1:$port" --ping-interval 0 --drain-timeout 1
+		args=(--workers 1 --listen "127.0.0.1:$port" --admin-listen off --ping-interval 0 --drain-timeout 1
 			--max-connections 100000 --max-connections-per-ip 100000)
 		args+=(--mode "$([[ $kind == fanout ]] && echo broadcast || echo echo)")
 		;;

@@ -336,7 +336,7 @@ fn presence_after_a_client_is_killed_without_a_close_frame() {
 }
 
 #[test]
-fn page_health_and_metrics_on_the_same_port() {
+fn the_page_on_the_public_port_health_and_metrics_on_the_admin_port() {
     let (addr, handle, server) = start(ChatConfig::default());
     let _u = User::guest(addr, "jo");
     let page = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -344,14 +344,24 @@ fn page_health_and_metrics_on_the_same_port() {
         page.starts_with("HTTP/1.1 200 ") && page.contains("text/html") && page.contains("<html"),
         "{page}"
     );
-    let health = http(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    for path in ["/healthz", "/metrics", "/readyz"] {
+        let public = http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(
+            public.starts_with("HTTP/1.1 404 "),
+            "public {path}: {public}"
+        );
+    }
+    let admin = handle
+        .admin_addr()
+        .expect("the test config has an admin listener");
+    let health = http(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    // The server's own report: the guest and this request are open.
+    // The server's own report: the guest is open (admin connections are not counted).
     assert_eq!(
         (body["status"].as_str(), body["connections"].as_u64()),
-        (Some("ok"), Some(2))
+        (Some("ok"), Some(1))
     );
-    let metrics = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let metrics = http(admin, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(metrics.contains("ws_handshakes_ok_total 1\n"), "{metrics}");
     stop(handle, server);
 }

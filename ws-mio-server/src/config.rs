@@ -9,7 +9,10 @@
 //! [`layered`]).
 
 pub mod layered;
+mod optional_addr;
 pub mod seconds;
+
+pub use optional_addr::OptionalAddr;
 
 use clap::{ArgAction, Command};
 use layered::ResolveError;
@@ -37,6 +40,12 @@ pub struct Config {
     #[arg(long, env = "WS_LISTEN", default_value = "127.0.0.1:9001")]
     #[arg(value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Address of the admin listener, which alone serves `/metrics` (Prometheus text),
+    /// `/healthz` (alive) and `/readyz` (ready, not draining); `off` for none. Keep it off the
+    /// public network.
+    #[arg(long, env = "WS_ADMIN_LISTEN", default_value = "127.0.0.1:9002")]
+    #[arg(value_name = "ADDR|off")]
+    pub admin_listen: OptionalAddr,
     /// Worker threads, each with its own event loop and listener; the default is one per core.
     #[arg(long, env = "WS_WORKERS", default_value_t = one_per_core(), value_name = "N")]
     pub workers: usize,
@@ -176,6 +185,9 @@ impl Config {
         if self.compression_level > 9 {
             return Err(ConfigError::Invalid("compression_level"));
         }
+        if self.admin_listen.0 == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid("admin_listen"));
+        }
         Ok(())
     }
 }
@@ -293,6 +305,7 @@ mod tests {
             compression_min_size: 64,
             compression_level: 6,
             max_rooms: 10_000,
+            admin_listen: OptionalAddr(Some("127.0.0.1:9002".parse().unwrap())),
         };
         assert_eq!(config, expected);
         assert_eq!(config.listen.to_string(), "127.0.0.1:9001");

@@ -146,6 +146,19 @@ impl HttpResponse {
         }
     }
 
+    /// The response with one more header.
+    ///
+    /// ```
+    /// use ws_mio_server::HttpResponse;
+    /// use ws_proto::StatusCode;
+    /// let r = HttpResponse::text(StatusCode::OK, "hi\n").header("Cache-Control", "no-store");
+    /// assert!(r.headers.contains(&("Cache-Control".into(), "no-store".into())));
+    /// ```
+    pub fn header(mut self, name: &str, value: &str) -> HttpResponse {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// The response's bytes on the wire.
     pub fn encode(&self) -> Vec<u8> {
         let headers: Vec<(&str, &str)> = self
@@ -222,8 +235,8 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (ctx, conn, info);
     }
 
-    /// A plain HTTP request (no upgrade) arrived on the WebSocket port, for a path the server
-    /// does not answer itself (`/metrics`, `/healthz`).
+    /// A plain HTTP request (no upgrade) arrived on the public listener. The server answers
+    /// nothing there itself: `/metrics`, `/healthz` and `/readyz` are on the admin listener.
     fn on_http(&self, request: &Request) -> HttpResponse {
         let _ = request;
         HttpResponse::text(StatusCode::NOT_FOUND, "not found\n")

@@ -1,7 +1,7 @@
 //! A WebSocket server on mio and [`ws_proto`]: one event loop per worker thread, rooms with
 //! encode-once fanout across workers, one vectored write per connection per loop turn,
-//! heartbeats and timeouts on a timer wheel, backpressure, connection limits, metrics and
-//! graceful shutdown.
+//! heartbeats and timeouts on a timer wheel, backpressure, connection limits, metrics, health
+//! and readiness on a separate admin listener, and graceful shutdown.
 //!
 //! An application implements [`Handler`], with its own state per connection:
 //!

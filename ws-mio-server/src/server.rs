@@ -1,6 +1,6 @@
 //! Starting and stopping: one listener per worker on the same port (SO_REUSEPORT, so the kernel
-//! spreads connections and no accept lock is shared), a thread per worker, and a handle to
-//! publish from outside, read metrics and shut down.
+//! spreads connections and no accept lock is shared), the admin listener on the first worker,
+//! a thread per worker, and a handle to publish from outside, read metrics and shut down.
 
 use crate::config::Config;
 use crate::handler::Handler;
@@ -31,6 +31,7 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     peers: Arc<[Peer]>,
     metrics: Metrics,
     rooms: Arc<RoomRegistry>,
@@ -51,10 +52,16 @@ impl Server {
     ) -> io::Result<Server> {
         let workers = config.workers.max(1);
         // The first listener fixes the port (which may have been 0); the rest share it.
-        let mut listeners = vec![bind(config.listen)?];
+        let mut listeners = vec![bind(config.listen, true)?];
         let local_addr = listeners[0].local_addr()?;
         for _ in 1..workers {
-            listeners.push(bind(local_addr)?);
+            listeners.push(bind(local_addr, true)?);
+        }
+        // One socket, not shared: binding an address in use fails here, not silently.
+        let mut admin = config.admin_listen.0.map(|a| bind(a, false)).transpose()?;
+        let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
+        if let Some(addr) = admin_addr.filter(|a| !a.ip().is_loopback()) {
+            tracing::warn!(%addr, "the admin listener is not on loopback");
         }
         let services = Services::new(Arc::new(config), workers, bus);
         let handler = Arc::new(handler);
@@ -77,17 +84,23 @@ impl Server {
         {
             let worker = Worker::new(index, handler.clone(), services.clone());
             let listener = mio::net::TcpListener::from_std(listener);
-            let event_loop = EventLoop::new(worker, poll, listener, inbox, peers.clone(), start)?;
+            let admin = admin.take().map(mio::net::TcpListener::from_std);
+            let event_loop =
+                EventLoop::new(worker, poll, listener, admin, inbox, peers.clone(), start)?;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ws-worker-{index}"))
                     .spawn(move || event_loop.run())?,
             );
         }
-        tracing::info!(%local_addr, workers, "listening");
+        match admin_addr {
+            Some(admin) => tracing::info!(%local_addr, %admin, workers, "listening"),
+            None => tracing::info!(%local_addr, workers, "listening"),
+        }
         Ok(Server {
             handle: ServerHandle {
                 local_addr,
+                admin_addr,
                 peers,
                 metrics: services.metrics.clone(),
                 rooms: services.rooms.clone(),
@@ -104,6 +117,11 @@ impl Server {
     /// The address the server listens on (with the real port if 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr
+    }
+
+    /// The admin listener's address (with the real port if 0 was asked for), if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.handle.admin_addr
     }
 
     /// Waits for the workers to finish (after [`ServerHandle::shutdown`]).
@@ -142,6 +160,11 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The admin listener's address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// The metrics now.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -177,12 +200,17 @@ impl ServerHandle {
     }
 }
 
-fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
+/// A non-blocking listener on `addr`, sharing the port with others when `shared`; an error
+/// names the address.
+fn bind(addr: SocketAddr, shared: bool) -> io::Result<std::net::TcpListener> {
+    let listen = || -> io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(shared)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        Ok(socket.into())
+    };
+    listen().map_err(|e| io::Error::new(e.kind(), format!("listening on {addr}: {e}")))
 }

@@ -30,7 +30,7 @@ use crate::handler::Handler;
 use crate::metrics::{Metrics, Snapshot};
 use crate::rooms::RoomRegistry;
 use crate::worker::remote::Remote;
-use crate::worker::{Io, Key, Services, Worker};
+use crate::worker::{Io, Key, Listener, Services, Worker};
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -169,7 +169,16 @@ impl<H: Handler> TestServer<H> {
 
     /// A TCP connection that sends nothing yet: see [`Self::send_raw`], [`Self::raw`].
     pub fn connect_raw(&mut self) -> ClientId {
-        self.open_client(Peer::Raw, Vec::new())
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public);
+        self.drive();
+        id
+    }
+
+    /// A raw client of the admin listener (on the first worker, as in a real server).
+    pub fn connect_admin(&mut self) -> ClientId {
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Admin);
+        self.drive();
+        id
     }
 
     /// A WebSocket client that completes its handshake for `target` (as far as the server
@@ -190,22 +199,32 @@ impl<H: Handler> TestServer<H> {
         };
         let nonce = (self.clients.len() as u128).to_le_bytes();
         let (handshake, bytes) = ClientHandshake::new(&request, nonce, HandshakeLimits::default());
-        let id = self.open_client(Peer::Handshaking(handshake, deflate), bytes);
+        let id = self.open_client(
+            Peer::Handshaking(handshake, deflate),
+            bytes,
+            Listener::Public,
+        );
         self.drive();
         id
     }
 
-    fn open_client(&mut self, role: Peer, bytes: Vec<u8>) -> ClientId {
-        let worker = self.next_worker % self.workers.len();
-        self.next_worker += 1;
+    fn open_client(&mut self, role: Peer, bytes: Vec<u8>, origin: Listener) -> ClientId {
+        let worker = match origin {
+            Listener::Public => {
+                self.next_worker += 1;
+                (self.next_worker - 1) % self.workers.len()
+            }
+            Listener::Admin => 0,
+        };
         let n = self.clients.len();
         let peer = SocketAddr::from(([127, 0, 0, 1], 10_000 + (n % 50_000) as u16));
-        let key = match self.workers[worker].accept(peer, self.now) {
+        // A refused connection gets its answer, then the end of the stream.
+        let (key, answer) = match self.workers[worker].accept(peer, origin, self.now) {
             Ok(key) => {
                 self.keys[worker].insert(key, n);
-                Some(key)
+                (Some(key), Vec::new())
             }
-            Err(_) => None,
+            Err(answer) => (None, answer),
         };
         self.clients.push(Client {
             worker,
@@ -213,7 +232,7 @@ impl<H: Handler> TestServer<H> {
             role,
             response: None,
             to_server: bytes.into(),
-            to_client: VecDeque::new(),
+            to_client: answer.into(),
             raw: Vec::new(),
             events: VecDeque::new(),
             reading: true,

@@ -8,30 +8,55 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use ws_proto::CloseCode;
 
-/// Starts the binary on a free port and waits for its "listening" line.
-fn spawn(args: &[&str]) -> (std::process::Child, SocketAddr) {
+/// Starts the binary on a free port, its admin listener on another, and waits for its
+/// "listening" line: the child, its address and that line.
+fn spawn(args: &[&str]) -> (std::process::Child, SocketAddr, String) {
     let addr = common::free_loopback_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
-        .args(["--listen", &addr.to_string()])
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .env("WS_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("listening") {
-            break;
-        }
-    }
+    let listening = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("listening"))
+        .expect("a listening line");
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (child, addr, listening)
+}
+
+#[test]
+fn the_admin_listener_answers_on_its_own_port() {
+    let (mut child, addr, listening) = spawn(&["--workers", "2"]);
+    // The log line names it: `... admin=127.0.0.1:PORT ...`.
+    let admin: SocketAddr = listening
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("admin="))
+        .unwrap_or_else(|| panic!("no admin address in {listening:?}"))
+        .parse()
+        .unwrap();
+    assert_ne!(admin, addr);
+    let ready = common::http(admin, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(ready.starts_with("HTTP/1.1 200 "), "{ready}");
+    let public = common::http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(public.starts_with("HTTP/1.1 404 "), "{public}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
 fn sigterm_closes_every_client_with_1001_and_exits_0() {
-    let (mut child, addr) = spawn(&["--workers", "2", "--mode", "echo"]);
+    let (mut child, addr, _) = spawn(&["--workers", "2", "--mode", "echo"]);
     let mut clients: Vec<TestClient> = (0..5).map(|_| TestClient::connect(addr, "/")).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         client.send_text(&format!("hi {i}"));
@@ -54,6 +79,7 @@ fn environment_variables_configure_the_binary() {
     let addr = common::free_loopback_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
         .env("WS_LISTEN", addr.to_string())
+        .env("WS_ADMIN_LISTEN", "off")
         .env("WS_MAX_MESSAGE_SIZE", "10")
         .env("WS_MODE", "echo")
         .env("WS_LOG", "warn")

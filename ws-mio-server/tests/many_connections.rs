@@ -52,6 +52,8 @@ fn holds_10000_idle_connections_under_1_kib_each() {
             "2",
             "--mode",
             "echo",
+            "--admin-listen",
+            "off",
         ])
         .env("WS_LOG", "warn")
         .stderr(Stdio::inherit())

@@ -2,7 +2,7 @@
 //! moved by the test. Nothing here sleeps or opens a socket.
 
 use std::time::Duration;
-use ws_mio_server::testing::TestServer;
+use ws_mio_server::testing::{ClientId, TestServer};
 use ws_mio_server::{
     Config, Context, Echo, Handler, OpenDecision, OpenRequest, SlowConsumerPolicy,
 };
@@ -264,27 +264,101 @@ fn idle_connections_are_closed_with_1001_after_the_idle_timeout() {
     assert_eq!(server.snapshot().idle_timeouts_total, 1);
 }
 
+/// Sends one request and returns the whole answer, checking the connection was closed after.
+fn exchange<H: Handler>(server: &mut TestServer<H>, client: ClientId, request: &str) -> String {
+    server.send_raw(client, request.as_bytes());
+    assert!(server.transport_closed(client), "closed after {request}");
+    String::from_utf8_lossy(server.raw(client)).into_owned()
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
 #[test]
-fn the_server_serves_metrics_and_health_in_every_mode_and_the_rest_goes_to_the_handler() {
+fn the_admin_listener_alone_serves_metrics_health_and_readiness() {
     let mut server = TestServer::new(config(), Echo);
     let _open = server.connect("/");
     for (path, status, body) in [
-        // The open client and this one, whose request is being answered.
-        ("/metrics", "200", "ws_connections_open 2\n"),
+        // The open WebSocket client; admin connections are not counted.
+        ("/metrics", "200", "ws_connections_open 1\n"),
         ("/healthz", "200", "\"status\":\"ok\""),
+        ("/readyz", "200", "\"ready\":true"),
         ("/elsewhere", "404", "not found"),
     ] {
-        let client = server.connect_raw();
-        server.send_raw(
-            client,
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-        );
-        let answer = String::from_utf8_lossy(server.raw(client)).into_owned();
+        let admin = server.connect_admin();
+        let answer = exchange(&mut server, admin, &get(path));
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status} ")),
-            "{path}: {answer}"
+            "admin {path}: {answer}"
         );
-        assert!(answer.contains(body), "{path}: {answer}");
-        assert!(server.transport_closed(client));
+        assert!(answer.contains(body), "admin {path}: {answer}");
+        // The public listener leaves every path to the handler (404 from Echo's default).
+        let public = server.connect_raw();
+        let answer = exchange(&mut server, public, &get(path));
+        assert!(
+            answer.starts_with("HTTP/1.1 404 "),
+            "public {path}: {answer}"
+        );
     }
+    let admin = server.connect_admin();
+    let answer = exchange(
+        &mut server,
+        admin,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 405 ") && answer.contains("Allow: GET"),
+        "{answer}"
+    );
+    // No upgrade on the admin listener either.
+    let admin = server.connect_admin();
+    let upgrade = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let answer = exchange(&mut server, admin, upgrade);
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert_eq!(server.snapshot().connections_open, 1);
+}
+
+#[test]
+fn readiness_turns_503_while_draining_and_the_admin_listener_still_answers() {
+    let mut cfg = config();
+    cfg.drain_timeout = secs(10.0);
+    let mut server = TestServer::new(cfg, Echo);
+    let deaf = server.connect("/");
+    server.set_reading(deaf, false);
+    server.shutdown();
+    let admin = server.connect_admin();
+    let answer = exchange(&mut server, admin, &get("/readyz"));
+    assert!(
+        answer.starts_with("HTTP/1.1 503 ") && answer.contains("draining"),
+        "{answer}"
+    );
+    let admin = server.connect_admin();
+    let answer = exchange(&mut server, admin, &get("/healthz"));
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+#[test]
+fn admin_connections_have_a_cap_of_their_own() {
+    let mut cfg = config();
+    cfg.max_connections = 1;
+    let mut server = TestServer::new(cfg, Echo);
+    let _full = server.connect("/");
+    let refused = server.connect_raw();
+    assert!(
+        server.transport_closed(refused),
+        "the public limit is reached"
+    );
+    // A full server can still be watched, by a bounded number of admin connections.
+    let waiting: Vec<_> = (0..16).map(|_| server.connect_admin()).collect();
+    assert!(waiting.iter().all(|&c| !server.transport_closed(c)));
+    let one_more = server.connect_admin();
+    assert!(server.transport_closed(one_more));
+    assert!(String::from_utf8_lossy(server.raw(one_more)).starts_with("HTTP/1.1 503 "));
+    let answer = exchange(&mut server, waiting[0], &get("/healthz"));
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // Its slot is free again.
+    let again = server.connect_admin();
+    assert!(!server.transport_closed(again));
 }

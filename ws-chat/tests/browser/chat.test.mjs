@@ -1,6 +1,6 @@
-// Real-browser test of the chat page: two users in Chromium talk through a running
-// `ws-mio-server --mode chat`. Run with `CHAT_URL=http://127.0.0.1:PORT node --test chat.test.mjs`
-// (run.sh builds and starts the server, then does this).
+// Real-browser test of the chat page: two users in Chromium talk through a running `ws-chat`.
+// Run with `CHAT_URL=http://127.0.0.1:PORT ADMIN_URL=http://127.0.0.1:ADMIN_PORT node --test
+// chat.test.mjs` (run.sh builds and starts the server, then does this).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,8 @@ import { chromium } from 'playwright-core';
 
 const WAIT_MS = 15_000;
 const CHAT_URL = (process.env.CHAT_URL || '').replace(/\/+$/, '');
+// The server's admin listener, where /metrics is.
+const ADMIN_URL = (process.env.ADMIN_URL || '').replace(/\/+$/, '');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url));
 
@@ -30,6 +32,7 @@ const frames = [];     // every frame the server sent, for the report on failure
 
 before(async () => {
   assert.ok(CHAT_URL, 'set CHAT_URL to the server address, e.g. http://127.0.0.1:9001');
+  assert.ok(ADMIN_URL, 'set ADMIN_URL to the admin listener, e.g. http://127.0.0.1:9002');
   assert.match(CHAT_URL, /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/, 'CHAT_URL must be a loopback http address');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 30_000 });
 });
@@ -185,7 +188,7 @@ test('two users chat in the lobby through a real browser', { timeout: 120_000 },
 // The server's counters from /metrics, by name (series without labels only), and the body's
 // length: the response that carries it is counted in the next reading's bytes out.
 async function metrics() {
-  const response = await fetch(CHAT_URL + '/metrics');
+  const response = await fetch(ADMIN_URL + '/metrics');
   assert.equal(response.status, 200, 'GET /metrics');
   const body = await response.text();
   const values = {};

@@ -70,9 +70,11 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 BIN="$TARGET_DIR/release/ws-chat"
 
 phase_start "server start"
-PORT="$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')"
+free_port() { node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'; }
+PORT="$(free_port)"
 ADDR="127.0.0.1:$PORT"
-WS_LOG="${WS_LOG:-info}" "$BIN" --listen "$ADDR" >"$SERVER_LOG" 2>&1 &
+ADMIN_ADDR="127.0.0.1:$(free_port)"
+WS_LOG="${WS_LOG:-info}" "$BIN" --listen "$ADDR" --admin-listen "$ADMIN_ADDR" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 ready=""
 for _ in $(seq 1 150); do
@@ -85,13 +87,13 @@ if [ -z "$ready" ]; then
   cat "$SERVER_LOG" >&2
   exit 1
 fi
-echo "server pid $SERVER_PID listening on $ADDR"
+echo "server pid $SERVER_PID listening on $ADDR, admin on $ADMIN_ADDR"
 phase_end
 
 # --- the test -------------------------------------------------------------------------------
 phase_start "browser test"
 status=0
-(cd "$HERE" && CHAT_URL="http://$ADDR" CHROMIUM_PATH="$CHROMIUM" node --test chat.test.mjs) || status=$?
+(cd "$HERE" && CHAT_URL="http://$ADDR" ADMIN_URL="http://$ADMIN_ADDR" CHROMIUM_PATH="$CHROMIUM" node --test chat.test.mjs) || status=$?
 phase_end
 
 if [ "$status" -ne 0 ]; then

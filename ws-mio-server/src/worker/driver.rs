@@ -9,6 +9,7 @@ use std::time::Duration;
 use ws_proto::handshake::server::ServerHandshake;
 use ws_proto::{CloseCode, Connection};
 
+use super::Listener;
 use crate::config::Config;
 
 /// Where a connection is in its life.
@@ -65,6 +66,8 @@ pub(crate) enum AfterWrite {
 #[derive(Debug)]
 pub(crate) struct Driver<C> {
     pub(crate) peer: SocketAddr,
+    /// The listener it came in on.
+    pub(crate) origin: Listener,
     pub(crate) generation: u32,
     pub(crate) phase: Phase,
     /// The application's state, from the handshake's acceptance to the connection's end.
@@ -95,6 +98,7 @@ pub(crate) struct Driver<C> {
 impl<C> Driver<C> {
     pub(crate) fn new(
         peer: SocketAddr,
+        origin: Listener,
         generation: u32,
         handshake: ServerHandshake,
         now: Duration,
@@ -102,6 +106,7 @@ impl<C> Driver<C> {
     ) -> Self {
         Driver {
             peer,
+            origin,
             generation,
             phase: Phase::Handshake(handshake),
             app: None,

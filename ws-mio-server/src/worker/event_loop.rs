@@ -1,9 +1,9 @@
-//! The I/O layer of a worker: a mio event loop that owns the listener, the sockets and the
-//! inbox, moves bytes between the sockets and the [`Worker`], and wakes it. It decides
+//! The I/O layer of a worker: a mio event loop that owns the listener (the first worker also
+//! the admin listener), the sockets and the inbox, moves bytes between the sockets and the [`Worker`], and wakes it. It decides
 //! nothing about connections; it makes the system calls.
 
 use super::remote::{Peer, Remote};
-use super::{Io, Key, Worker};
+use super::{Io, Key, Listener, Worker};
 use crate::handler::Handler;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
+const ADMIN_LISTENER: Token = Token(usize::MAX - 3);
 /// The read buffer every connection of a worker shares.
 const READ_BUFFER: usize = 64 << 10;
 /// Slices gathered for one vectored write.
@@ -38,6 +39,8 @@ pub(crate) struct EventLoop<H: Handler> {
     worker: Worker<H>,
     poll: Poll,
     listener: Option<TcpListener>,
+    /// Kept while draining, so `/readyz` can say so.
+    admin: Option<TcpListener>,
     /// Sockets by connection key.
     sockets: Vec<Option<TcpStream>>,
     inbox: Receiver<Remote>,
@@ -52,16 +55,22 @@ impl<H: Handler> EventLoop<H> {
         worker: Worker<H>,
         poll: Poll,
         mut listener: TcpListener,
+        mut admin: Option<TcpListener>,
         inbox: Receiver<Remote>,
         peers: Arc<[Peer]>,
         start: Instant,
     ) -> io::Result<EventLoop<H>> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(admin) = &mut admin {
+            poll.registry()
+                .register(admin, ADMIN_LISTENER, Interest::READABLE)?;
+        }
         Ok(EventLoop {
             worker,
             poll,
             listener: Some(listener),
+            admin,
             sockets: Vec::new(),
             inbox,
             wake_peer: vec![false; peers.len()],
@@ -91,7 +100,8 @@ impl<H: Handler> EventLoop<H> {
             let now = self.now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(now),
+                    LISTENER => self.accept_all(Listener::Public, now),
+                    ADMIN_LISTENER => self.accept_all(Listener::Admin, now),
                     WAKER => {
                         while let Ok(remote) = self.inbox.try_recv() {
                             self.worker.handle_remote(remote, now);
@@ -149,15 +159,19 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
-    fn accept_all(&mut self, now: Duration) {
+    fn accept_all(&mut self, origin: Listener, now: Duration) {
         // Close what the worker removed first: a new connection may get its key.
         self.settle(now);
         loop {
-            let Some(listener) = &self.listener else {
+            let listener = match origin {
+                Listener::Public => &self.listener,
+                Listener::Admin => &self.admin,
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
-                Ok((mut socket, peer)) => match self.worker.accept(peer, now) {
+                Ok((mut socket, peer)) => match self.worker.accept(peer, origin, now) {
                     Ok(key) => {
                         let _ = socket.set_nodelay(true);
                         let interest = Interest::READABLE | Interest::WRITABLE;

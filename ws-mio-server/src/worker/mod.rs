@@ -13,11 +13,13 @@
 //! sockets; [`crate::testing`] does it in memory on pretend time.
 //!
 //! The modules, in the order a connection meets them: [`admission`] (limits), [`upgrade`] (the
-//! HTTP request: an upgrade, a refusal or a plain answer), [`driver`] (one connection's state
+//! HTTP request: an upgrade, a refusal or a plain answer), [`admin`] (the admin listener's
+//! answers: metrics, health, readiness), [`driver`] (one connection's state
 //! and decisions), [`dispatch`] (engine events to the handler, its commands carried out),
 //! [`fanout`] (rooms, encode once, compress once), [`timers`] (heartbeats and deadlines),
 //! [`drain`] (graceful shutdown), [`remote`] (what crosses between workers).
 
+mod admin;
 pub(crate) mod admission;
 mod dispatch;
 mod drain;
@@ -34,7 +36,7 @@ use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::rooms::RoomRegistry;
 use crate::timer::TimerWheel;
 use crate::Bus;
-use admission::Admission;
+use admission::{Admission, Refusal};
 use driver::{AfterWrite, Driver};
 use fanout::RoomIndex;
 use remote::Remote;
@@ -52,6 +54,19 @@ use ws_proto::CloseCode;
 
 /// A connection's key: its slot in the worker, and the I/O layer's token for its socket.
 pub(crate) type Key = usize;
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// The public one: WebSocket upgrades and the application's plain HTTP.
+    Public,
+    /// The admin one: `/metrics`, `/healthz` and `/readyz`, nothing else ([`admin`]).
+    Admin,
+}
+
+/// Admin connections open at once on a worker; more are refused with 503. Scrapers and
+/// probes need a few; the cap keeps a misbehaving one from holding memory.
+const MAX_ADMIN_CONNECTIONS: usize = 16;
 
 /// An order for the I/O layer about one socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +126,8 @@ pub(crate) struct Worker<H: Handler> {
     expired: Vec<crate::timer::Expired>,
     now: Duration,
     drain_deadline: Option<Duration>,
+    /// Connections from the admin listener open now.
+    admin_open: usize,
 }
 
 /// Input.
@@ -142,18 +159,37 @@ impl<H: Handler> Worker<H> {
             expired: Vec::new(),
             now: Duration::ZERO,
             drain_deadline: None,
+            admin_open: 0,
         }
     }
 
-    /// A new TCP connection from `peer`: its key, or the answer to write before closing it
-    /// when a limit refuses it.
-    pub(crate) fn accept(&mut self, peer: SocketAddr, now: Duration) -> Result<Key, Vec<u8>> {
+    /// A new TCP connection from `peer` on the `origin` listener: its key, or the answer to
+    /// write before closing it when a limit refuses it. Admin connections have a small cap of
+    /// their own and count in none of the public limits or gauges, so a server full of clients
+    /// can still be watched.
+    pub(crate) fn accept(
+        &mut self,
+        peer: SocketAddr,
+        origin: Listener,
+        now: Duration,
+    ) -> Result<Key, Vec<u8>> {
         self.now = now;
-        add(&self.metrics.connections_accepted_total, 1);
-        let draining = self.drain_deadline.is_some();
-        if let Err(refusal) = self.services.admission.reserve(peer.ip(), draining) {
-            add(&self.metrics.connections_refused_total, 1);
-            return Err(refusal.response().encode());
+        match origin {
+            Listener::Public => {
+                add(&self.metrics.connections_accepted_total, 1);
+                let draining = self.drain_deadline.is_some();
+                if let Err(refusal) = self.services.admission.reserve(peer.ip(), draining) {
+                    add(&self.metrics.connections_refused_total, 1);
+                    return Err(refusal.response().encode());
+                }
+                self.metrics
+                    .connections_open
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Listener::Admin if self.admin_open >= MAX_ADMIN_CONNECTIONS => {
+                return Err(Refusal::Unavailable.response().encode());
+            }
+            Listener::Admin => self.admin_open += 1,
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let limits = HandshakeLimits {
@@ -162,15 +198,13 @@ impl<H: Handler> Worker<H> {
         };
         let driver = Driver::new(
             peer,
+            origin,
             self.next_generation,
             ServerHandshake::new(limits),
             now,
             &self.config,
         );
         let key = self.conns.insert(driver);
-        self.metrics
-            .connections_open
-            .fetch_add(1, Ordering::Relaxed);
         self.arm_timer(key);
         Ok(key)
     }
@@ -359,16 +393,21 @@ impl<H: Handler> Worker<H> {
         }
         let conn = self.conns.remove(key);
         self.io.push_back(Io::Close(key));
-        self.services.admission.release(conn.peer.ip());
         self.metrics
             .queued_bytes
             .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
         // What `on_close` asked, once the connection is gone: a reply to it goes nowhere.
         self.apply_commands();
-        // Last, so that a connection counted gone has left its rooms and been closed by the
-        // handler.
-        self.metrics
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
+        match conn.origin {
+            Listener::Public => {
+                self.services.admission.release(conn.peer.ip());
+                // Last, so that a connection counted gone has left its rooms and been closed
+                // by the handler.
+                self.metrics
+                    .connections_open
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+            Listener::Admin => self.admin_open -= 1,
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! The HTTP request on a new connection: a WebSocket upgrade the handler accepts or refuses,
-//! a malformed request answered with its status, or a plain request answered by the server
-//! (`/metrics`, `/healthz`) or the handler's HTTP hook. Every answer but an upgrade closes the
-//! connection once written.
+//! a malformed request answered with its status, or a plain request answered by the handler's
+//! HTTP hook (on the admin listener, by [`super::admin`]). Every answer but an upgrade closes
+//! the connection once written.
 
 use super::driver::Phase;
-use super::{Key, Worker};
+use super::{Key, Listener, Worker};
 use crate::handler::{Handler, HttpResponse, OpenDecision, OpenRequest};
 use crate::metrics::add;
 use ws_proto::deflate::PerMessageDeflate;
@@ -31,9 +31,17 @@ impl<H: Handler> Worker<H> {
     }
 
     fn request(&mut self, key: Key, request: Request, rest: &mut [u8]) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let peer = conn.peer;
+        if conn.origin == Listener::Admin {
+            let response = self.serve_admin(&request);
+            return self.answer(key, response.encode());
+        }
         if !request.is_websocket_upgrade() {
             add(&self.metrics.http_requests_total, 1);
-            let response = self.serve_http(&request);
+            let response = self.handler.on_http(&request);
             return self.answer(key, response.encode());
         }
         let upgrade = match request.upgrade() {
@@ -43,13 +51,10 @@ impl<H: Handler> Worker<H> {
                 return self.answer(key, e.response());
             }
         };
-        let Some(conn) = self.conns.get(key) else {
-            return;
-        };
         let open = OpenRequest {
             request: &request,
             upgrade: &upgrade,
-            peer: conn.peer,
+            peer,
         };
         let accepted = match self.handler.on_open(&open) {
             OpenDecision::Accept(accepted) => accepted,
@@ -108,32 +113,6 @@ impl<H: Handler> Worker<H> {
             self.receive_frames(key, rest);
         } else {
             self.arm_timer(key);
-        }
-    }
-
-    /// What the server answers itself on any listener: `/metrics` (Prometheus text) and
-    /// `/healthz`; every other path goes to the handler's HTTP hook.
-    fn serve_http(&self, request: &Request) -> HttpResponse {
-        match request.path() {
-            "/metrics" => HttpResponse::with_type(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.services
-                    .metrics
-                    .snapshot()
-                    .to_prometheus()
-                    .into_bytes(),
-            ),
-            "/healthz" => {
-                let snapshot = self.services.metrics.snapshot();
-                let body = format!(
-                    "{{\"status\":\"ok\",\"connections\":{},\"rooms\":{}}}",
-                    snapshot.connections_open,
-                    self.services.rooms.len()
-                );
-                HttpResponse::with_type(StatusCode::OK, "application/json", body.into_bytes())
-            }
-            _ => self.handler.on_http(request),
         }
     }
 

@@ -196,12 +196,14 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// A server configuration for tests: loopback, an ephemeral port, two workers, no drain wait
+/// A server configuration for tests: loopback, ephemeral ports (the admin listener's too), two
+/// workers, no drain wait
 /// (a test's clients do not answer the server's close frames; the drain is tested on pretend
 /// time).
 pub fn test_config() -> ws_mio_server::Config {
     ws_mio_server::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: ws_mio_server::config::OptionalAddr(Some("127.0.0.1:0".parse().unwrap())),
         workers: 2,
         drain_timeout: Duration::ZERO,
         ..ws_mio_server::Config::default()
