@@ -426,6 +426,9 @@ impl Input {
             auto_pong: self.auto_pong,
             close_timeout: Duration::from_millis(self.close_timeout as u64 * 10),
             streaming: self.streaming,
+            // The model answers every ping; coalescing, which depends on what the transport
+            // took, has its own tests in ws-proto.
+            coalesce_pongs_above: usize::MAX,
         }
     }
 }

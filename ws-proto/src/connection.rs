@@ -58,6 +58,12 @@ pub struct Config {
     /// Deliver data as [`Event::Chunk`]s while it arrives instead of whole [`Event::Message`]s,
     /// so a message of any size never has to be buffered. Default false.
     pub streaming: bool,
+    /// Outgoing bytes past which automatic pongs coalesce: while more than this waits to be
+    /// sent (a peer that pings and does not read), a ping's pong is held instead of queued,
+    /// replacing any pong held before, and goes out once the queue is back within the limit
+    /// (RFC 6455 section 5.5.3 lets an endpoint answer only the most recent ping). Within it,
+    /// every ping gets its own pong. Default 64 KiB.
+    pub coalesce_pongs_above: usize,
 }
 
 impl Default for Config {
@@ -68,6 +74,7 @@ impl Default for Config {
             auto_pong: true,
             close_timeout: Duration::from_secs(5),
             streaming: false,
+            coalesce_pongs_above: 64 << 10,
         }
     }
 }
@@ -179,6 +186,9 @@ pub struct Connection {
     /// taken the events received before it, so it can still answer them: a message followed
     /// by a bad frame in one read gets its reply before the close.
     deferred_close: Option<([u8; 2], u8)>,
+    /// The pong for the latest ping, held while the outgoing queue is over
+    /// [`Config::coalesce_pongs_above`] (boxed: rare, and the connection stays small).
+    held_pong: Option<Box<Bytes>>,
 
     // Ending.
     failed: bool,
@@ -247,10 +257,11 @@ impl Connection {
         !self.out_chunks.is_empty() || !self.out_staging.is_empty()
     }
 
-    /// Bytes of heap memory the connection holds (buffers' capacity and the extension's
-    /// state), for reporting.
+    /// Bytes of heap memory the connection holds (buffers' capacity, the shared chunks it has
+    /// queued, and the extension's state), for reporting and budgets.
     pub fn memory_usage(&self) -> usize {
-        self.message_buf.capacity()
+        self.out_chunks_len
+            + self.message_buf.capacity()
             + self.out_staging.capacity()
             + self.decode_scratch.capacity()
             + self.encode_scratch.capacity()
@@ -339,6 +350,7 @@ impl Connection {
             send_utf8: Utf8Validator::new(),
             close_sent: false,
             deferred_close: None,
+            held_pong: None,
             failed: false,
             eof: false,
             close_deadline: None,
@@ -694,7 +706,11 @@ impl Connection {
                 let payload =
                     Bytes::copy_from_slice(&self.control_buf[..self.control_len as usize]);
                 if self.config.auto_pong && !self.close_sent {
-                    self.write_frame(true, 0, OpCode::Pong, &payload);
+                    if self.pending_transmit_len() > self.config.coalesce_pongs_above {
+                        self.held_pong = Some(Box::new(payload.clone()));
+                    } else {
+                        self.write_frame(true, 0, OpCode::Pong, &payload);
+                    }
                 }
                 self.events.push_back(Event::Ping(payload));
             }
@@ -814,8 +830,28 @@ impl Connection {
     }
 
     fn send_close_payload(&mut self, (payload, len): ([u8; 2], u8)) {
-        self.write_frame(true, 0, OpCode::Close, &payload[..len as usize]);
+        self.write_close_frame(&payload[..len as usize]);
+    }
+
+    /// Queues our close frame, after a held pong (it answers a ping that came before).
+    fn write_close_frame(&mut self, payload: &[u8]) {
+        if let Some(pong) = self.held_pong.take() {
+            self.write_frame(true, 0, OpCode::Pong, &pong);
+        }
+        self.write_frame(true, 0, OpCode::Close, payload);
         self.close_sent = true;
+    }
+
+    /// Queues the held pong once the outgoing queue is back within the limit.
+    fn release_held_pong(&mut self) {
+        if self.held_pong.is_some()
+            && self.pending_transmit_len() <= self.config.coalesce_pongs_above
+        {
+            let pong = self.held_pong.take().expect("checked");
+            if !self.close_sent {
+                self.write_frame(true, 0, OpCode::Pong, &pong);
+            }
+        }
     }
 }
 
@@ -905,15 +941,17 @@ impl Connection {
     /// the caller's to keep.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.flush_deferred_close();
-        if let Some(chunk) = self.out_chunks.pop_front() {
+        let chunk = if let Some(chunk) = self.out_chunks.pop_front() {
             self.out_chunks_len -= chunk.len();
-            return Some(chunk);
-        }
-        if self.out_staging.is_empty() {
-            None
+            chunk
+        } else if self.out_staging.is_empty() {
+            return None;
         } else {
-            Some(self.out_staging.split().freeze())
-        }
+            self.out_staging.split().freeze()
+        };
+        // Taken chunks count as sent: a held pong may follow them.
+        self.release_held_pong();
+        Some(chunk)
     }
 
     /// The pending outgoing bytes, in order, as slices (without taking them).
@@ -948,17 +986,18 @@ impl Connection {
             let Some(front) = self.out_chunks.front_mut() else {
                 let take = n.min(self.out_staging.len());
                 self.out_staging.advance(take);
-                return;
+                break;
             };
             if n < front.len() {
                 front.advance(n);
                 self.out_chunks_len -= n;
-                return;
+                break;
             }
             n -= front.len();
             self.out_chunks_len -= front.len();
             self.out_chunks.pop_front();
         }
+        self.release_held_pong();
     }
 
     /// Gives back buffer memory that is not in use. A server calls it for connections that went
@@ -1123,8 +1162,7 @@ impl Connection {
         self.deferred_close = None;
         let mut payload = [0u8; 125];
         let len = frame.write_payload(&mut payload);
-        self.write_frame(true, 0, OpCode::Close, &payload[..len]);
-        self.close_sent = true;
+        self.write_close_frame(&payload[..len]);
         self.arm_close_timer(now);
         if self.state == ConnectionState::Open {
             self.state = ConnectionState::Closing;

@@ -91,6 +91,78 @@ fn rfc6455_5_5_2_ping_is_answered_with_a_pong_with_the_same_payload() {
     );
 }
 
+/// A server that has `queued` bytes of a message waiting for a peer that does not read.
+fn server_with_backlog(limit: usize, queued: usize) -> Connection {
+    let mut server = Connection::server(Config {
+        coalesce_pongs_above: limit,
+        ..Config::default()
+    });
+    if queued > 0 {
+        server.send_binary(&vec![0u8; queued]).unwrap();
+    }
+    server
+}
+
+#[test]
+fn rfc6455_5_5_3_pongs_coalesce_into_the_latest_while_the_peer_does_not_read() {
+    let mut server = server_with_backlog(100, 200);
+    let before = server.pending_transmit_len();
+    for i in 0..1000u32 {
+        server
+            .receive(&client_frame(true, 0, 0x9, &i.to_be_bytes()))
+            .unwrap();
+    }
+    // Every ping is reported; none of their pongs grew the queue.
+    assert_eq!(events(&mut server).len(), 1000);
+    assert_eq!(server.pending_transmit_len(), before);
+    // Once the peer takes the backlog, the latest ping alone is answered.
+    let out = transmitted(&mut server);
+    assert_eq!(
+        out[before..],
+        server_frame(true, 0xa, &999u32.to_be_bytes())
+    );
+    assert!(!server.has_pending_transmit());
+}
+
+#[test]
+fn rfc6455_5_5_2_within_the_limit_every_ping_gets_its_own_pong() {
+    // Autobahn 2.10 and 2.11: ten pings in a row, ten pongs in order.
+    let mut server = server_with_backlog(64 << 10, 0);
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..10u8 {
+        wire.extend_from_slice(&client_frame(true, 0, 0x9, &[i]));
+        expected.extend_from_slice(&server_frame(true, 0xa, &[i]));
+    }
+    server.receive(&wire).unwrap();
+    assert_eq!(transmitted(&mut server), expected);
+}
+
+#[test]
+fn a_held_pong_goes_out_partly_written_backlogs_and_before_the_close_frame() {
+    // Released as soon as a partial write brings the queue back within the limit.
+    let mut server = server_with_backlog(100, 300);
+    server.receive(&client_frame(true, 0, 0x9, b"a")).unwrap();
+    let queued = server.pending_transmit_len();
+    server.advance_transmit(queued - 100);
+    assert_eq!(
+        server.pending_transmit_len(),
+        100 + 3,
+        "the pong joined the queue"
+    );
+    // A pong still held when this side closes goes out just before the close frame.
+    let mut server = server_with_backlog(100, 300);
+    server.receive(&client_frame(true, 0, 0x9, b"b")).unwrap();
+    server.close(Duration::ZERO, CloseCode::NORMAL, "").unwrap();
+    let out = transmitted(&mut server);
+    let tail = [
+        server_frame(true, 0xa, b"b"),
+        server_close(CloseCode::NORMAL),
+    ]
+    .concat();
+    assert!(out.ends_with(&tail), "{:02x?}", &out[out.len() - 8..]);
+}
+
 #[test]
 fn auto_pong_can_be_turned_off() {
     let mut server = Connection::server(Config {
