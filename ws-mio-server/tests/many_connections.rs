@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::HandshakeLimits;
 
@@ -43,31 +42,20 @@ fn holds_10000_idle_connections_under_1_kib_each() {
         limit >= CONNECTIONS as u64 + 100,
         "open-file limit {limit} is too low"
     );
-    let addr = common::free_loopback_addr();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_ws-mio-server"))
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--workers",
-            "2",
-            "--mode",
-            "echo",
-            "--admin-listen",
-            "off",
-        ])
-        .env("WS_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    common::wait_until("the server to listen", || TcpStream::connect(addr).is_ok());
+    let server = common::ServerProcess::spawn(
+        env!("CARGO_BIN_EXE_ws-mio-server"),
+        &["--workers", "2", "--mode", "echo", "--admin-listen", "off"],
+        &[],
+    );
+    let addr = server.addr;
     // Warm up so allocator arenas and worker buffers exist before the baseline.
     let warm: Vec<TcpStream> = (0..100).map(|_| open(addr)).collect();
     drop(warm);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let before = rss_bytes(server.id());
+    let before = rss_bytes(server.child.id());
     let clients: Vec<TcpStream> = (0..CONNECTIONS).map(|_| open(addr)).collect();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let after = rss_bytes(server.id());
+    let after = rss_bytes(server.child.id());
     let per_connection = (after.saturating_sub(before)) as f64 / CONNECTIONS as f64;
     println!("server RSS {before} -> {after} bytes for {CONNECTIONS} idle connections: {per_connection:.0} bytes each");
     // Every connection is still served.
@@ -78,10 +66,7 @@ fn holds_10000_idle_connections_under_1_kib_each() {
     let mut echo = [0u8; 4];
     last.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"\x81\x02ok");
-    let _ = Command::new("kill")
-        .args(["-KILL", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
+    drop(server);
     assert!(
         per_connection < 1024.0,
         "{per_connection:.0} bytes per idle connection"

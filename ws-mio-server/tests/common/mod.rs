@@ -179,12 +179,77 @@ pub fn http(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A loopback address with a port that was free a moment ago, for a server process to bind.
-pub fn free_loopback_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A server binary running for a test, killed when it is dropped (so a failing test leaves no
+/// process behind).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its admin listener, if it has one.
+    pub admin: Option<SocketAddr>,
+}
+
+impl ServerProcess {
+    /// Starts `binary` with `args` and the environment `env` on ports the system picks
+    /// (`--listen 127.0.0.1:0` unless `env` sets `WS_LISTEN`) and waits for its "listening"
+    /// log line, which says which ports they are; the rest of its log goes to this process's
+    /// standard error.
+    pub fn spawn(binary: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(binary);
+        if !env.iter().any(|(k, _)| *k == "WS_LISTEN") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
+            .args(args)
+            .env("WS_LOG", "info")
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let listening = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .inspect(|line| eprintln!("{line}"))
+            .find(|line| line.contains("listening"))
+            .expect("a listening line");
+        // Keep passing the log on, so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+        // `... listening local_addr=127.0.0.1:PORT admin=127.0.0.1:PORT workers=N`
+        let field = |name: &str| {
+            listening
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(name))
+                .map(|a| a.parse::<SocketAddr>().unwrap())
+        };
+        ServerProcess {
+            addr: field("local_addr=").unwrap_or_else(|| panic!("no address in {listening:?}")),
+            admin: field("admin="),
+            child,
+        }
+    }
+
+    /// Sends it a signal (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for it to exit: its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Waits until `check` holds, polling; fails after [`WAIT`].
