@@ -22,11 +22,16 @@ pub struct Options {
     pub chat: ChatConfig,
 }
 
+/// The server options whose defaults the chat sets otherwise. Chat messages are small: a
+/// connection may hold one partial message of at most this size (the server's default, 16
+/// MiB, suits an echo server taking any message).
+pub const CHAT_DEFAULTS: &[(&str, &str)] = &[("max_message_size", "65536")];
+
 impl Options {
     /// The command line: name, version, about text, `--config FILE` (`WS_CONFIG`), every
-    /// option.
+    /// option, with the chat's defaults ([`CHAT_DEFAULTS`]).
     pub fn command() -> Command {
-        layered::command::<Options>(base_command())
+        layered::with_defaults(layered::command::<Options>(base_command()), CHAT_DEFAULTS)
     }
 
     /// The options from the process's command line, environment and the file they name.
@@ -44,7 +49,7 @@ impl Options {
         I: IntoIterator,
         I::Item: Into<OsString>,
     {
-        let options: Options = layered::resolve(base_command(), args, env)?;
+        let options: Options = layered::resolve_command(Options::command(), args, env)?;
         options.server.validate()?;
         options.chat.validate()?;
         Ok(options)
@@ -96,7 +101,11 @@ mod tests {
     #[test]
     fn no_configuration_gives_both_defaults() {
         let options = load(&[], &[], None).unwrap();
-        assert_eq!(options.server, Config::default());
+        let chat_sized = Config {
+            max_message_size: 64 << 10,
+            ..Config::default()
+        };
+        assert_eq!(options.server, chat_sized);
         assert_eq!(options.chat, ChatConfig::default());
         assert_eq!(
             (options.chat.history_size, options.chat.max_message_bytes),
@@ -210,12 +219,21 @@ mod tests {
         for line in readme.lines().filter(|line| line.starts_with("| `--")) {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let flag = cells[1].trim_matches('`').trim_start_matches("--");
-            let default = match cells[3] {
+            // "16 MiB (chat: 64 KiB)": the chat's own default is the one in brackets.
+            let cell = cells[3];
+            let cell = match cell.split_once(" (chat: ") {
+                Some((_, chat)) => chat.trim_end_matches(')'),
+                None => cell,
+            };
+            let default = match cell {
                 "none" | "all" => None,
                 "cores" => Some(cores.to_string()),
-                text => Some(match text.strip_suffix(" MiB") {
-                    Some(mib) => (mib.parse::<u64>().unwrap() << 20).to_string(),
-                    None => text.to_owned(),
+                text => Some(if let Some(mib) = text.strip_suffix(" MiB") {
+                    (mib.parse::<u64>().unwrap() << 20).to_string()
+                } else if let Some(kib) = text.strip_suffix(" KiB") {
+                    (kib.parse::<u64>().unwrap() << 10).to_string()
+                } else {
+                    text.to_owned()
                 }),
             };
             rows.insert(

@@ -73,6 +73,13 @@ pub struct Config {
     /// What fanout does for a member past the high-water mark.
     #[arg(long, env = "WS_SLOW_CONSUMER", value_enum, default_value_t = SlowConsumerPolicy::Drop)]
     pub slow_consumer: SlowConsumerPolicy,
+    /// Seconds a connection may stay at or past the high-water mark (a peer that does not
+    /// read what it is sent) before it is closed with 1008 "slow consumer" (zero: never).
+    #[arg(long, env = "WS_SLOW_CONSUMER_GRACE", default_value = "30")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
+    pub slow_consumer_grace: Duration,
     /// Seconds between pings to each connection (zero: never).
     #[arg(long, env = "WS_PING_INTERVAL", default_value = "30")]
     #[arg(value_name = "SECONDS")]
@@ -295,6 +302,7 @@ mod tests {
             max_handshake_size: 16 << 10,
             high_water_mark: 1 << 20,
             slow_consumer: SlowConsumerPolicy::Drop,
+            slow_consumer_grace: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),

@@ -83,10 +83,11 @@ counters! {
     bytes_out_total: "Bytes written to sockets.",
     fanout_deliveries_total: "Room messages queued to members.",
     backpressure_drops_total: "Room messages skipped for members past the high-water mark.",
-    backpressure_closes_total: "Members closed with 1008 for being past the high-water mark.",
+    backpressure_closes_total: "Connections closed with 1008 for being past the high-water mark (the close policy, or past the slow-consumer grace).",
     heartbeat_timeouts_total: "Connections closed for not answering a ping in time.",
     idle_timeouts_total: "Connections closed for receiving nothing for the idle timeout.",
     protocol_errors_total: "Connections failed for a protocol violation by the peer.",
+    inbox_drops_total: "Room messages and commands for a worker dropped because its inbox was full.",
 }
 
 impl WorkerMetrics {

@@ -4,10 +4,10 @@
 
 use crate::config::Config;
 use crate::handler::Handler;
-use crate::metrics::Metrics;
+use crate::metrics::{add, Metrics};
 use crate::rooms::RoomRegistry;
 use crate::worker::event_loop::{EventLoop, WAKER};
-use crate::worker::remote::{Peer, Remote, RoomMessage};
+use crate::worker::remote::{Offered, Peer, Remote, RoomMessage, INBOX_CAPACITY};
 use crate::worker::{Services, Worker};
 use crate::Bus;
 use mio::{Poll, Waker};
@@ -71,7 +71,7 @@ impl Server {
         for _ in 0..workers {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-            let (tx, rx) = mpsc::channel();
+            let (tx, rx) = mpsc::sync_channel(INBOX_CAPACITY);
             peers.push(Peer { inbox: tx, waker });
             polls.push(poll);
             inboxes.push(rx);
@@ -180,18 +180,16 @@ impl ServerHandle {
     pub fn publish(&self, room: &str, message: &Message) {
         let outgoing = RoomMessage::new(message.clone());
         let room: Arc<str> = Arc::from(room);
-        for peer in self.peers.iter() {
-            if peer
-                .inbox
-                .send(Remote::Publish(room.clone(), outgoing.clone()))
-                .is_ok()
-            {
-                let _ = peer.waker.wake();
+        for (i, peer) in self.peers.iter().enumerate() {
+            match peer.offer(Remote::Publish(room.clone(), outgoing.clone())) {
+                Offered::Queued => drop(peer.waker.wake()),
+                Offered::Dropped => add(&self.metrics.worker(i).inbox_drops_total, 1),
+                Offered::Gone => {}
             }
         }
     }
 
-    /// Starts the graceful shutdown.
+    /// Starts the graceful shutdown (waiting for room in a full inbox, so it is never lost).
     pub fn shutdown(&self) {
         for peer in self.peers.iter() {
             let _ = peer.inbox.send(Remote::Shutdown);

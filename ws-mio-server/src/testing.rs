@@ -357,6 +357,14 @@ impl<H: Handler> TestServer<H> {
         self.clients[client.0].to_client.len()
     }
 
+    /// The heap bytes the server holds for the client's connection: its queue, the engine's
+    /// buffers (a partial message, input waiting for the queue to drain), the compression
+    /// state; 0 once it is gone.
+    pub fn held(&self, client: ClientId) -> usize {
+        let c = &self.clients[client.0];
+        c.key.map_or(0, |key| self.workers[c.worker].held(key))
+    }
+
     /// Bytes the client wrote that the server has not read.
     pub fn unsent(&self, client: ClientId) -> usize {
         self.clients[client.0].to_server.len()

@@ -222,6 +222,37 @@ pub fn command<T: clap::Args>(base: Command) -> Command {
     }
 }
 
+/// `command` with the defaults of some arguments replaced, each named by its id (the field's
+/// name): for an application that flattens another crate's settings and wants other defaults
+/// for some of them (a chat's smaller message limit). Give the result to [`resolve_command`].
+///
+/// ```
+/// use clap::Command;
+/// use ws_mio_server::config::layered;
+/// use ws_mio_server::Config;
+/// let command = layered::with_defaults(
+///     layered::command::<Config>(Command::new("small")),
+///     &[("max_message_size", "65536")],
+/// );
+/// let config: Config =
+///     layered::resolve_command(command, ["small"], |_| None).unwrap();
+/// assert_eq!(config.max_message_size, 65536);
+/// ```
+pub fn with_defaults(command: Command, defaults: &[(&'static str, &'static str)]) -> Command {
+    for (id, _) in defaults {
+        assert!(
+            command.get_arguments().any(|a| a.get_id() == id),
+            "no argument {id} to give a default"
+        );
+    }
+    command.mut_args(
+        |arg| match defaults.iter().find(|(id, _)| arg.get_id() == id) {
+            Some((_, value)) => arg.default_value(*value),
+            None => arg,
+        },
+    )
+}
+
 /// The settings `T` from the command line `args` (the program's name first), the environment
 /// as `env` reports it, the TOML file named by [`FILE_ARG`] if `command` has that argument,
 /// and the declared defaults, in that order of precedence.
@@ -238,8 +269,22 @@ where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
+    resolve_command(command::<T>(base), args, env)
+}
+
+/// [`resolve`] with the whole command given: [`command`]'s for `T`, perhaps with other
+/// defaults ([`with_defaults`]).
+pub fn resolve_command<T, I>(
+    command: Command,
+    args: I,
+    env: impl Fn(&OsStr) -> Option<OsString>,
+) -> Result<T, ResolveError>
+where
+    T: clap::Args + Serialize + DeserializeOwned,
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let command = command::<T>(base);
     // The environment becomes the arguments' defaults; clap then reads no variable itself.
     let mut from_env = HashSet::new();
     let mut parser = command.clone().mut_args(|arg| {

@@ -38,6 +38,7 @@ impl<H: Handler> Worker<H> {
         let Some(id) = self.id(key) else {
             return Ok(());
         };
+        let high_water = self.config.high_water_mark;
         let mut result = Ok(());
         while !data.is_empty() {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -47,7 +48,14 @@ impl<H: Handler> Worker<H> {
                 break;
             };
             let mut input = ws.receive_in_place(data);
+            let mut over = false;
             loop {
+                // Past the high-water mark the rest of the read waits in the engine (at most
+                // one read buffer) and reading pauses until the peer takes its replies.
+                if conn.raw_out.len() + input.connection().pending_transmit_len() >= high_water {
+                    over = true;
+                    break;
+                }
                 let message = match input.next_event() {
                     Ok(Some(InPlaceEvent::Text(text))) => Ok(MessageRef::Text(text)),
                     Ok(Some(InPlaceEvent::Binary(data))) => Ok(MessageRef::Binary(data)),
@@ -79,8 +87,13 @@ impl<H: Handler> Worker<H> {
                     break;
                 }
             }
-            // Applying commands needs the whole worker: stop reading, apply, read on.
             data = input.into_rest();
+            if over {
+                conn.read_paused = true;
+                return result.and(ws.receive(data));
+            }
+            // Applying commands needs the whole worker: stop reading, apply, read on (and the
+            // check above comes first, for replies the commands queued).
             self.apply_commands();
         }
         result
@@ -96,8 +109,15 @@ impl<H: Handler> Worker<H> {
         if let Some(ws) = self.conns.get_mut(key).and_then(|c| c.ws()) {
             ws.handle_time(now);
         }
-        loop {
-            let Some(event) = self.conns.get_mut(key).and_then(|c| c.ws()?.poll_event()) else {
+        let high_water = self.config.high_water_mark;
+        while let Some(conn) = self.conns.get_mut(key) {
+            // Past the high-water mark the events wait in the engine, and reading pauses,
+            // until the peer takes its replies ([`Worker::written`] resumes).
+            if conn.queued() >= high_water {
+                conn.read_paused = true;
+                break;
+            }
+            let Some(event) = conn.ws().and_then(|ws| ws.poll_event()) else {
                 break;
             };
             match event {

@@ -48,6 +48,8 @@ pub(crate) enum TimerAction {
     PongTimeout,
     /// Nothing was received for the idle timeout.
     Idle,
+    /// Its queue stayed past the high-water mark for the slow-consumer grace.
+    SlowConsumer,
 }
 
 /// What a finished write means for the connection.
@@ -93,6 +95,8 @@ pub(crate) struct Driver<C> {
     pub(crate) ending: Ending,
     /// The queued bytes last added to the worker's gauge.
     pub(crate) reported_queue: usize,
+    /// Since when its queue has been at or past the high-water mark, if it is.
+    pub(crate) backlogged_since: Option<Duration>,
 }
 
 impl<C> Driver<C> {
@@ -122,6 +126,7 @@ impl<C> Driver<C> {
             last_input: now,
             ending: Ending::default(),
             reported_queue: 0,
+            backlogged_since: None,
         }
     }
 
@@ -141,6 +146,17 @@ impl<C> Driver<C> {
         self.raw_out.len()
             + match &self.phase {
                 Phase::Open(ws) => ws.pending_transmit_len(),
+                _ => 0,
+            }
+    }
+
+    /// The heap bytes held for it: its queue, the engine's buffers (a partial message, input
+    /// waiting for the queue to drain) and the compression state. The memory budget the
+    /// hostile-client tests check.
+    pub(crate) fn held(&self) -> usize {
+        self.raw_out.capacity()
+            + match &self.phase {
+                Phase::Open(ws) => ws.memory_usage(),
                 _ => 0,
             }
     }
@@ -185,7 +201,12 @@ impl<C> Driver<C> {
                     (!config.ping_interval.is_zero() && ws.can_send()).then_some(self.deadline);
                 let idle =
                     (!config.idle_timeout.is_zero()).then(|| self.last_input + config.idle_timeout);
-                [ping, self.pong_deadline, idle, ws.poll_timeout()]
+                let grace = config.slow_consumer_grace;
+                let slow = self
+                    .backlogged_since
+                    .filter(|_| !grace.is_zero() && ws.can_send())
+                    .map(|since| since + grace);
+                [ping, self.pong_deadline, idle, slow, ws.poll_timeout()]
                     .into_iter()
                     .flatten()
                     .min()
@@ -207,6 +228,15 @@ impl<C> Driver<C> {
                 let idle = config.idle_timeout;
                 if !idle.is_zero() && now >= self.last_input + idle && ws.can_send() {
                     return TimerAction::Idle;
+                }
+                let grace = config.slow_consumer_grace;
+                if !grace.is_zero()
+                    && self
+                        .backlogged_since
+                        .is_some_and(|since| now >= since + grace)
+                    && ws.can_send()
+                {
+                    return TimerAction::SlowConsumer;
                 }
                 let interval = config.ping_interval;
                 if !interval.is_zero() && now >= self.deadline && ws.can_send() {
@@ -281,6 +311,19 @@ impl<C> Driver<C> {
         if self.queued() >= high_water_mark {
             self.read_paused = true;
         }
+    }
+
+    /// Notes whether its queue is at or past the high-water mark now, and since when; true
+    /// when it has just become so (a new deadline for the timer).
+    pub(crate) fn track_backlog(&mut self, now: Duration, high_water_mark: usize) -> bool {
+        let backlogged = self.queued() >= high_water_mark;
+        let started = backlogged && self.backlogged_since.is_none();
+        if started {
+            self.backlogged_since = Some(now);
+        } else if !backlogged {
+            self.backlogged_since = None;
+        }
+        started
     }
 
     /// How the connection ended when its transport is lost (end of stream, failure): clean

@@ -2,7 +2,7 @@
 //! the admin listener), the sockets and the inbox, moves bytes between the sockets and the [`Worker`], and wakes it. It decides
 //! nothing about connections; it makes the system calls.
 
-use super::remote::{Peer, Remote};
+use super::remote::{Offered, Peer, Remote};
 use super::{Io, Key, Listener, Worker};
 use crate::handler::Handler;
 use mio::net::{TcpListener, TcpStream};
@@ -17,6 +17,9 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const ADMIN_LISTENER: Token = Token(usize::MAX - 3);
 /// The read buffer every connection of a worker shares.
 const READ_BUFFER: usize = 64 << 10;
+/// Bytes read from one connection before the others get their turn: a connection with more
+/// waiting is read on in the next round, after every other ready connection had its share.
+const READ_BUDGET: usize = 4 * READ_BUFFER;
 /// Slices gathered for one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -47,6 +50,8 @@ pub(crate) struct EventLoop<H: Handler> {
     peers: Arc<[Peer]>,
     wake_peer: Vec<bool>,
     read_buf: Vec<u8>,
+    /// Connections that used their read budget with input left: read again next round.
+    unfinished: Vec<Key>,
     start: Instant,
 }
 
@@ -76,6 +81,7 @@ impl<H: Handler> EventLoop<H> {
             wake_peer: vec![false; peers.len()],
             peers,
             read_buf: vec![0; READ_BUFFER],
+            unfinished: Vec::new(),
             start,
         })
     }
@@ -88,16 +94,23 @@ impl<H: Handler> EventLoop<H> {
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self
-                .worker
-                .poll_timeout()
-                .map(|at| at.saturating_sub(self.now()));
+            let timeout = if self.unfinished.is_empty() {
+                self.worker
+                    .poll_timeout()
+                    .map(|at| at.saturating_sub(self.now()))
+            } else {
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
             let now = self.now();
+            // Those left with input last round go first, each for one more budget.
+            for key in std::mem::take(&mut self.unfinished) {
+                self.read(key, Drain::UntilEnd, now);
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(Listener::Public, now),
@@ -148,8 +161,10 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         while let Some((worker, remote)) = self.worker.poll_outbound() {
-            if self.peers[worker].inbox.send(remote).is_ok() {
-                self.wake_peer[worker] = true;
+            match self.peers[worker].offer(remote) {
+                Offered::Queued => self.wake_peer[worker] = true,
+                Offered::Dropped => self.worker.inbox_full(worker),
+                Offered::Gone => {}
             }
         }
         for (worker, wake) in self.wake_peer.iter_mut().enumerate() {
@@ -205,11 +220,16 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
-    /// Reads until the socket is empty (as `drain` tells), the connection ends, or the worker
-    /// stops wanting its input.
+    /// Reads until the socket is empty (as `drain` tells), the connection ends, the worker
+    /// stops wanting its input, or the read budget is spent (then it goes on next round).
     fn read(&mut self, key: Key, drain: Drain, now: Duration) {
         let mut buf = std::mem::take(&mut self.read_buf);
+        let mut budget = READ_BUDGET;
         while self.worker.wants_read(key) {
+            if budget == 0 {
+                self.unfinished.push(key);
+                break;
+            }
             let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
                 break;
             };
@@ -219,6 +239,7 @@ impl<H: Handler> EventLoop<H> {
                     break;
                 }
                 Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     self.worker.receive(key, &mut buf[..n], now);
                     if n < buf.len() && drain == Drain::UntilShort {
                         break;

@@ -138,6 +138,8 @@ impl<H: Handler> Worker<H> {
             max_frame_size: config.max_frame_size,
             max_message_size: config.max_message_size,
             close_timeout: config.close_timeout,
+            // Past the high-water mark a non-reading peer's pings get one pong, the latest.
+            coalesce_pongs_above: config.high_water_mark,
             ..ws_proto::Config::default()
         };
         Worker {
@@ -306,16 +308,34 @@ impl<H: Handler> Worker<H> {
         self.metrics
             .queued_bytes
             .fetch_add(delta, Ordering::Relaxed);
+        let backlog_started = conn.track_backlog(self.now, self.config.high_water_mark);
         match conn.after_write(self.config.high_water_mark) {
+            AfterWrite::Continue if backlog_started => self.arm_timer(key),
             AfterWrite::Continue => {}
-            AfterWrite::Resume => self.io.push_back(Io::Read(key)),
+            AfterWrite::Resume => {
+                // What waits in the engine first; then the socket, if that left room.
+                self.process(key);
+                if self.wants_read(key) {
+                    self.io.push_back(Io::Read(key));
+                }
+            }
             AfterWrite::Done(code, clean) => self.remove(key, code, clean),
         }
+    }
+
+    /// The heap bytes held for `key` (see [`Driver::held`]).
+    pub(crate) fn held(&self, key: Key) -> usize {
+        self.conns.get(key).map_or(0, Driver::held)
     }
 
     /// Whether `key`'s socket should be read now (not paused by backpressure, not ending).
     pub(crate) fn wants_read(&self, key: Key) -> bool {
         self.conns.get(key).is_some_and(Driver::wants_read)
+    }
+
+    /// A message from [`Self::poll_outbound`] was dropped: worker `to`'s inbox was full.
+    pub(crate) fn inbox_full(&self, to: usize) {
+        add(&self.services.metrics.worker(to).inbox_drops_total, 1);
     }
 
     /// A message for worker `index`.

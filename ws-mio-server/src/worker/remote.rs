@@ -1,8 +1,13 @@
 //! What crosses between workers: a room message once per worker (not once per member), a
 //! handler's command for a connection another worker owns, and the order to shut down.
+//!
+//! Each worker's inbox is bounded ([`INBOX_CAPACITY`]). A worker or the server handle that
+//! finds an inbox full drops the room message or command (counted in
+//! `ws_inbox_drops_total`): a worker that far behind is served like a slow consumer, and
+//! nobody waits on it. Only the order to shut down waits for room.
 
 use crate::handler::Command;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use ws_proto::{EncodedFrame, Message};
 
@@ -32,9 +37,34 @@ impl RoomMessage {
     }
 }
 
+/// Messages a worker's inbox holds before senders drop what they would add.
+pub(crate) const INBOX_CAPACITY: usize = 8192;
+
 /// A worker's inbox, as the others and the server handle reach it.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
-    pub(crate) inbox: Sender<Remote>,
+    pub(crate) inbox: SyncSender<Remote>,
     pub(crate) waker: Arc<mio::Waker>,
+}
+
+/// What became of a message offered to an inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    /// It is in the inbox: wake the worker.
+    Queued,
+    /// The inbox was full: dropped (count it).
+    Dropped,
+    /// The worker is gone (shutting down): nothing to do.
+    Gone,
+}
+
+impl Peer {
+    /// Offers `remote` without waiting.
+    pub(crate) fn offer(&self, remote: Remote) -> Offered {
+        match self.inbox.try_send(remote) {
+            Ok(()) => Offered::Queued,
+            Err(TrySendError::Full(_)) => Offered::Dropped,
+            Err(TrySendError::Disconnected(_)) => Offered::Gone,
+        }
+    }
 }

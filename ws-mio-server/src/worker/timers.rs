@@ -1,6 +1,6 @@
 //! Heartbeats and deadlines on the worker's timer wheel: each connection has at most one live
 //! entry, for the earliest of its deadlines (handshake or answer, next ping, pong, idle, the
-//! engine's close timeout); what a fired entry means is the driver's decision.
+//! slow-consumer grace, the engine's close timeout); what a fired entry means is the driver's decision.
 
 use super::driver::TimerAction;
 use super::{Key, Worker};
@@ -62,6 +62,10 @@ impl<H: Handler> Worker<H> {
             TimerAction::Idle => {
                 add(&self.metrics.idle_timeouts_total, 1);
                 return self.close(key, CloseCode::GOING_AWAY, "idle timeout");
+            }
+            TimerAction::SlowConsumer => {
+                add(&self.metrics.backpressure_closes_total, 1);
+                return self.close(key, CloseCode::POLICY_VIOLATION, "slow consumer");
             }
         }
         self.arm_timer(key);
