@@ -7,10 +7,12 @@
 //! message that would inflate past the limit fails with 1009 without inflating the rest.
 //!
 //! Memory: a compressor with a 2^w-byte window holds about 2^(w+2) + 128 KiB, an inflater
-//! about 2^w + 7 KiB. Both are created on first use; with no context takeover they are dropped
-//! after each message, so a connection between messages holds none. A server that does not
-//! take over its own context can also share one compressed frame among many connections
-//! ([`compress_shared`]).
+//! about 2^w + 7 KiB. A side that keeps its context between messages keeps its own, made on
+//! first use. A side with no context takeover borrows one from its thread's pool for each
+//! message (the compressor for one call, the inflater while the message arrives), so a
+//! connection between messages holds none and a message costs no
+//! allocation. A server that does not take over its own context can also share one
+//! compressed frame among many connections ([`compress_shared`]).
 //!
 //! ```
 //! use ws_proto::deflate::DeflateConfig;
@@ -33,6 +35,8 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+mod pool;
 
 /// The extension's registered name.
 pub const NAME: &str = "permessage-deflate";
@@ -315,6 +319,13 @@ impl PerMessageDeflate {
         }
     }
 
+    /// The message's inflater goes back to the thread's pool (reset there).
+    fn give_back_inflater(&mut self) {
+        if let Some(inflater) = self.inflater.take() {
+            pool::give_inflater(self.recv_bits, inflater);
+        }
+    }
+
     /// Inflates `input` into `sink`, stopping at the first error the sink returns.
     fn inflate(
         &mut self,
@@ -329,7 +340,7 @@ impl PerMessageDeflate {
         let bits = self.recv_bits;
         let inflater = self
             .inflater
-            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
+            .get_or_insert_with(|| pool::take_inflater(bits));
         let mut out = [0u8; 8192];
         loop {
             let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
@@ -351,6 +362,13 @@ impl PerMessageDeflate {
                 return Ok(());
             }
         }
+    }
+}
+
+impl Drop for PerMessageDeflate {
+    fn drop(&mut self) {
+        // A connection that ends inside a compressed message leaves a usable inflater.
+        self.give_back_inflater();
     }
 }
 
@@ -385,7 +403,7 @@ impl Extension for PerMessageDeflate {
             }
             // After a final block the next message starts a new stream, window and all.
             if self.recv_reset || core::mem::take(&mut self.stream_ended) {
-                self.inflater = None;
+                self.give_back_inflater();
             }
         }
         Ok(())
@@ -400,16 +418,17 @@ impl Extension for PerMessageDeflate {
             return Ok(None);
         }
         let (bits, level) = (self.send_bits, self.level);
-        let compressor = self.compressor.get_or_insert_with(|| {
-            Box::new(Compress::new_with_window_bits(
-                Compression::new(level),
-                false,
-                bits,
-            ))
-        });
-        deflate_sync(compressor, payload, out)?;
         if self.send_reset {
-            self.compressor = None;
+            pool::with_compressor(bits, level, |c| deflate_sync(c, payload, out))?;
+        } else {
+            let compressor = self.compressor.get_or_insert_with(|| {
+                Box::new(Compress::new_with_window_bits(
+                    Compression::new(level),
+                    false,
+                    bits,
+                ))
+            });
+            deflate_sync(compressor, payload, out)?;
         }
         Ok(Some(RSV1))
     }
@@ -502,13 +521,9 @@ pub fn compress_shared(
     window_bits: u8,
     level: u32,
 ) -> EncodedFrame {
-    let mut compressor = Compress::new_with_window_bits(
-        Compression::new(level.min(9)),
-        false,
-        window_bits.clamp(MIN_COMPRESS_BITS, 15),
-    );
+    let bits = window_bits.clamp(MIN_COMPRESS_BITS, 15);
     let mut body = Vec::new();
-    if deflate_sync(&mut compressor, payload, &mut body).is_err() {
+    if pool::with_compressor(bits, level.min(9), |c| deflate_sync(c, payload, &mut body)).is_err() {
         return EncodedFrame::new(kind, payload);
     }
     let header = FrameHeader {
