@@ -19,5 +19,6 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let chat = Chat::new(options.chat);
-    process::serve("ws-chat", Server::start(options.server, chat))
+    let hooks = malloc_tuning::hooks();
+    process::serve("ws-chat", Server::start_with(options.server, chat, hooks))
 }

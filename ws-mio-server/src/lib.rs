@@ -38,6 +38,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod rooms;
@@ -52,7 +53,7 @@ pub use handler::{
     MessageRef, OpenDecision, OpenRequest,
 };
 pub use metrics::{Metrics, Snapshot};
-pub use server::{Server, ServerHandle};
+pub use server::{Hooks, Server, ServerHandle};
 
 /// The seam for a cross-instance bus (Redis pub/sub, say): every room message published on
 /// this instance is also handed to the bus, which delivers messages from other instances with

@@ -50,9 +50,10 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(code) => return code,
     };
+    let hooks = malloc_tuning::hooks();
     let server = match options.mode {
-        Mode::Echo => Server::start(options.server, Echo),
-        Mode::Broadcast => Server::start(options.server, Broadcast),
+        Mode::Echo => Server::start_with(options.server, Echo, hooks),
+        Mode::Broadcast => Server::start_with(options.server, Broadcast, hooks),
     };
     process::serve("ws-mio-server", server)
 }

@@ -4,9 +4,10 @@
 
 use crate::config::Config;
 use crate::handler::Handler;
+use crate::memory::{Allocator, MemoryReturn};
 use crate::metrics::{add, Metrics};
 use crate::rooms::RoomRegistry;
-use crate::worker::event_loop::{EventLoop, WAKER};
+use crate::worker::event_loop::{EventLoop, Listeners, WAKER};
 use crate::worker::remote::{Offered, Peer, Remote, RoomMessage, INBOX_CAPACITY};
 use crate::worker::{Services, Worker};
 use crate::Bus;
@@ -37,19 +38,24 @@ pub struct ServerHandle {
     rooms: Arc<RoomRegistry>,
 }
 
+/// What a server can be given beyond its configuration and handler.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Every room message is published to it too: the seam for spreading rooms across server
+    /// instances.
+    pub bus: Option<Arc<dyn Bus>>,
+    /// The memory allocator, asked to give freed memory back after bursts ([`crate::memory`]).
+    pub allocator: Option<Arc<dyn Allocator>>,
+}
+
 impl Server {
     /// Binds the listeners and starts the workers.
     pub fn start<H: Handler>(config: Config, handler: H) -> io::Result<Server> {
-        Server::start_with_bus(config, handler, None)
+        Server::start_with(config, handler, Hooks::default())
     }
 
-    /// Like [`Server::start`], publishing every room message also to `bus` (the seam for
-    /// spreading rooms across server instances).
-    pub fn start_with_bus<H: Handler>(
-        config: Config,
-        handler: H,
-        bus: Option<Arc<dyn Bus>>,
-    ) -> io::Result<Server> {
+    /// Like [`Server::start`], with hooks into the rest of the program.
+    pub fn start_with<H: Handler>(config: Config, handler: H, hooks: Hooks) -> io::Result<Server> {
         let workers = config.workers.max(1);
         // The first listener fixes the port (which may have been 0); the rest share it.
         let mut listeners = vec![bind(config.listen, true)?];
@@ -63,7 +69,7 @@ impl Server {
         if let Some(addr) = admin_addr.filter(|a| !a.ip().is_loopback()) {
             tracing::warn!(%addr, "the admin listener is not on loopback");
         }
-        let services = Services::new(Arc::new(config), workers, bus);
+        let services = Services::new(Arc::new(config), workers, hooks.bus.clone());
         let handler = Arc::new(handler);
         let mut polls = Vec::new();
         let mut inboxes = Vec::new();
@@ -83,10 +89,18 @@ impl Server {
             polls.into_iter().zip(inboxes).zip(listeners).enumerate()
         {
             let worker = Worker::new(index, handler.clone(), services.clone());
-            let listener = mio::net::TcpListener::from_std(listener);
-            let admin = admin.take().map(mio::net::TcpListener::from_std);
+            // The first worker takes the admin listener and the memory checks.
+            let listeners = Listeners {
+                public: mio::net::TcpListener::from_std(listener),
+                admin: admin.take().map(mio::net::TcpListener::from_std),
+            };
+            let memory = hooks
+                .allocator
+                .clone()
+                .filter(|_| index == 0)
+                .map(MemoryReturn::new);
             let event_loop =
-                EventLoop::new(worker, poll, listener, admin, inbox, peers.clone(), start)?;
+                EventLoop::new(worker, poll, listeners, memory, inbox, peers.clone(), start)?;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("ws-worker-{index}"))

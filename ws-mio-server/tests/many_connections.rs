@@ -1,5 +1,6 @@
 //! The binary holds 10,000 concurrent connections; the memory each idle connection costs the
-//! server is measured from its resident set size in /proc and printed.
+//! server is measured from its resident set size in /proc and printed. And the memory a burst
+//! took comes back once the burst is over.
 
 mod common;
 
@@ -70,5 +71,58 @@ fn holds_10000_idle_connections_under_1_kib_each() {
     assert!(
         per_connection < 1024.0,
         "{per_connection:.0} bytes per idle connection"
+    );
+}
+
+#[test]
+fn memory_a_burst_took_comes_back_once_it_is_over() {
+    let server = common::ServerProcess::spawn(
+        env!("CARGO_BIN_EXE_ws-mio-server"),
+        &["--workers", "2", "--mode", "echo", "--admin-listen", "off"],
+        &[],
+    );
+    let pid = server.child.id();
+    let warm: Vec<TcpStream> = (0..20).map(|_| open(server.addr)).collect();
+    drop(warm);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let idle = rss_bytes(pid);
+    // 100 clients that send up to 8 MiB of 64 KiB messages each and read nothing: the server
+    // queues their echoes up to the high-water mark (1 MiB) each, past what the kernel holds.
+    let frame = {
+        let mut f = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        f.extend_from_slice(&[7u8; 64 << 10]);
+        f
+    };
+    // Each client writes from a thread of its own until the server stops reading it.
+    let writers: Vec<_> = (0..100)
+        .map(|_| {
+            let mut client = open(server.addr);
+            let frame = frame.clone();
+            std::thread::spawn(move || {
+                client
+                    .set_write_timeout(Some(std::time::Duration::from_millis(500)))
+                    .unwrap();
+                for _ in 0..128 {
+                    if client.write_all(&frame).is_err() {
+                        break;
+                    }
+                }
+                client
+            })
+        })
+        .collect();
+    common::wait_until("the burst to be queued", || {
+        rss_bytes(pid) > idle + (64 << 20)
+    });
+    let peak = rss_bytes(pid);
+    let clients: Vec<TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    drop(clients);
+    // Within a few seconds of the burst, the server is back near its idle size.
+    common::wait_until("the memory to come back", || {
+        rss_bytes(pid) < idle + (16 << 20)
+    });
+    println!(
+        "server RSS: idle {idle}, burst {peak}, after {} bytes",
+        rss_bytes(pid)
     );
 }

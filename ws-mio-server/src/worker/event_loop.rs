@@ -5,6 +5,7 @@
 use super::remote::{Offered, Peer, Remote};
 use super::{Io, Key, Listener, Worker};
 use crate::handler::Handler;
+use crate::memory::MemoryReturn;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
@@ -37,6 +38,12 @@ enum Drain {
     UntilEnd,
 }
 
+/// The listeners a worker accepts from.
+pub(crate) struct Listeners {
+    pub(crate) public: TcpListener,
+    pub(crate) admin: Option<TcpListener>,
+}
+
 /// A worker with its sockets.
 pub(crate) struct EventLoop<H: Handler> {
     worker: Worker<H>,
@@ -52,6 +59,8 @@ pub(crate) struct EventLoop<H: Handler> {
     read_buf: Vec<u8>,
     /// Connections that used their read budget with input left: read again next round.
     unfinished: Vec<Key>,
+    /// The first worker gives freed memory back after bursts ([`crate::memory`]).
+    memory: Option<MemoryReturn>,
     start: Instant,
 }
 
@@ -59,12 +68,16 @@ impl<H: Handler> EventLoop<H> {
     pub(crate) fn new(
         worker: Worker<H>,
         poll: Poll,
-        mut listener: TcpListener,
-        mut admin: Option<TcpListener>,
+        listeners: Listeners,
+        memory: Option<MemoryReturn>,
         inbox: Receiver<Remote>,
         peers: Arc<[Peer]>,
         start: Instant,
     ) -> io::Result<EventLoop<H>> {
+        let Listeners {
+            public: mut listener,
+            mut admin,
+        } = listeners;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         if let Some(admin) = &mut admin {
@@ -82,6 +95,7 @@ impl<H: Handler> EventLoop<H> {
             peers,
             read_buf: vec![0; READ_BUFFER],
             unfinished: Vec::new(),
+            memory,
             start,
         })
     }
@@ -95,8 +109,11 @@ impl<H: Handler> EventLoop<H> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.unfinished.is_empty() {
-                self.worker
-                    .poll_timeout()
+                let check = self.memory.as_ref().and_then(MemoryReturn::next_check);
+                [self.worker.poll_timeout(), check]
+                    .into_iter()
+                    .flatten()
+                    .min()
                     .map(|at| at.saturating_sub(self.now()))
             } else {
                 Some(Duration::ZERO)
@@ -134,6 +151,12 @@ impl<H: Handler> EventLoop<H> {
             }
             self.worker.handle_time(now);
             self.settle(now);
+            if let Some(memory) = &mut self.memory {
+                if !events.is_empty() {
+                    memory.note_activity();
+                }
+                memory.run(now, events.is_empty());
+            }
             if self.worker.is_draining() {
                 if let Some(mut listener) = self.listener.take() {
                     let _ = self.poll.registry().deregister(&mut listener);
