@@ -228,6 +228,7 @@ mod tests {
             let default = match cell {
                 "none" | "all" => None,
                 "cores" => Some(cores.to_string()),
+                "half of RAM" => Some(ws_mio_server::config::half_the_memory().to_string()),
                 text => Some(if let Some(mib) = text.strip_suffix(" MiB") {
                     (mib.parse::<u64>().unwrap() << 20).to_string()
                 } else if let Some(kib) = text.strip_suffix(" KiB") {

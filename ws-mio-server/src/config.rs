@@ -132,10 +132,29 @@ pub struct Config {
     #[arg(long, env = "WS_COMPRESSION_LEVEL", default_value_t = 6)]
     #[arg(value_name = "LEVEL")]
     pub compression_level: u32,
+    /// Heap bytes the server may hold for all its connections together (queues, partial
+    /// messages, compression state); past it, new connections are refused with 503 and the
+    /// connections holding more than their share are dropped, largest first. The default is
+    /// half the machine's memory.
+    #[arg(long, env = "WS_MEMORY_BUDGET", default_value_t = half_the_memory())]
+    #[arg(value_name = "BYTES")]
+    pub memory_budget: u64,
     /// The most rooms that may exist at once on the server; a join that would create one
     /// more is refused.
     #[arg(long, env = "WS_MAX_ROOMS", default_value_t = 10_000, value_name = "N")]
     pub max_rooms: usize,
+}
+
+/// Half of the machine's memory (from /proc/meminfo), or 1 GiB where that cannot be read.
+pub fn half_the_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 2)
+        })
+        .unwrap_or(1 << 30)
 }
 
 fn one_per_core() -> usize {
@@ -313,6 +332,7 @@ mod tests {
             compression_min_size: 64,
             compression_level: 6,
             max_rooms: 10_000,
+            memory_budget: half_the_memory(),
             admin_listen: OptionalAddr(Some("127.0.0.1:9002".parse().unwrap())),
         };
         assert_eq!(config, expected);

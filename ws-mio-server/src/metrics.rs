@@ -20,6 +20,9 @@ macro_rules! counters {
             pub connections_open: AtomicI64,
             /// Bytes queued for sending, all connections (gauge).
             pub queued_bytes: AtomicI64,
+            /// Heap bytes held for connections: queues, partial messages, input waiting,
+            /// compression state (gauge; what the memory budget counts).
+            pub held_bytes: AtomicI64,
             /// Closes by code, in the order of [`COUNTED_CLOSE_CODES`], then "other".
             pub closes_by_code: [AtomicU64; COUNTED_CLOSE_CODES.len() + 1],
         }
@@ -32,6 +35,8 @@ macro_rules! counters {
             pub connections_open: i64,
             /// Bytes queued for sending, all connections.
             pub queued_bytes: i64,
+            /// Heap bytes held for connections.
+            pub held_bytes: i64,
             /// Closes by code, in the order of [`COUNTED_CLOSE_CODES`], then "other".
             pub closes_by_code: [u64; COUNTED_CLOSE_CODES.len() + 1],
         }
@@ -41,6 +46,7 @@ macro_rules! counters {
                 $(self.$name += w.$name.load(Ordering::Relaxed);)*
                 self.connections_open += w.connections_open.load(Ordering::Relaxed);
                 self.queued_bytes += w.queued_bytes.load(Ordering::Relaxed);
+                self.held_bytes += w.held_bytes.load(Ordering::Relaxed);
                 for (sum, c) in self.closes_by_code.iter_mut().zip(&w.closes_by_code) {
                     *sum += c.load(Ordering::Relaxed);
                 }
@@ -58,6 +64,8 @@ macro_rules! counters {
                 let _ = writeln!(out, "ws_connections_open {}", self.connections_open);
                 out.push_str("# HELP ws_queued_bytes Bytes queued for sending.\n# TYPE ws_queued_bytes gauge\n");
                 let _ = writeln!(out, "ws_queued_bytes {}", self.queued_bytes);
+                out.push_str("# HELP ws_held_bytes Heap bytes held for connections (what the memory budget counts).\n# TYPE ws_held_bytes gauge\n");
+                let _ = writeln!(out, "ws_held_bytes {}", self.held_bytes);
                 out.push_str("# HELP ws_closes_total Connections closed, by close code.\n# TYPE ws_closes_total counter\n");
                 for (i, n) in self.closes_by_code.iter().enumerate() {
                     let code = COUNTED_CLOSE_CODES.get(i).map_or("other".to_string(), |c| c.to_string());
@@ -88,6 +96,7 @@ counters! {
     idle_timeouts_total: "Connections closed for receiving nothing for the idle timeout.",
     protocol_errors_total: "Connections failed for a protocol violation by the peer.",
     inbox_drops_total: "Room messages and commands for a worker dropped because its inbox was full.",
+    memory_sheds_total: "Connections dropped, largest first, while the server was over its memory budget.",
 }
 
 impl WorkerMetrics {
@@ -124,6 +133,22 @@ impl Metrics {
 
     pub(crate) fn worker(&self, i: usize) -> Arc<WorkerMetrics> {
         self.workers[i].clone()
+    }
+
+    /// Heap bytes held for connections now, all workers (the memory budget's measure).
+    pub fn held_bytes(&self) -> i64 {
+        self.workers
+            .iter()
+            .map(|w| w.held_bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Open connections now, all workers.
+    pub fn connections_open(&self) -> i64 {
+        self.workers
+            .iter()
+            .map(|w| w.connections_open.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The sum over all workers now.

@@ -206,3 +206,32 @@ fn a_message_trickled_one_byte_per_frame_is_held_to_the_message_limit() {
     assert_eq!(server.held(trickler), 0);
     bystander_is_served(&mut server, bystander);
 }
+
+#[test]
+fn past_the_memory_budget_the_heaviest_are_dropped_and_newcomers_refused() {
+    let mut cfg = config();
+    // Room for about four full queues.
+    cfg.memory_budget = 4 * HIGH_WATER as u64;
+    let mut server = TestServer::new(cfg, Echo);
+    let bystander = server.connect("/");
+    let flooders: Vec<ClientId> = (0..8).map(|_| server.connect("/")).collect();
+    for &f in &flooders {
+        server.set_reading(f, false);
+        server.send_raw(f, &frames(1000, OpCode::Binary, &[1u8; 1000]));
+    }
+    let held: usize = flooders.iter().map(|&f| server.held(f)).sum();
+    let budget = 4 * HIGH_WATER + budget(1000);
+    assert!(held <= budget, "{held} held by the flooders");
+    let dropped = flooders
+        .iter()
+        .filter(|&&f| server.server_closed(f))
+        .count();
+    assert!(dropped >= 3, "{dropped} flooders dropped");
+    assert_eq!(server.snapshot().memory_sheds_total, dropped as u64);
+    // The light connection was never a candidate.
+    bystander_is_served(&mut server, bystander);
+    // Once under the budget again, newcomers are welcome.
+    assert!(server.metrics().held_bytes() <= 4 * HIGH_WATER as i64);
+    let newcomer = server.connect("/");
+    assert!(server.is_open(newcomer));
+}

@@ -117,10 +117,9 @@ fn memory_a_burst_took_comes_back_once_it_is_over() {
     let peak = rss_bytes(pid);
     let clients: Vec<TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     drop(clients);
-    // Within a few seconds of the burst, the server is back near its idle size.
-    common::wait_until("the memory to come back", || {
-        rss_bytes(pid) < idle + (16 << 20)
-    });
+    // Within a few seconds of the burst, at least three quarters of what it took are back.
+    let near_idle = idle + (peak - idle) / 4;
+    common::wait_until("the memory to come back", || rss_bytes(pid) < near_idle);
     println!(
         "server RSS: idle {idle}, burst {peak}, after {} bytes",
         rss_bytes(pid)

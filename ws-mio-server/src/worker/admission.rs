@@ -52,8 +52,8 @@ impl Admission {
     }
 
     /// Counts a connection from `ip` against the limits, or says why not.
-    pub(crate) fn reserve(&self, ip: IpAddr, draining: bool) -> Result<(), Refusal> {
-        if draining {
+    pub(crate) fn reserve(&self, ip: IpAddr, unavailable: bool) -> Result<(), Refusal> {
+        if unavailable {
             return Err(Refusal::Unavailable);
         }
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.max_connections {

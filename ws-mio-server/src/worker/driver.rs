@@ -97,6 +97,8 @@ pub(crate) struct Driver<C> {
     pub(crate) reported_queue: usize,
     /// Since when its queue has been at or past the high-water mark, if it is.
     pub(crate) backlogged_since: Option<Duration>,
+    /// The held bytes last added to the worker's gauge (see [`Self::held`]).
+    pub(crate) reported_held: usize,
 }
 
 impl<C> Driver<C> {
@@ -127,6 +129,7 @@ impl<C> Driver<C> {
             ending: Ending::default(),
             reported_queue: 0,
             backlogged_since: None,
+            reported_held: 0,
         }
     }
 

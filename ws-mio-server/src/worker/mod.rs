@@ -17,10 +17,12 @@
 //! answers: metrics, health, readiness), [`driver`] (one connection's state
 //! and decisions), [`dispatch`] (engine events to the handler, its commands carried out),
 //! [`fanout`] (rooms, encode once, compress once), [`timers`] (heartbeats and deadlines),
-//! [`drain`] (graceful shutdown), [`remote`] (what crosses between workers).
+//! [`drain`] (graceful shutdown), [`budget`] (the server's memory budget), [`remote`] (what
+//! crosses between workers).
 
 mod admin;
 pub(crate) mod admission;
+mod budget;
 mod dispatch;
 mod drain;
 pub(crate) mod driver;
@@ -179,8 +181,9 @@ impl<H: Handler> Worker<H> {
         match origin {
             Listener::Public => {
                 add(&self.metrics.connections_accepted_total, 1);
-                let draining = self.drain_deadline.is_some();
-                if let Err(refusal) = self.services.admission.reserve(peer.ip(), draining) {
+                // Draining or over the memory budget: like a full server.
+                let unavailable = self.drain_deadline.is_some() || self.over_budget();
+                if let Err(refusal) = self.services.admission.reserve(peer.ip(), unavailable) {
                     add(&self.metrics.connections_refused_total, 1);
                     return Err(refusal.response().encode());
                 }
@@ -227,6 +230,8 @@ impl<H: Handler> Worker<H> {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.check_backpressure(self.config.high_water_mark);
         }
+        self.account(key);
+        self.enforce_budget();
     }
 
     /// The peer ended its stream. It may have closed only its sending side: what is queued for
@@ -253,6 +258,7 @@ impl<H: Handler> Worker<H> {
         self.now = now;
         self.fire_timers();
         self.check_drain();
+        self.enforce_budget();
     }
 
     /// A message from another worker or the server handle.
@@ -309,6 +315,10 @@ impl<H: Handler> Worker<H> {
             .queued_bytes
             .fetch_add(delta, Ordering::Relaxed);
         let backlog_started = conn.track_backlog(self.now, self.config.high_water_mark);
+        self.account(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         match conn.after_write(self.config.high_water_mark) {
             AfterWrite::Continue if backlog_started => self.arm_timer(key),
             AfterWrite::Continue => {}
@@ -416,6 +426,9 @@ impl<H: Handler> Worker<H> {
         self.metrics
             .queued_bytes
             .fetch_sub(conn.reported_queue as i64, Ordering::Relaxed);
+        self.metrics
+            .held_bytes
+            .fetch_sub(conn.reported_held as i64, Ordering::Relaxed);
         // What `on_close` asked, once the connection is gone: a reply to it goes nowhere.
         self.apply_commands();
         match conn.origin {
