@@ -20,5 +20,7 @@ fn main() -> ExitCode {
     };
     let chat = Chat::new(options.chat);
     let hooks = malloc_tuning::hooks();
-    process::serve("ws-chat", Server::start_with(options.server, chat, hooks))
+    process::serve("ws-chat", || {
+        Server::start_with(options.server, chat, hooks)
+    })
 }

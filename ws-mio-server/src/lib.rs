@@ -53,7 +53,7 @@ pub use handler::{
     MessageRef, OpenDecision, OpenRequest,
 };
 pub use metrics::{Metrics, Snapshot};
-pub use server::{Hooks, Server, ServerHandle};
+pub use server::{Hooks, Server, ServerHandle, ShutdownSignals};
 
 /// The seam for a cross-instance bus (Redis pub/sub, say): every room message published on
 /// this instance is also handed to the bus, which delivers messages from other instances with

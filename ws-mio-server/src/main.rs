@@ -51,9 +51,8 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let hooks = malloc_tuning::hooks();
-    let server = match options.mode {
+    process::serve("ws-mio-server", || match options.mode {
         Mode::Echo => Server::start_with(options.server, Echo, hooks),
         Mode::Broadcast => Server::start_with(options.server, Broadcast, hooks),
-    };
-    process::serve("ws-mio-server", server)
+    })
 }

@@ -12,12 +12,13 @@
 //!         Ok(config) => config,
 //!         Err(code) => return code,
 //!     };
-//!     process::serve("my-server", Server::start(config, Echo))
+//!     process::serve("my-server", || Server::start(config, Echo))
 //! }
 //! ```
 
 use crate::config::layered::ResolveError;
 use crate::config::ConfigError;
+use crate::server::ShutdownSignals;
 use crate::Server;
 use std::io;
 use std::process::ExitCode;
@@ -47,10 +48,14 @@ pub fn configuration<T>(name: &str, loaded: Result<T, ConfigError>) -> Result<T,
     }
 }
 
-/// Runs a started server until SIGINT or SIGTERM and its graceful shutdown; a failure to start
-/// or to run is reported as `name: error` with status 1.
-pub fn serve(name: &str, server: io::Result<Server>) -> ExitCode {
-    match server.and_then(Server::run_until_signal) {
+/// Starts a server with `start` and runs it until SIGINT or SIGTERM and its graceful shutdown
+/// (a second signal ends the process at once); a failure to start or to run is reported as
+/// `name: error` with status 1. The signals are caught before the server starts, so one that
+/// comes while it starts still shuts it down gracefully.
+pub fn serve(name: &str, start: impl FnOnce() -> io::Result<Server>) -> ExitCode {
+    let run = ShutdownSignals::install()
+        .and_then(|signals| start().and_then(|server| server.run_until(signals)));
+    match run {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");

@@ -149,22 +149,49 @@ impl Server {
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully: stop accepting, close every
-    /// connection with 1001, wait for the closing handshakes up to the drain timeout.
+    /// connection with 1001, wait for the closing handshakes up to the drain timeout. A second
+    /// signal ends the process at once (exit status 128 + the signal). A signal that comes
+    /// before this is called has its default effect; a program that must not lose one installs
+    /// the handling before it starts the server, as [`crate::process::serve`] does.
     pub fn run_until_signal(self) -> io::Result<()> {
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ])?;
+        self.run_until(ShutdownSignals::install()?)
+    }
+
+    /// [`Self::run_until_signal`] with signal handling installed earlier.
+    pub fn run_until(self, signals: ShutdownSignals) -> io::Result<()> {
+        let mut signals = signals.0;
         let handle = self.handle();
         std::thread::Builder::new()
             .name("ws-signals".into())
             .spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    tracing::info!(signal, "shutting down");
-                    handle.shutdown();
+                for (n, signal) in signals.forever().enumerate() {
+                    if n == 0 {
+                        tracing::info!(signal, "shutting down");
+                        handle.shutdown();
+                    } else {
+                        tracing::warn!(signal, "second signal: exiting without waiting");
+                        std::process::exit(128 + signal);
+                    }
                 }
             })?;
         self.join()
+    }
+}
+
+/// SIGINT and SIGTERM caught (from [`Self::install`] on) for a graceful shutdown, to give
+/// to [`Server::run_until`].
+#[derive(Debug)]
+pub struct ShutdownSignals(signal_hook::iterator::Signals);
+
+impl ShutdownSignals {
+    /// Catches SIGINT and SIGTERM from now on: one that comes while the server starts waits
+    /// for it instead of killing the process.
+    pub fn install() -> io::Result<ShutdownSignals> {
+        signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map(ShutdownSignals)
     }
 }
 

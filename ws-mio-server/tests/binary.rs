@@ -42,6 +42,22 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
 }
 
 #[test]
+fn a_second_signal_ends_the_drain_at_once() {
+    let args = ["--mode", "echo", "--admin-listen", "off", "--drain-timeout", "60"];
+    let mut server = ServerProcess::spawn(BINARY, &args, &[]);
+    // A client that never reads, so never answers the close frame, keeps the drain waiting
+    // (up to the close timeout, 5 s).
+    let _deaf = TestClient::connect(server.addr, "/");
+    let mut observer = TestClient::connect(server.addr, "/");
+    server.signal("TERM");
+    // The first signal was taken: the drain has begun.
+    observer.expect_close(CloseCode::GOING_AWAY);
+    server.signal("TERM");
+    // 128 + SIGTERM, long before the drain timeout.
+    assert_eq!(server.wait(), Some(143));
+}
+
+#[test]
 fn environment_variables_configure_the_binary() {
     let env = [
         ("WS_LISTEN", "127.0.0.1:0"),
