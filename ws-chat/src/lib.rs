@@ -464,6 +464,7 @@ impl Handler for Chat {
                 "text/html; charset=utf-8",
                 INDEX_HTML.as_bytes().to_vec(),
             ),
+            "/ws" => HttpResponse::upgrade_required(),
             _ => HttpResponse::text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }

@@ -351,6 +351,12 @@ fn the_page_on_the_public_port_health_and_metrics_on_the_admin_port() {
             "public {path}: {public}"
         );
     }
+    // A plain request for the WebSocket endpoint is told to upgrade (RFC 6455 section 4.4).
+    let plain = http(addr, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        plain.starts_with("HTTP/1.1 426 ") && plain.contains("Upgrade: websocket\r\n"),
+        "{plain}"
+    );
     let admin = handle
         .admin_addr()
         .expect("the test config has an admin listener");

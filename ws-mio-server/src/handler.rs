@@ -146,6 +146,19 @@ impl HttpResponse {
         }
     }
 
+    /// 426 Upgrade Required, with `Upgrade: websocket` and `Sec-WebSocket-Version: 13`: the
+    /// answer to a plain request for a WebSocket path (RFC 6455 section 4.4).
+    pub fn upgrade_required() -> HttpResponse {
+        let mut response = HttpResponse::text(
+            StatusCode::UPGRADE_REQUIRED,
+            "this is a WebSocket endpoint: upgrade to websocket\n",
+        );
+        for (name, value) in ws_proto::UPGRADE_REQUIRED_HEADERS {
+            response = response.header(name, value);
+        }
+        response
+    }
+
     /// The response with one more header.
     ///
     /// ```
@@ -425,6 +438,11 @@ impl Handler for Echo {
         true
     }
 
+    /// Every path is a WebSocket endpoint: a plain request gets 426.
+    fn on_http(&self, _: &Request) -> HttpResponse {
+        HttpResponse::upgrade_required()
+    }
+
     fn on_message_ref(&self, ctx: &mut Context<'_>, _: &mut (), message: MessageRef<'_>) {
         ctx.reply_ref(message);
     }
@@ -454,5 +472,10 @@ impl Handler for Broadcast {
 
     fn on_message(&self, ctx: &mut Context<'_>, _: &mut (), message: Message) {
         ctx.publish(Self::ROOM, message);
+    }
+
+    /// Every path is a WebSocket endpoint: a plain request gets 426.
+    fn on_http(&self, _: &Request) -> HttpResponse {
+        HttpResponse::upgrade_required()
     }
 }

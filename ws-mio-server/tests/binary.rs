@@ -20,7 +20,7 @@ fn the_admin_listener_answers_on_its_own_port() {
     let ready = common::http(admin, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ready.starts_with("HTTP/1.1 200 "), "{ready}");
     let public = common::http(server.addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(public.starts_with("HTTP/1.1 404 "), "{public}");
+    assert!(public.starts_with("HTTP/1.1 426 "), "{public}");
 }
 
 #[test]
@@ -43,7 +43,14 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
 
 #[test]
 fn a_second_signal_ends_the_drain_at_once() {
-    let args = ["--mode", "echo", "--admin-listen", "off", "--drain-timeout", "60"];
+    let args = [
+        "--mode",
+        "echo",
+        "--admin-listen",
+        "off",
+        "--drain-timeout",
+        "60",
+    ];
     let mut server = ServerProcess::spawn(BINARY, &args, &[]);
     // A client that never reads, so never answers the close frame, keeps the drain waiting
     // (up to the close timeout, 5 s).

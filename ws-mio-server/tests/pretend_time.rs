@@ -293,11 +293,14 @@ fn the_admin_listener_alone_serves_metrics_health_and_readiness() {
             "admin {path}: {answer}"
         );
         assert!(answer.contains(body), "admin {path}: {answer}");
-        // The public listener leaves every path to the handler (404 from Echo's default).
+        // The public listener leaves every path to the handler: for the echo server every path
+        // is a WebSocket endpoint, so a plain request gets 426 (RFC 6455 section 4.4).
         let public = server.connect_raw();
         let answer = exchange(&mut server, public, &get(path));
         assert!(
-            answer.starts_with("HTTP/1.1 404 "),
+            answer.starts_with("HTTP/1.1 426 ")
+                && answer.contains("Upgrade: websocket\r\n")
+                && answer.contains("Sec-WebSocket-Version: 13\r\n"),
             "public {path}: {answer}"
         );
     }

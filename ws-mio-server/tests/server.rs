@@ -391,8 +391,19 @@ fn bad_handshakes_get_their_http_status_and_plain_http_reaches_the_hook() {
     let answer = http(addr, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
     assert!(answer.contains("Sec-WebSocket-Version: 13\r\n"));
+    // Echo's hook: every path is a WebSocket endpoint, so a plain GET is told to upgrade.
     let answer = http(addr, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    // An upgrade with a body, or a second key, is refused (RFC 6455 section 4.1, 4.2.1).
+    let upgrade = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    for extra in [
+        "Content-Length: 2\r\n\r\nhi",
+        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n",
+    ] {
+        let answer = http(addr, &format!("{upgrade}{extra}"));
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{extra}: {answer}");
+    }
     let huge = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(20_000)

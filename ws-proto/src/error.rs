@@ -214,6 +214,12 @@ pub enum HandshakeError {
     UnsupportedVersion,
     /// Section 4.2.1 item 5: Sec-WebSocket-Key must be base64 of 16 bytes.
     InvalidKey,
+    /// Section 4.2.1: a header the request must carry once (`Host`, `Sec-WebSocket-Key`,
+    /// `Sec-WebSocket-Version`, `Origin`, `Authorization`) came more than once; which one.
+    DuplicateHeader(&'static str),
+    /// The opening handshake is a GET with no body (section 4.1); a `Content-Length` other than
+    /// 0 or a `Transfer-Encoding` would have its body read as WebSocket frames.
+    UnexpectedBody,
     /// Section 4.1 item 1: the server answered with another status than 101 (the status).
     NotSwitchingProtocols(StatusCode),
     /// Section 4.1 item 4: Sec-WebSocket-Accept is missing or does not match the key.
@@ -224,6 +230,11 @@ pub enum HandshakeError {
     /// parameters the client cannot accept.
     UnofferedExtension,
 }
+
+/// The headers of a 426 answer: the protocol to upgrade to and its version (RFC 6455 section
+/// 4.4, RFC 9110 section 15.5.22).
+pub const UPGRADE_REQUIRED_HEADERS: &[(&str, &str)] =
+    &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")];
 
 impl HandshakeError {
     /// The HTTP status a server answers this error with, or `None` for errors a client finds
@@ -246,18 +257,21 @@ impl HandshakeError {
             | HandshakeError::MissingHost
             | HandshakeError::MissingUpgrade
             | HandshakeError::MissingConnectionUpgrade
-            | HandshakeError::InvalidKey => StatusCode::BAD_REQUEST,
+            | HandshakeError::InvalidKey
+            | HandshakeError::DuplicateHeader(_)
+            | HandshakeError::UnexpectedBody => StatusCode::BAD_REQUEST,
             _ => return None,
         })
     }
 
     /// The HTTP response a server sends for this error: the status (400 for an error that has
-    /// none), `Sec-WebSocket-Version: 13` with 426 (section 4.4), `Allow: GET` with 405, and a
-    /// short text body naming the rule.
+    /// none), `Upgrade: websocket` and `Sec-WebSocket-Version: 13` with 426 (section 4.4; RFC
+    /// 9110 section 15.5.22 asks for the Upgrade header), `Allow: GET` with 405, and a short
+    /// text body naming the rule.
     pub fn response(&self) -> alloc::vec::Vec<u8> {
         let status = self.status().unwrap_or(StatusCode::BAD_REQUEST);
         let extra: &[(&str, &str)] = match status {
-            StatusCode::UPGRADE_REQUIRED => &[("Sec-WebSocket-Version", "13")],
+            StatusCode::UPGRADE_REQUIRED => UPGRADE_REQUIRED_HEADERS,
             StatusCode::METHOD_NOT_ALLOWED => &[("Allow", "GET")],
             _ => &[],
         };
@@ -293,6 +307,12 @@ impl fmt::Display for HandshakeError {
             HandshakeError::InvalidKey => f.write_str(
                 "Sec-WebSocket-Key must be the base64 of 16 bytes (RFC 6455 section 4.2.1)",
             ),
+            HandshakeError::DuplicateHeader(name) => {
+                write!(f, "{name} must appear once (RFC 6455 section 4.2.1)")
+            }
+            HandshakeError::UnexpectedBody => {
+                f.write_str("the opening handshake has no body (RFC 6455 section 4.1)")
+            }
             HandshakeError::NotSwitchingProtocols(s) => {
                 write!(f, "server answered {s}, not 101 (RFC 6455 section 4.1)")
             }

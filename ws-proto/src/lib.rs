@@ -101,7 +101,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use connection::{Config, Connection, ConnectionState, EncodedFrame, Event};
-pub use error::{HandshakeError, ProtocolViolation, UsageError};
+pub use error::{HandshakeError, ProtocolViolation, UsageError, UPGRADE_REQUIRED_HEADERS};
 pub use http::StatusCode;
 pub use in_place::{InPlace, InPlaceEvent};
 pub use message::{Message, MessageChunk, MessageKind, Utf8Bytes};

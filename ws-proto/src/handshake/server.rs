@@ -185,6 +185,18 @@ impl Request {
         if self.minor_version < 1 {
             return Err(HandshakeError::HttpVersion);
         }
+        for name in SINGLE_HEADERS {
+            if self.header_values(name).nth(1).is_some() {
+                return Err(HandshakeError::DuplicateHeader(name));
+            }
+        }
+        let has_body = self.header("Transfer-Encoding").is_some()
+            || self
+                .header_values("Content-Length")
+                .any(|v| v.iter().any(|b| !b.is_ascii_whitespace() && *b != b'0'));
+        if has_body {
+            return Err(HandshakeError::UnexpectedBody);
+        }
         if self.header("Host").is_none() {
             return Err(HandshakeError::MissingHost);
         }
@@ -225,6 +237,18 @@ impl Request {
         })
     }
 }
+
+/// Headers an upgrade request carries at most once: several keys or versions leave the answer
+/// ambiguous (section 4.2.1), and an application must not act on one of several origins or
+/// credentials. `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` may repeat (their
+/// values are merged, section 4.3).
+const SINGLE_HEADERS: [&str; 5] = [
+    "Host",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Origin",
+    "Authorization",
+];
 
 /// A valid upgrade request: what the client offered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,6 +436,57 @@ mod tests {
         let response = String::from_utf8(err.response()).unwrap();
         assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
+        // RFC 9110 section 15.5.22: a 426 names the protocol to upgrade to.
+        assert!(response.contains("Upgrade: websocket\r\n"));
+    }
+
+    #[test]
+    fn rfc6455_4_2_1_a_key_version_host_origin_or_credential_sent_twice_is_refused() {
+        let lines = [
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            "Sec-WebSocket-Version: 13\r\n",
+            "Host: server.example.com\r\n",
+            "Origin: http://example.com\r\n",
+            "Authorization: Bearer x\r\n",
+        ];
+        for line in lines {
+            let name = line.split(':').next().unwrap();
+            // The header (again, if the request has it), in another case.
+            let extra = line.to_lowercase();
+            let times = if RFC_REQUEST.contains(name) { 1 } else { 2 };
+            let twice =
+                RFC_REQUEST.replace("\r\n\r\n", &format!("\r\n{}\r\n", extra.repeat(times)));
+            let err = parse(&twice).unwrap().upgrade().unwrap_err();
+            assert!(
+                matches!(err, HandshakeError::DuplicateHeader(n) if n.eq_ignore_ascii_case(name)),
+                "{name}: {err:?}"
+            );
+            assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+        }
+        // Protocols and extensions may repeat: their values are merged (section 4.3).
+        let more = RFC_REQUEST.replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Protocol: other\r\nSec-WebSocket-Extensions: a\r\nSec-WebSocket-Extensions: b\r\n\r\n",
+        );
+        let upgrade = parse(&more).unwrap().upgrade().unwrap();
+        assert_eq!(upgrade.protocols(), ["chat", "superchat", "other"]);
+        assert_eq!(upgrade.extensions().len(), 2);
+    }
+
+    #[test]
+    fn rfc6455_4_1_an_upgrade_request_with_a_body_is_refused() {
+        for header in [
+            "Content-Length: 5",
+            "Transfer-Encoding: chunked",
+            "content-length: 01",
+        ] {
+            let with_body = RFC_REQUEST.replace("\r\n\r\n", &format!("\r\n{header}\r\n\r\n"));
+            let err = parse(&with_body).unwrap().upgrade().unwrap_err();
+            assert_eq!(err, HandshakeError::UnexpectedBody, "{header}");
+            assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+        }
+        let empty = RFC_REQUEST.replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n");
+        assert!(parse(&empty).unwrap().upgrade().is_ok());
     }
 
     #[test]
