@@ -91,7 +91,15 @@ impl TimerWheel {
 
     /// When the next tick that may hold an entry is due, if any entry is scheduled.
     pub fn next_wakeup(&self) -> Option<Duration> {
-        (self.len > 0).then(|| self.resolution * (self.current + 1) as u32)
+        (self.len > 0).then(|| self.tick_time(self.current + 1))
+    }
+
+    /// The time at which `tick` begins, in full: a tick count past `u32::MAX` (497 days of
+    /// 10 ms ticks) must not wrap, or the loop would wake at once forever.
+    fn tick_time(&self, tick: u64) -> Duration {
+        let nanos = self.resolution.as_nanos() * tick as u128;
+        let secs = (nanos / 1_000_000_000).min(u64::MAX as u128) as u64;
+        Duration::new(secs, (nanos % 1_000_000_000) as u32)
     }
 
     /// Entries scheduled (live or stale).
@@ -112,6 +120,17 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_next_wakeup_does_not_wrap_after_2_pow_32_ticks() {
+        let mut wheel = TimerWheel::new(ms(10), 64);
+        // 500 days: past 2^32 ticks of 10 ms.
+        let now = Duration::from_secs(500 * 86_400);
+        wheel.advance(now, &mut Vec::new());
+        wheel.schedule(now + ms(25), 1, 0);
+        let next = wheel.next_wakeup().unwrap();
+        assert!(next > now && next <= now + ms(10), "{next:?} at {now:?}");
     }
 
     #[test]
