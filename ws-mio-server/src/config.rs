@@ -57,6 +57,16 @@ pub struct Config {
     #[arg(long, env = "WS_MAX_CONNECTIONS_PER_IP", default_value_t = 10_000)]
     #[arg(value_name = "N")]
     pub max_connections_per_ip: usize,
+    /// IPv6 clients count against the per-IP limit by this many leading bits of their address
+    /// (a host usually holds a whole /64); 128 counts each address on its own.
+    #[arg(
+        long,
+        env = "WS_IPV6_PREFIX_LEN",
+        default_value_t = 64,
+        value_name = "BITS"
+    )]
+    #[arg(value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_prefix_len: u8,
     /// Largest message accepted, in bytes; larger closes with 1009.
     #[arg(long, env = "WS_MAX_MESSAGE_SIZE", default_value_t = 16 << 20, value_name = "BYTES")]
     pub max_message_size: u64,
@@ -316,6 +326,7 @@ mod tests {
             workers: one_per_core(),
             max_connections: 100_000,
             max_connections_per_ip: 10_000,
+            ipv6_prefix_len: 64,
             max_message_size: 16 << 20,
             max_frame_size: 16 << 20,
             max_handshake_size: 16 << 10,

@@ -97,6 +97,7 @@ impl Services {
             admission: Arc::new(Admission::new(
                 config.max_connections,
                 config.max_connections_per_ip,
+                config.ipv6_prefix_len,
             )),
             rooms: Arc::new(RoomRegistry::new(config.max_rooms)),
             metrics: Metrics::new(workers),
