@@ -1,6 +1,11 @@
 //! Who a connection is: an HS256 token from the `token` query parameter, an
 //! `Authorization: Bearer` header or the `Sec-WebSocket-Protocol` offer `bearer, <token>`;
-//! or, with no secret configured, a guest with a chosen or generated name.
+//! or, with no secret configured, a guest with a chosen name or an unguessable generated one.
+//!
+//! A token's identity is its `sub` (RFC 7519 section 4.1.2), which must be a valid name; `name`
+//! is a display name and never an identity, so two users cannot share one by choosing the same
+//! `name`. `exp` is required; `exp` and `nbf` are checked with a small leeway for clock skew;
+//! `aud` and `iss` are checked when an audience or issuer is configured.
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -9,12 +14,26 @@ use ws_proto::handshake::server::{Request, Upgrade};
 /// A verified identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The user name.
+    /// The user name: the token's `sub`, or the guest's name.
     pub user: String,
     /// No token was needed.
     pub guest: bool,
-    /// The token came in `Sec-WebSocket-Protocol`, which must be answered with `bearer`.
-    pub via_protocol: bool,
+    /// The token came in `Sec-WebSocket-Protocol` after this offer (`bearer`, in the client's
+    /// case), which the answer must name exactly as offered.
+    pub via_protocol: Option<String>,
+}
+
+/// What a token must satisfy.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
+    /// The HS256 secret.
+    pub secret: Vec<u8>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway: u64,
+    /// The `aud` required, if any.
+    pub audience: Option<String>,
+    /// The `iss` required, if any.
+    pub issuer: Option<String>,
 }
 
 /// Why a handshake was refused.
@@ -27,8 +46,6 @@ pub enum AuthError {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
-    #[serde(default)]
-    name: Option<String>,
 }
 
 /// A user or room name: 1 to 32 letters, digits, `-`, `_` or `.`.
@@ -39,24 +56,34 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Finds the connection's identity.
+/// Finds the connection's identity: with `rules`, from a valid token; without, a guest
+/// named by `?name=` or `guest_name`.
 pub fn identify(
     request: &Request,
     upgrade: &Upgrade,
-    secret: Option<&[u8]>,
-    guest_seq: u64,
+    rules: Option<&TokenRules>,
+    guest_name: impl FnOnce() -> String,
 ) -> Result<Identity, AuthError> {
     let (token, via_protocol) = find_token(request, upgrade);
-    match secret {
-        Some(secret) => {
+    match rules {
+        Some(rules) => {
             let token = token.ok_or(AuthError::Unauthorized)?;
             let mut validation = Validation::new(Algorithm::HS256);
             validation.validate_exp = true;
-            validation.leeway = 0;
+            validation.validate_nbf = true;
+            validation.leeway = rules.leeway;
             validation.set_required_spec_claims(&["exp", "sub"]);
-            let data = decode::<Claims>(&token, &DecodingKey::from_secret(secret), &validation)
-                .map_err(|_| AuthError::Unauthorized)?;
-            let user = data.claims.name.unwrap_or(data.claims.sub);
+            match &rules.audience {
+                Some(audience) => validation.set_audience(&[audience]),
+                None => validation.validate_aud = false,
+            }
+            if let Some(issuer) = &rules.issuer {
+                validation.set_issuer(&[issuer]);
+            }
+            let key = DecodingKey::from_secret(&rules.secret);
+            let data =
+                decode::<Claims>(&token, &key, &validation).map_err(|_| AuthError::Unauthorized)?;
+            let user = data.claims.sub;
             if !valid_name(&user) {
                 return Err(AuthError::Unauthorized);
             }
@@ -70,7 +97,7 @@ pub fn identify(
             let user = request
                 .query_param("name")
                 .filter(|n| valid_name(n))
-                .unwrap_or_else(|| format!("guest-{guest_seq}"));
+                .unwrap_or_else(guest_name);
             Ok(Identity {
                 user,
                 guest: true,
@@ -80,15 +107,15 @@ pub fn identify(
     }
 }
 
-fn find_token(request: &Request, upgrade: &Upgrade) -> (Option<String>, bool) {
+fn find_token(request: &Request, upgrade: &Upgrade) -> (Option<String>, Option<String>) {
     if let Some(token) = request.query_param("token") {
-        return (Some(token), false);
+        return (Some(token), None);
     }
     if let Some(value) = request.header_str("Authorization") {
         let mut parts = value.trim().splitn(2, ' ');
         if let (Some(scheme), Some(token)) = (parts.next(), parts.next()) {
             if scheme.eq_ignore_ascii_case("bearer") {
-                return (Some(token.trim().to_string()), false);
+                return (Some(token.trim().to_string()), None);
             }
         }
     }
@@ -98,10 +125,10 @@ fn find_token(request: &Request, upgrade: &Upgrade) -> (Option<String>, bool) {
         .position(|p| p.eq_ignore_ascii_case("bearer"))
     {
         if let Some(token) = protocols.get(i + 1) {
-            return (Some(token.clone()), true);
+            return (Some(token.clone()), Some(protocols[i].clone()));
         }
     }
-    (None, false)
+    (None, None)
 }
 
 #[cfg(test)]

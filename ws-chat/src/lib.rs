@@ -14,7 +14,7 @@ pub mod rate;
 
 pub use options::Options;
 
-use auth::{identify, valid_name, AuthError};
+use auth::{identify, valid_name, AuthError, TokenRules};
 use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use rate::TokenBucket;
 use serde::{Deserialize, Serialize};
@@ -41,11 +41,28 @@ pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4008);
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct ChatConfig {
     /// HS256 secret for tokens: with one, a connection needs a valid token (401 otherwise);
-    /// without one, or with an empty one, everyone is a guest.
+    /// without one, everyone is a guest. An empty one is refused at start: it would verify
+    /// tokens anyone can sign.
     #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
     #[arg(value_name = "SECRET")]
-    #[serde(default, deserialize_with = "empty_is_none")]
+    #[serde(default)]
     pub jwt_secret: Option<String>,
+    /// Seconds of clock skew allowed on a token's `exp` and `nbf`.
+    #[arg(
+        long,
+        env = "WS_JWT_LEEWAY",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub jwt_leeway: u64,
+    /// The `aud` a token must carry (any, or none, when unset).
+    #[arg(long, env = "WS_JWT_AUDIENCE", value_name = "AUDIENCE")]
+    #[serde(default)]
+    pub jwt_audience: Option<String>,
+    /// The `iss` a token must carry (any, or none, when unset).
+    #[arg(long, env = "WS_JWT_ISSUER", value_name = "ISSUER")]
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
     /// Origins allowed to connect, comma-separated (403 for others); none allows all.
     #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     #[arg(value_name = "ORIGINS")]
@@ -84,16 +101,31 @@ impl Default for ChatConfig {
 impl ChatConfig {
     /// Checks the values a type cannot: a positive rate and a burst of at least one message.
     pub fn validate(&self) -> Result<(), ws_mio_server::config::ConfigError> {
+        use ws_mio_server::config::ConfigError::Invalid;
         if !(self.rate_limit > 0.0 && self.rate_burst >= 1.0) {
-            return Err(ws_mio_server::config::ConfigError::Invalid("rate_limit"));
+            return Err(Invalid("rate_limit"));
+        }
+        if self
+            .jwt_secret
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(Invalid(
+                "jwt_secret: it is set but empty (unset it to let everyone in as a guest)",
+            ));
         }
         Ok(())
     }
-}
 
-/// An empty secret is no secret, wherever it came from.
-fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+    /// What tokens must satisfy, if a secret is set.
+    fn token_rules(&self) -> Option<TokenRules> {
+        Some(TokenRules {
+            secret: self.jwt_secret.clone()?.into_bytes(),
+            leeway: self.jwt_leeway,
+            audience: self.jwt_audience.clone(),
+            issuer: self.jwt_issuer.clone(),
+        })
+    }
 }
 
 /// A map split into shards by key, each behind its own lock.
@@ -145,7 +177,12 @@ pub struct Chat {
     /// Recent messages, by room.
     history: Sharded<HashMap<String, VecDeque<RoomMessage>>>,
     next_message_id: AtomicU64,
+    /// Token checks, with a secret configured.
+    token_rules: Option<TokenRules>,
+    /// Guest names: a counter hashed with this process's random keys, so nobody can tell
+    /// the next one and take it first.
     next_guest: AtomicU64,
+    guest_names: RandomState,
     start: Instant,
 }
 
@@ -175,11 +212,13 @@ impl Chat {
     /// The chat with its settings.
     pub fn new(config: ChatConfig) -> Chat {
         Chat {
+            token_rules: config.token_rules(),
             config,
             users: Sharded::new(SHARDS),
             history: Sharded::new(SHARDS),
             next_message_id: AtomicU64::new(0),
             next_guest: AtomicU64::new(0),
+            guest_names: RandomState::new(),
             start: Instant::now(),
         }
     }
@@ -363,17 +402,22 @@ impl Handler for Chat {
             return OpenDecision::reject(StatusCode::NOT_FOUND, "the chat is at /ws\n");
         }
         if !self.config.allowed_origins.is_empty() {
-            let allowed = open
-                .request
-                .origin()
-                .is_some_and(|o| self.config.allowed_origins.iter().any(|a| a == o));
+            let allowed = open.request.origin().is_some_and(|o| {
+                self.config
+                    .allowed_origins
+                    .iter()
+                    .any(|a| a.trim() == o.trim())
+            });
             if !allowed {
                 return OpenDecision::reject(StatusCode::FORBIDDEN, "origin not allowed\n");
             }
         }
-        let guest_seq = self.next_guest.fetch_add(1, Ordering::Relaxed) + 1;
-        let secret = self.config.jwt_secret.as_deref().map(str::as_bytes);
-        let identity = match identify(open.request, open.upgrade, secret, guest_seq) {
+        let guest_name = || {
+            let n = self.next_guest.fetch_add(1, Ordering::Relaxed);
+            format!("guest-{:016x}", self.guest_names.hash_one(n))
+        };
+        let rules = self.token_rules.as_ref();
+        let identity = match identify(open.request, open.upgrade, rules, guest_name) {
             Ok(identity) => identity,
             Err(AuthError::Unauthorized) => {
                 let mut response =
@@ -390,9 +434,10 @@ impl Handler for Chat {
             admitted: false,
         };
         let decision = OpenDecision::accept(conn).user(&identity.user);
-        match identity.via_protocol {
-            true => decision.protocol("bearer"),
-            false => decision,
+        // The offer exactly as the client spelled it (`bearer`, `Bearer`).
+        match &identity.via_protocol {
+            Some(offered) => decision.protocol(offered),
+            None => decision,
         }
     }
 

@@ -179,14 +179,19 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_secret_is_none_wherever_it_comes_from() {
+    fn a_set_but_empty_secret_refuses_to_start_wherever_it_comes_from() {
+        let empty = |r: Result<Options, ConfigError>| matches!(r, Err(ConfigError::Invalid(m)) if m.starts_with("jwt_secret"));
         let path = file("secret", "jwt_secret = \"\"\n");
-        assert_eq!(load(&[], &[], Some(&path)).unwrap().chat.jwt_secret, None);
+        assert!(empty(load(&[], &[], Some(&path))), "in the file");
         let path = file("secret-set", "jwt_secret = \"f\"\n");
         let env = [("WS_JWT_SECRET", "")];
-        assert_eq!(load(&[], &env, Some(&path)).unwrap().chat.jwt_secret, None);
-        let options = load(&["--jwt-secret", ""], &[], Some(&path)).unwrap();
-        assert_eq!(options.chat.jwt_secret, None);
+        assert!(empty(load(&[], &env, Some(&path))), "in the environment");
+        assert!(
+            empty(load(&["--jwt-secret", " "], &[], Some(&path))),
+            "as a flag"
+        );
+        // Unset, it is guest mode.
+        assert_eq!(load(&[], &[], None).unwrap().chat.jwt_secret, None);
     }
 
     #[test]

@@ -22,11 +22,16 @@ fn start(chat: ChatConfig) -> (SocketAddr, ServerHandle, Server) {
 }
 
 fn token(sub: &str, expires_in: i64) -> String {
+    token_with(json!({ "sub": sub }), expires_in)
+}
+
+/// A token with these claims and an `exp` `expires_in` seconds from now.
+fn token_with(mut claims: Value, expires_in: i64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let claims = json!({ "sub": sub, "exp": now + expires_in });
+    claims["exp"] = json!(now + expires_in);
     encode(
         &Header::default(),
         &claims,
@@ -266,10 +271,101 @@ fn tokens_from_all_three_carriers_and_refusals() {
     stop(handle, server);
 }
 
+/// The user a token makes, or the status that refused it.
+fn welcomed_as(addr: SocketAddr, token: &str) -> Result<String, String> {
+    let answer = handshake_status(addr, "/ws", &format!("Authorization: Bearer {token}\r\n"));
+    if !answer.starts_with("HTTP/1.1 101 ") {
+        return Err(answer.lines().next().unwrap_or("").to_string());
+    }
+    let mut client = TestClient::connect(addr, &format!("/ws?token={token}"));
+    let welcome: Value = serde_json::from_str(&client.next_text()).unwrap();
+    Ok(welcome["user"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn rfc7519_identity_is_sub_nbf_aud_and_iss_are_checked() {
+    let (addr, handle, server) = start(ChatConfig {
+        jwt_secret: Some(SECRET.into()),
+        jwt_audience: Some("chat".into()),
+        jwt_issuer: Some("https://auth.example".into()),
+        ..ChatConfig::default()
+    });
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = |extra: Value| {
+        let mut c = json!({"sub": "frank", "aud": "chat", "iss": "https://auth.example"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    // `name` is a display name: it cannot take someone else's identity.
+    let t = token_with(claims(json!({"name": "alice"})), 300);
+    assert_eq!(welcomed_as(addr, &t), Ok("frank".to_string()));
+    // Not yet valid (past the 5 s leeway), a wrong audience or issuer: 401.
+    for extra in [
+        json!({"nbf": now + 60}),
+        json!({"aud": "other"}),
+        json!({"iss": "https://evil.example"}),
+    ] {
+        let t = token_with(claims(extra.clone()), 300);
+        let refused = welcomed_as(addr, &t).unwrap_err();
+        assert!(refused.starts_with("HTTP/1.1 401 "), "{extra}: {refused}");
+    }
+    // Within the leeway, a token just expired or not quite valid yet is taken.
+    let t = token_with(claims(json!({"nbf": now + 2})), -2);
+    assert_eq!(welcomed_as(addr, &t), Ok("frank".to_string()));
+    stop(handle, server);
+}
+
+#[test]
+fn a_capitalised_bearer_offer_is_answered_as_offered() {
+    let (addr, handle, server) = start(ChatConfig {
+        jwt_secret: Some(SECRET.into()),
+        ..ChatConfig::default()
+    });
+    let good = token("frank", 300);
+    let offer = format!("Sec-WebSocket-Protocol: Bearer, {good}\r\n");
+    let answer = handshake_status(addr, "/ws", &offer);
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    assert!(
+        answer.contains("Sec-WebSocket-Protocol: Bearer\r\n"),
+        "{answer}"
+    );
+    stop(handle, server);
+}
+
+#[test]
+fn guests_get_unguessable_distinct_names() {
+    let (addr, handle, server) = start(ChatConfig::default());
+    let name = |client: &mut TestClient| {
+        let welcome: Value = serde_json::from_str(&client.next_text()).unwrap();
+        welcome["user"].as_str().unwrap().to_string()
+    };
+    let mut a = TestClient::connect(addr, "/ws");
+    let mut b = TestClient::connect(addr, "/ws");
+    let (a, b) = (name(&mut a), name(&mut b));
+    assert_ne!(a, b);
+    for n in [&a, &b] {
+        let hex = n.strip_prefix("guest-").unwrap_or_else(|| panic!("{n}"));
+        assert!(
+            hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+            "{n}"
+        );
+    }
+    // Not a counter: the next name is not the last one plus one.
+    let parse = |n: &str| u64::from_str_radix(&n[6..], 16).unwrap();
+    assert_ne!(parse(&b), parse(&a).wrapping_add(1));
+    stop(handle, server);
+}
+
 #[test]
 fn origins_outside_the_allowlist_get_403() {
     let (addr, handle, server) = start(ChatConfig {
-        allowed_origins: vec!["https://chat.example".into()],
+        // Entries as a list in a variable often come: with spaces.
+        allowed_origins: vec![" https://chat.example".into()],
         ..ChatConfig::default()
     });
     let answer = handshake_status(addr, "/ws", "Origin: https://evil.example\r\n");
