@@ -36,7 +36,8 @@ pub trait Allocator: Send + Sync + 'static {
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Free memory held by the allocator past which it is trimmed even while the worker is busy.
 pub const HELD_FREE_LIMIT: usize = 64 << 20;
-/// Free memory held by the allocator past which an idle worker has it trimmed.
+/// Free memory held by the allocator past which a worker that went idle after a burst has it
+/// trimmed.
 pub const IDLE_HELD_FREE_LIMIT: usize = 1 << 20;
 
 /// When to check the allocator (after activity, once a second) and whether to trim.
@@ -82,11 +83,13 @@ impl MemoryReturn {
         self.last_check = now;
         // Still busy: check again next interval.
         self.active = !idle;
-        let grown = free.saturating_sub(self.free_after_trim);
         if idle {
-            grown > IDLE_HELD_FREE_LIMIT
+            // Once per burst (activity, then an idle check): what is free, whether or not an
+            // earlier trim already gave some of it back, since memory given back, used again
+            // and freed again looks the same to the allocator's statistics.
+            free > IDLE_HELD_FREE_LIMIT
         } else {
-            grown > HELD_FREE_LIMIT
+            free.saturating_sub(self.free_after_trim) > HELD_FREE_LIMIT
         }
     }
 
@@ -157,10 +160,15 @@ mod tests {
             "busy, over the limit"
         );
         memory.trimmed(65 * MIB);
-        // What was given back still counts as free: only growth past it counts.
+        // Busy: what was given back still counts as free, so only growth past it counts.
         memory.note_activity();
-        assert!(!memory.check(second(3), true, 65 * MIB + MIB / 2));
+        assert!(!memory.check(second(3), false, 100 * MIB), "busy, 35 MiB more");
+        assert!(memory.check(second(4), false, 130 * MIB), "busy, 65 MiB more");
+        // Idle after a burst: any free memory past a little, given back before or not.
         memory.note_activity();
-        assert!(memory.check(second(4), true, 67 * MIB), "idle, 2 MiB more");
+        assert!(memory.check(second(5), true, 65 * MIB));
+        assert!(!memory.due(second(7)), "no more checks until the next burst");
+        memory.note_activity();
+        assert!(!memory.check(second(8), true, MIB / 2), "idle, little free");
     }
 }
