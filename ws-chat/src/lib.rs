@@ -274,6 +274,10 @@ impl Chat {
                     }
                     Join::AlreadyMember => {}
                     Join::TooManyRooms => error(ctx, ErrorCode::Forbidden, "too many rooms", None),
+                    Join::RoomFull => error(ctx, ErrorCode::Forbidden, "the room is full", None),
+                    Join::TooManyJoined => {
+                        error(ctx, ErrorCode::Forbidden, "in too many rooms", None)
+                    }
                 }
             }
             ClientMessage::Leave { room } => match ctx.leave(&room) {

@@ -153,6 +153,18 @@ pub struct Config {
     /// more is refused.
     #[arg(long, env = "WS_MAX_ROOMS", default_value_t = 10_000, value_name = "N")]
     pub max_rooms: usize,
+    /// The most members one room may have; a join past it is refused.
+    #[arg(
+        long,
+        env = "WS_MAX_ROOM_MEMBERS",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub max_room_members: usize,
+    /// The most rooms one connection may be in; a join past it is refused.
+    #[arg(long, env = "WS_MAX_ROOMS_PER_CONNECTION", default_value_t = 64)]
+    #[arg(value_name = "N")]
+    pub max_rooms_per_connection: usize,
 }
 
 /// Half of the machine's memory (from /proc/meminfo), or 1 GiB where that cannot be read.
@@ -343,6 +355,8 @@ mod tests {
             compression_min_size: 64,
             compression_level: 6,
             max_rooms: 10_000,
+            max_room_members: 100_000,
+            max_rooms_per_connection: 64,
             memory_budget: half_the_memory(),
             admin_listen: OptionalAddr(Some("127.0.0.1:9002".parse().unwrap())),
         };

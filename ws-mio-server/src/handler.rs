@@ -306,6 +306,8 @@ pub struct Context<'a> {
     pub(crate) id: ConnId,
     pub(crate) user: Option<&'a Arc<str>>,
     pub(crate) rooms: &'a RoomRegistry,
+    /// Rooms the connection is in, with this call's joins and leaves.
+    pub(crate) joined: usize,
     pub(crate) commands: &'a mut Vec<Command>,
     /// The connection `id` itself, while a borrowed message is handled: replies go straight
     /// into its output queue.
@@ -320,7 +322,7 @@ impl<'a> Context<'a> {
     pub(crate) fn new(
         id: ConnId,
         user: Option<&'a Arc<str>>,
-        rooms: &'a RoomRegistry,
+        (rooms, joined): (&'a RoomRegistry, usize),
         commands: &'a mut Vec<Command>,
         direct: Option<&'a mut Connection>,
     ) -> Context<'a> {
@@ -328,6 +330,7 @@ impl<'a> Context<'a> {
             id,
             user,
             rooms,
+            joined,
             commands,
             direct,
             sent_directly: 0,
@@ -384,8 +387,9 @@ impl Context<'_> {
     /// Adds this connection to a room. Membership holds at once for every question asked of
     /// the server; messages published to the room after this call reach the connection.
     pub fn join(&mut self, room: &str) -> Join {
-        let (outcome, room) = self.rooms.join(room, self.id, self.user);
+        let (outcome, room) = self.rooms.join(room, self.id, self.user, self.joined);
         if let Some(room) = room {
+            self.joined += 1;
             self.commands.push(Command::Join(self.id, room));
         }
         outcome
@@ -395,6 +399,7 @@ impl Context<'_> {
     /// was its user's last connection there.
     pub fn leave(&mut self, room: &str) -> Option<LeftRoom> {
         let left = self.rooms.leave(room, self.id, self.user)?;
+        self.joined = self.joined.saturating_sub(1);
         self.commands
             .push(Command::Leave(self.id, left.room.clone()));
         Some(left)

@@ -26,6 +26,10 @@ pub enum Join {
     AlreadyMember,
     /// The room does not exist and the server holds as many rooms as it may.
     TooManyRooms,
+    /// The room holds as many members as a room may.
+    RoomFull,
+    /// The connection is in as many rooms as a connection may be.
+    TooManyJoined,
 }
 
 #[derive(Debug, Default)]
@@ -44,24 +48,35 @@ pub struct RoomRegistry {
     shards: Box<[Shard]>,
     hasher: RandomState,
     rooms: AtomicUsize,
-    max_rooms: usize,
+    limits: RoomLimits,
+}
+
+/// What the registry holds at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Rooms at once (a room exists while it has a member).
+    pub rooms: usize,
+    /// Members of one room.
+    pub members: usize,
+    /// Rooms one connection is in (its disconnect costs that many leaves).
+    pub per_connection: usize,
 }
 
 impl RoomRegistry {
-    /// A registry that holds at most `max_rooms` rooms at once (a room exists while it has a
-    /// member).
+    /// A registry within `limits`.
     ///
     /// ```
-    /// use ws_mio_server::rooms::RoomRegistry;
-    /// let rooms = RoomRegistry::new(10_000);
+    /// use ws_mio_server::rooms::{RoomLimits, RoomRegistry};
+    /// let limits = RoomLimits { rooms: 10_000, members: 100_000, per_connection: 64 };
+    /// let rooms = RoomRegistry::new(limits);
     /// assert_eq!(rooms.len(), 0);
     /// ```
-    pub fn new(max_rooms: usize) -> RoomRegistry {
+    pub fn new(limits: RoomLimits) -> RoomRegistry {
         RoomRegistry {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
             rooms: AtomicUsize::new(0),
-            max_rooms,
+            limits,
         }
     }
 
@@ -70,24 +85,37 @@ impl RoomRegistry {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds `conn` (of `user`) to `room`; with the outcome, the room's shared name when the
-    /// connection joined.
+    /// Adds `conn` (of `user`, in `joined` rooms already) to `room`; with the outcome, the
+    /// room's shared name when the connection joined.
     pub(crate) fn join(
         &self,
         room: &str,
         conn: ConnId,
         user: Option<&Arc<str>>,
+        joined: usize,
     ) -> (Join, Option<Arc<str>>) {
         let mut shard = self.shard(room);
         let (name, entry) = match shard.get_key_value(room) {
-            Some((name, _)) => {
+            Some((name, existing)) => {
+                if existing.conns.contains(&conn) {
+                    return (Join::AlreadyMember, None);
+                }
+                if joined >= self.limits.per_connection {
+                    return (Join::TooManyJoined, None);
+                }
+                if existing.conns.len() >= self.limits.members {
+                    return (Join::RoomFull, None);
+                }
                 let name = name.clone();
                 let entry = shard.get_mut(room).expect("present");
                 (name, entry)
             }
             None => {
+                if joined >= self.limits.per_connection {
+                    return (Join::TooManyJoined, None);
+                }
                 // Reserve the room's place first, so two workers cannot both take the last.
-                if self.rooms.fetch_add(1, Ordering::Relaxed) >= self.max_rooms {
+                if self.rooms.fetch_add(1, Ordering::Relaxed) >= self.limits.rooms {
                     self.rooms.fetch_sub(1, Ordering::Relaxed);
                     return (Join::TooManyRooms, None);
                 }
@@ -95,9 +123,7 @@ impl RoomRegistry {
                 (name.clone(), shard.entry(name).or_default())
             }
         };
-        if !entry.conns.insert(conn) {
-            return (Join::AlreadyMember, None);
-        }
+        entry.conns.insert(conn);
         let first_of_user = match user {
             Some(user) => {
                 let count = entry.users.entry(user.clone()).or_insert(0);
@@ -188,6 +214,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn registry(rooms: usize, members: usize, per_connection: usize) -> RoomRegistry {
+        RoomRegistry::new(RoomLimits {
+            rooms,
+            members,
+            per_connection,
+        })
+    }
+
     fn conn(slot: u32) -> ConnId {
         ConnId {
             worker: 0,
@@ -198,10 +232,10 @@ mod tests {
 
     #[test]
     fn presence_counts_users_not_connections() {
-        let rooms = RoomRegistry::new(10);
+        let rooms = registry(10, 10, 10);
         let alice: Arc<str> = Arc::from("alice");
-        let first = rooms.join("lobby", conn(1), Some(&alice)).0;
-        let second = rooms.join("lobby", conn(2), Some(&alice)).0;
+        let first = rooms.join("lobby", conn(1), Some(&alice), 0).0;
+        let second = rooms.join("lobby", conn(2), Some(&alice), 0).0;
         assert_eq!(
             first,
             Join::Joined {
@@ -215,7 +249,7 @@ mod tests {
             }
         );
         assert_eq!(
-            rooms.join("lobby", conn(2), Some(&alice)).0,
+            rooms.join("lobby", conn(2), Some(&alice), 0).0,
             Join::AlreadyMember
         );
         assert_eq!(rooms.users("lobby").unwrap(), vec![alice.clone()]);
@@ -238,20 +272,20 @@ mod tests {
 
     #[test]
     fn the_room_cap_refuses_new_rooms_only() {
-        let rooms = RoomRegistry::new(1);
+        let rooms = registry(1, 10, 10);
         assert!(matches!(
-            rooms.join("a", conn(1), None).0,
+            rooms.join("a", conn(1), None, 0).0,
             Join::Joined { .. }
         ));
-        assert_eq!(rooms.join("b", conn(1), None).0, Join::TooManyRooms);
+        assert_eq!(rooms.join("b", conn(1), None, 0).0, Join::TooManyRooms);
         assert!(matches!(
-            rooms.join("a", conn(2), None).0,
+            rooms.join("a", conn(2), None, 0).0,
             Join::Joined { .. }
         ));
         rooms.leave("a", conn(1), None);
         rooms.leave("a", conn(2), None);
         assert!(matches!(
-            rooms.join("b", conn(1), None).0,
+            rooms.join("b", conn(1), None, 0).0,
             Join::Joined { .. }
         ));
         assert_eq!(rooms.len(), 1);
@@ -262,15 +296,24 @@ mod tests {
         /// have members, and everyone who left is gone.
         #[test]
         fn the_record_matches_a_model(ops in proptest::collection::vec((0u32..6, 0u8..4, any::<bool>()), 1..200)) {
-            let rooms = RoomRegistry::new(3);
+            // At most 3 rooms, 3 members a room, 2 rooms a connection.
+            let rooms = registry(3, 3, 2);
             let mut model: HashMap<String, HashSet<u32>> = HashMap::new();
             for (c, r, join) in ops {
                 let name = format!("r{r}");
                 if join {
-                    let (outcome, _) = rooms.join(&name, conn(c), None);
+                    let joined = model.values().filter(|m| m.contains(&c)).count();
+                    let (outcome, _) = rooms.join(&name, conn(c), None, joined);
+                    let member = model.get(&name).is_some_and(|m| m.contains(&c));
                     match outcome {
-                        Join::Joined { .. } => { prop_assert!(model.entry(name).or_default().insert(c)); }
-                        Join::AlreadyMember => prop_assert!(model[&name].contains(&c)),
+                        Join::Joined { .. } => {
+                            prop_assert!(joined < 2);
+                            prop_assert!(model.get(&name).map_or(0, HashSet::len) < 3);
+                            prop_assert!(model.entry(name).or_default().insert(c));
+                        }
+                        Join::AlreadyMember => prop_assert!(member),
+                        Join::TooManyJoined => prop_assert!(!member && joined >= 2),
+                        Join::RoomFull => prop_assert!(!member && model[&name].len() >= 3),
                         Join::TooManyRooms => prop_assert!(model.len() >= 3 && !model.contains_key(&name)),
                     }
                 } else {

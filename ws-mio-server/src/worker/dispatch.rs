@@ -74,7 +74,7 @@ impl<H: Handler> Worker<H> {
                 let mut ctx = Context::new(
                     id,
                     conn.user.as_ref(),
-                    &self.services.rooms,
+                    (&self.services.rooms, conn.rooms.len()),
                     &mut self.commands,
                     Some(input.connection()),
                 );
@@ -165,7 +165,7 @@ impl<H: Handler> Worker<H> {
         let mut ctx = Context::new(
             id,
             conn.user.as_ref(),
-            &self.services.rooms,
+            (&self.services.rooms, conn.rooms.len()),
             &mut self.commands,
             None,
         );

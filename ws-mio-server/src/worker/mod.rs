@@ -35,7 +35,7 @@ mod upgrade;
 use crate::config::Config;
 use crate::handler::{CloseInfo, Command, ConnId, Handler};
 use crate::metrics::{add, Metrics, WorkerMetrics};
-use crate::rooms::RoomRegistry;
+use crate::rooms::{RoomLimits, RoomRegistry};
 use crate::timer::TimerWheel;
 use crate::Bus;
 use admission::{Admission, Refusal};
@@ -99,7 +99,11 @@ impl Services {
                 config.max_connections_per_ip,
                 config.ipv6_prefix_len,
             )),
-            rooms: Arc::new(RoomRegistry::new(config.max_rooms)),
+            rooms: Arc::new(RoomRegistry::new(RoomLimits {
+                rooms: config.max_rooms,
+                members: config.max_room_members,
+                per_connection: config.max_rooms_per_connection,
+            })),
             metrics: Metrics::new(workers),
             bus,
             workers,
