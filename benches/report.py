@@ -47,6 +47,10 @@ def fmt_rate(v):
 def fmt_bytes(v):
     if v is None:
         return "n/a"
+    if v < 0:
+        return "-" + fmt_bytes(-v)
+    if v >= 1 << 20:
+        return f"{v / (1 << 20):.1f} MiB"
     if v >= 1024:
         return f"{v / 1024:.1f} KiB"
     return f"{v:.0f} B"
@@ -143,6 +147,84 @@ def summarize(scenarios, runs):
         entry["target"] = check_target(sc, entry)
         out.append(entry)
     return out
+
+
+def summarize_attacks(scenarios, runs):
+    """Per attack scenario (ws-mio-server alone): the server's memory growth per attacker and
+    the bystanders' latency calm and under attack, medians over rounds."""
+    out = []
+    for sc in scenarios:
+        mine = [r for r in runs if r.get("labels", {}).get("scenario") == sc["id"]
+                and r.get("labels", {}).get("server") == OURS]
+        ok = [r for r in mine if "error" not in r]
+        entry = {k: sc[k] for k in ("id", "title", "metric", "unit")}
+        entry["rounds"] = len(ok)
+        entry["errors"] = [r["error"] for r in mine if "error" in r]
+        if not ok:
+            out.append(entry)
+            continue
+        growth = [r.get("rss_growth_per_attacker_bytes") for r in ok]
+        growth = [g for g in growth if g is not None]
+        lat = lambda window, q: median([r.get(window, {}).get(q) for r in ok])
+        rate = lambda window: median([r.get("deliveries_per_sec", {}).get(window) for r in ok])
+        entry.update({
+            "attack_kind": ok[0].get("params", {}).get("kind"),
+            "attackers": ok[0].get("params", {}).get("attackers"),
+            "bystanders": ok[0].get("params", {}).get("bystanders"),
+            "growth_per_attacker": median(growth),
+            "growth_min": min(growth, default=None),
+            "growth_max": max(growth, default=None),
+            "retained_per_attacker": median([r.get("rss_retained_per_attacker_bytes") for r in ok]),
+            "budget_per_attacker": median([r.get("budget_per_attacker_bytes") for r in ok]),
+            "over_budget_rounds": sum(1 for r in ok if r.get("over_budget")),
+            "calm_p50_us": lat("calm", "p50"), "calm_p99_us": lat("calm", "p99"),
+            "attack_p50_us": lat("attack", "p50"), "attack_p99_us": lat("attack", "p99"),
+            "p99_ratio": median([r.get("bystander_p99_ratio") for r in ok]),
+            "calm_deliveries_per_sec": rate("calm"), "attack_deliveries_per_sec": rate("attack"),
+            "bystanders_closed": sum(sum((r.get("bystanders_closed") or {}).values()) for r in ok),
+            "attackers_closed_by_server": median([r.get("attackers", {}).get("closed_by_server") for r in ok]),
+            "server_cpu": median([r.get("server_cpu") for r in ok]),
+            "loadgen_cpu": median([r.get("loadgen_cpu") for r in ok]),
+        })
+        out.append(entry)
+    return out
+
+
+def attack_section(attacks):
+    if not attacks:
+        return []
+    lines = ["", "## Hostile clients (ws-mio-server)", "",
+             "Attackers beside ordinary clients (bystanders, one message in flight each), "
+             "`ws-load attack`; medians over rounds. *RSS growth* is the server's peak resident "
+             "memory during the attack over its memory before, per attacker; *budget* what the "
+             "server may hold for one attacker by design (its queue up to the high-water mark "
+             "plus the largest message, doubled for a growing buffer, and two reads; for a "
+             "deflate bomb the message limit); *after* what it still held per attacker once the "
+             "attackers had left and the bystanders had gone quiet. Bystander latency is the "
+             "round trip (publish to delivery in the slow room), calm and under attack, with "
+             "the bystanders' deliveries per second.", "",
+             "| scenario | RSS growth per attacker (min–max) | budget | after | bystander p50 calm → attack | bystander p99 calm → attack | p99 ratio | deliveries/s calm → attack | bystanders closed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for a in attacks:
+        if not a.get("rounds"):
+            err = "; ".join(a.get("errors", []))[:120]
+            lines.append(f"| {escape(a['title'])} | failed{': ' + err if err else ''} | | | | | | | |")
+            continue
+        growth = (f"{fmt_bytes(a['growth_per_attacker'])} ({fmt_bytes(a['growth_min'])}–"
+                  f"{fmt_bytes(a['growth_max'])})")
+        if a.get("over_budget_rounds"):
+            growth += f", over budget in {a['over_budget_rounds']} of {a['rounds']}"
+        if a.get("errors"):
+            growth += f"; {len(a['errors'])} round(s) failed"
+        lines.append(
+            f"| {escape(a['title'])} | {growth} | {fmt_bytes(a.get('budget_per_attacker'))} | "
+            f"{fmt_bytes(a.get('retained_per_attacker'))} | "
+            f"{fmt_us(a.get('calm_p50_us'))} → {fmt_us(a.get('attack_p50_us'))} | "
+            f"{fmt_us(a.get('calm_p99_us'))} → {fmt_us(a.get('attack_p99_us'))} | "
+            f"{fmt_ratio(a.get('p99_ratio'))} | "
+            f"{fmt_rate(a.get('calm_deliveries_per_sec'))} → {fmt_rate(a.get('attack_deliveries_per_sec'))} | "
+            f"{a.get('bystanders_closed', 0)} |")
+    return lines
 
 
 def time_split(runs, metric):
@@ -282,7 +364,7 @@ def size_label(n):
     return f"{n} B"
 
 
-def markdown(meta, summary, codec, mask):
+def markdown(meta, summary, codec, mask, attacks=()):
     lines = ["# Benchmark results", ""]
     lines.append(f"Commit `{meta['commit']}`{' (with uncommitted changes)' if meta.get('dirty') else ''}, "
                  f"{meta['date']}, on {meta['machine']}.")
@@ -363,6 +445,7 @@ def markdown(meta, summary, codec, mask):
         if t:
             lines.append(f"| unmask {size_label(row['size'])} | {t['text']} | {row['share_of_xor'] * 100:.0f}% | | | {'yes' if t['met'] else 'no'} |")
     lines += time_split_section(summary)
+    lines += attack_section(attacks)
     if codec:
         lines += ["", "## Codec (criterion, in-memory stream, one core)", "",
                   "Messages per second (bytes per second in brackets); ratios are ws-proto's "
@@ -498,15 +581,19 @@ def main():
     with open(args.scenarios) as f:
         scenarios = json.load(f)
     runs = load_raw(args.raw) if os.path.exists(args.raw) else []
-    ran = {r.get("labels", {}).get("scenario") for r in runs}
-    summary = summarize([sc for sc in scenarios if sc["id"] in ran], runs)
+    ran = [sc for sc in scenarios
+           if sc["id"] in {r.get("labels", {}).get("scenario") for r in runs}]
+    # Attacks run against our server alone: a table of their own, not the comparison's.
+    summary = summarize([sc for sc in ran if sc["kind"] != "attack"], runs)
+    attacks = summarize_attacks([sc for sc in ran if sc["kind"] == "attack"], runs)
     codec, mask = codec_summary(read_criterion(args.criterion))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "scenarios": summary, "codec": codec, "unmask": mask}, f, indent=1)
+        json.dump({"meta": meta, "scenarios": summary, "attacks": attacks, "codec": codec,
+                   "unmask": mask}, f, indent=1)
         f.write("\n")
     with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(markdown(meta, summary, codec, mask))
+        f.write(markdown(meta, summary, codec, mask, attacks))
     with open(os.path.join(args.out, "chart.svg"), "w") as f:
         f.write(svg_chart(summary, codec) + "\n")
     # The summary table on the terminal too.
@@ -522,6 +609,14 @@ def main():
                 parts.append(f"{server} failed")
         ratios = ", ".join(f"/{p} {fmt_ratio(sc['ratios'][p])}" for p in PEERS)
         print(f"{sc['title']}: " + "; ".join(parts) + f"; ours{ratios}")
+    for a in attacks:
+        if not a.get("rounds"):
+            print(f"{a['title']}: failed")
+            continue
+        print(f"{a['title']}: {fmt_bytes(a['growth_per_attacker'])} per attacker "
+              f"(budget {fmt_bytes(a['budget_per_attacker'])}), bystander p99 "
+              f"{fmt_us(a['calm_p99_us'])} -> {fmt_us(a['attack_p99_us'])}, "
+              f"{a['bystanders_closed']} bystanders closed")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The server comparison: ws-mio-server and the peer servers (tokio-tungstenite, fastwebsockets)
 # under the same load generator, server and load generator pinned to different cores, several
-# rounds with the order of the servers rotated; then the codec benchmarks. Writes
+# rounds with the order of the servers rotated; hostile clients against ws-mio-server alone;
+# then the codec benchmarks. Writes
 # benches/results/{results.md,results.json,chart.svg,raw.jsonl}.
 #
 #   benches/run.sh                                    # 5 rounds, 1 s warm-up + 3 s per run
@@ -30,7 +31,10 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 # id | kind | title | ws-load arguments | figure | unit | better | target
 # kind: echo (every server echoes), fanout (ours: --mode broadcast, peers: --mode fanout; each
 # publishes every message to every connection, the sender included), connect (echo servers,
-# connections held idle).
+# connections held idle), attack (ws-mio-server alone, the peers are skipped: hostile clients
+# beside bystanders, in --mode echo, or --mode broadcast for --kind slow-room; the figure is
+# the server's resident memory growth per attacker, with the bystanders' latency calm and
+# under attack beside it).
 SCENARIOS=(
 	"echo-d1-100x20B|echo|echo, 1 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 1|messages_per_sec|rate|higher|ratio:fastwebsockets:1.0"
 	"echo-d16-100x20B|echo|echo, 16 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
@@ -42,6 +46,12 @@ SCENARIOS=(
 	"fanout-10k-d1|fanout|fanout to 10,000 members, 1 in flight|fanout --members 10000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
 	"fanout-10k-d16|fanout|fanout to 10,000 members, 16 in flight|fanout --members 10000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
 	"idle-10k|connect|memory per idle connection, 10,000 connections|connect --connections 10000 --hold 2|bytes_per_connection|bytes|lower|below:1024"
+	"attack-flood|attack|flood: 20 attackers writing 64 KiB frames, never reading|attack --kind flood --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-ping|attack|ping flood: 20 attackers writing 125-byte pings, never reading|attack --kind ping --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-requests|attack|requests: 20 attackers writing 16-byte texts, never reading|attack --kind requests --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-deflate-bomb|attack|deflate bomb: 10 attackers, 32 MiB of zeros in one fragment, again and again|attack --kind deflate-bomb --attackers 10 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-slow-room|attack|slow room: 20 silent members, 10 publishers of 4 KiB|attack --kind slow-room --attackers 20 --bystanders 10 --size 4096|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-trickle|attack|trickle: 100 attackers adding one byte per frame every 10 ms|attack --kind trickle --attackers 100 --bystanders 50 --trickle-interval-ms 10|rss_growth_per_attacker_bytes|bytes|lower|"
 )
 SERVERS=(ws-mio-server tokio-tungstenite fastwebsockets)
 
@@ -85,18 +95,18 @@ raw=$OUT/raw.jsonl
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 port=$PORT_BASE
 
-start_server() { # name kind port
-	local name=$1 kind=$2 port=$3 bin args
+start_server() { # name mode(echo|fanout) port
+	local name=$1 mode=$2 port=$3 bin args
 	case $name in
 	ws-mio-server)
 		bin=ws-mio-server
 		args=(--workers 1 --listen "127.0.0.1:$port" --admin-listen off --ping-interval 0 --drain-timeout 1
 			--max-connections 100000 --max-connections-per-ip 100000)
-		args+=(--mode "$([[ $kind == fanout ]] && echo broadcast || echo echo)")
+		args+=(--mode "$([[ $mode == fanout ]] && echo broadcast || echo echo)")
 		;;
 	tokio-tungstenite | fastwebsockets)
 		bin=peer-${name#tokio-}
-		args=(--listen "127.0.0.1:$port" --mode "$([[ $kind == fanout ]] && echo fanout || echo echo)")
+		args=(--listen "127.0.0.1:$port" --mode "$mode")
 		;;
 	esac
 	WS_LOG=warn setsid taskset -c "$SERVER_CPU" "$BIN/$bin" "${args[@]}" 2>>"$work/servers.log" &
@@ -121,19 +131,28 @@ for line in "${SCENARIOS[@]}"; do
 	if [[ -z $ONLY || " $ONLY " == *" $id "* ]]; then selected+=("$line"); fi
 done
 
-echo "==> ${#selected[@]} scenarios x ${#SERVERS[@]} servers x $ROUNDS rounds (warm-up $WARMUP s, $DURATION s measured)"
+echo "==> ${#selected[@]} scenarios x ${#SERVERS[@]} servers (attacks: ws-mio-server only) x $ROUNDS rounds (warm-up $WARMUP s, $DURATION s measured)"
 for ((round = 1; round <= ROUNDS; round++)); do
 	for line in "${selected[@]}"; do
 		IFS='|' read -r id kind title load_args metric _unit _better _target <<<"$line"
-		for ((i = 0; i < ${#SERVERS[@]}; i++)); do
+		# Attacks measure what our server holds for an attacker and what the others pay for
+		# it; the peers have no such bounds to compare.
+		servers=("${SERVERS[@]}")
+		if [[ $kind == attack ]]; then servers=(ws-mio-server); fi
+		mode=echo
+		if [[ $kind == fanout || ($kind == attack && " $load_args " == *" --kind slow-room "*) ]]; then
+			mode=fanout
+		fi
+		for ((i = 0; i < ${#servers[@]}; i++)); do
 			# Rotate the order each round, so no server always runs first or last.
-			server=${SERVERS[$(((i + round - 1) % ${#SERVERS[@]}))]}
+			server=${servers[$(((i + round - 1) % ${#servers[@]}))]}
 			port=$((port + 1))
-			start_server "$server" "$kind" "$port" || continue
+			start_server "$server" "$mode" "$port" || continue
 			extra=()
 			if [[ $kind == fanout ]]; then extra=(--protocol raw); fi
 			read -r -a words <<<"$load_args"
-			limit=$(python3 -c "print(int(60 + $WARMUP + $DURATION + 30))")
+			# An attack measures two windows (calm, then under attack), each after a warm-up.
+			limit=$(python3 -c "print(int(60 + 2 * ($WARMUP + $DURATION) + 30))")
 			result=$work/result.json
 			rm -f "$result"
 			timeout "$limit" setsid taskset -c "$LOAD_CPU" "$BIN/ws-load" --quiet \
@@ -149,6 +168,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
 					m, rnd, server, title = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 					if "error" in r:
 					    print(f"  [{rnd}] {title} / {server}: error: {r['error']}")
+					elif r.get("scenario") == "attack":
+					    g, c, a = r.get(m), r["calm"]["p99"], r["attack"]["p99"]
+					    closed = sum(r.get("bystanders_closed", {}).values())
+					    growth = "n/a" if g is None else f"{g:,.0f} B"
+					    print(f"  [{rnd}] {title} / {server}: {growth} per attacker, bystander p99 {c:,.0f} -> {a:,.0f} us"
+					          + (f", {closed} bystanders closed" if closed else ""))
 					else:
 					    gen = r.get("loadgen_cpu") or 0
 					    print(f"  [{rnd}] {title} / {server}: {m} {r.get(m, 0):,.0f} (load gen {gen:.0%})")

@@ -7,8 +7,11 @@
 //!   latency, against the chat protocol (`ws-chat`) or a raw broadcast server
 //!   (every frame received goes to every client);
 //! - `connect`: connection setup rate and, given the server's pid, its memory per idle
-//!   connection.
+//!   connection;
+//! - `attack`: hostile clients beside ordinary ones: the server's memory per attacker and the
+//!   ordinary clients' latency, against a calm baseline.
 
+mod attack;
 mod connect;
 mod echo;
 mod fanout;
@@ -73,6 +76,8 @@ pub enum Scenario {
     Fanout(fanout::FanoutArgs),
     /// Connection setup rate and idle memory.
     Connect(connect::ConnectArgs),
+    /// Hostile clients beside bystanders: server memory per attacker, bystander latency.
+    Attack(attack::AttackArgs),
 }
 
 /// Runs the command line; the process exit code.
@@ -82,6 +87,7 @@ pub fn main() -> std::process::ExitCode {
         Scenario::Echo(a) => echo::run(&args, a),
         Scenario::Fanout(a) => fanout::run(&args, a),
         Scenario::Connect(a) => connect::run(&args, a),
+        Scenario::Attack(a) => attack::run(&args, a),
     };
     let mut result = match result {
         Ok(v) => v,
