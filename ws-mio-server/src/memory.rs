@@ -162,12 +162,21 @@ mod tests {
         memory.trimmed(65 * MIB);
         // Busy: what was given back still counts as free, so only growth past it counts.
         memory.note_activity();
-        assert!(!memory.check(second(3), false, 100 * MIB), "busy, 35 MiB more");
-        assert!(memory.check(second(4), false, 130 * MIB), "busy, 65 MiB more");
+        assert!(
+            !memory.check(second(3), false, 100 * MIB),
+            "busy, 35 MiB more"
+        );
+        assert!(
+            memory.check(second(4), false, 130 * MIB),
+            "busy, 65 MiB more"
+        );
         // Idle after a burst: any free memory past a little, given back before or not.
         memory.note_activity();
         assert!(memory.check(second(5), true, 65 * MIB));
-        assert!(!memory.due(second(7)), "no more checks until the next burst");
+        assert!(
+            !memory.due(second(7)),
+            "no more checks until the next burst"
+        );
         memory.note_activity();
         assert!(!memory.check(second(8), true, MIB / 2), "idle, little free");
     }
