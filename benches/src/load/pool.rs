@@ -273,25 +273,12 @@ impl Pool {
     /// Starts a connection to `target` (path and query); returns its id.
     pub fn connect(&mut self, target: &str) -> usize {
         let id = self.clients.list.len();
-        self.nonce = self
-            .nonce
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.nonce.to_ne_bytes());
-        nonce[8..].copy_from_slice(&(id as u64).to_ne_bytes());
+        let nonce = handshake_nonce(&mut self.nonce, id);
         let request = ClientRequest::new(&self.host, target);
         let (handshake, request) =
             ClientHandshake::new(&request, nonce, HandshakeLimits::default());
         let started = Instant::now();
-        let socket = TcpStream::connect(self.addr).and_then(|mut s| {
-            self.poll.registry().register(
-                &mut s,
-                Token(id),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(s)
-        });
+        let socket = connect_registered(&self.poll, self.addr, id);
         let (socket, failure) = match socket {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
@@ -470,4 +457,31 @@ fn receive<D: Driver>(
     } else if done {
         clients.fail(id, || "closed by the server".to_string());
     }
+}
+
+/// A handshake nonce: a 64-bit LCG step of `state` beside the connection's id, so every
+/// connection of a run has its own key without a random source.
+pub(crate) fn handshake_nonce(state: &mut u64, id: usize) -> [u8; 16] {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&state.to_ne_bytes());
+    nonce[8..].copy_from_slice(&(id as u64).to_ne_bytes());
+    nonce
+}
+
+/// A non-blocking connection to `addr`, registered in `poll` for reading and writing as `id`.
+pub(crate) fn connect_registered(
+    poll: &Poll,
+    addr: SocketAddr,
+    id: usize,
+) -> io::Result<TcpStream> {
+    let mut socket = TcpStream::connect(addr)?;
+    poll.registry().register(
+        &mut socket,
+        Token(id),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(socket)
 }

@@ -4,8 +4,9 @@
 //! invalid, and read). They run on their own mio `Poll`, turned without waiting between the
 //! bystanders' turns, on the same thread.
 
+use super::super::pool::{connect_registered, handshake_nonce};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -274,13 +275,7 @@ impl Attackers {
     }
 
     fn connect(&mut self, id: usize, now: Instant) {
-        self.nonce = self
-            .nonce
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.nonce.to_ne_bytes());
-        nonce[8..].copy_from_slice(&(id as u64).to_ne_bytes());
+        let nonce = handshake_nonce(&mut self.nonce, id);
         let mut request = ClientRequest::new(&self.host, "/");
         if self.plan.offers_deflate() {
             request = request.extensions(&ws_proto::deflate::DeflateConfig::default().offer());
@@ -288,14 +283,7 @@ impl Attackers {
         let (handshake, request) =
             ClientHandshake::new(&request, nonce, HandshakeLimits::default());
         self.stats.connections += 1;
-        let socket = TcpStream::connect(self.addr).and_then(|mut s| {
-            self.poll.registry().register(
-                &mut s,
-                Token(id),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(s)
-        });
+        let socket = connect_registered(&self.poll, self.addr, id);
         let slot = &mut self.slots[id];
         slot.writable = false;
         slot.pos = 0;
