@@ -1047,6 +1047,57 @@ fn server() -> Vec<Seed> {
                 ])
             },
         ),
+        // Findings (see the README): the server holds more than its budget.
+        (
+            // A client that does not read sends one read of empty binary frames (6 bytes
+            // each): past the mark the rest of the read waits in the engine as about 6,000
+            // events of 48 bytes, 400 KB held for a 4 KiB mark and 1 KiB messages.
+            "finding-tiny-frames-wait-as-events",
+            server::Input {
+                large_high_water: false,
+                large_messages: false,
+                small_pipes: true,
+                workers: 1,
+                ..server::Input::echo(vec![
+                    Connect { deflate: 0 },
+                    SetReading {
+                        client: 0,
+                        reading: false,
+                    },
+                    Flood {
+                        client: 0,
+                        b0: 0x82,
+                        len: 0,
+                        count: 10_000,
+                    },
+                ])
+            },
+        ),
+        (
+            // A room member that does not read is sent empty messages (2-byte frames): its
+            // queue reaches the 64 KiB mark only after 32,768 of them, each a shared chunk
+            // with a 32-byte handle, over 500 KB held after 10,922.
+            "finding-tiny-room-messages-queue-as-chunks",
+            server::Input {
+                large_messages: false,
+                small_pipes: true,
+                workers: 1,
+                ..server::Input::broadcast(vec![
+                    Connect { deflate: 0 },
+                    Connect { deflate: 0 },
+                    SetReading {
+                        client: 0,
+                        reading: false,
+                    },
+                    Flood {
+                        client: 1,
+                        b0: 0x82,
+                        len: 0,
+                        count: 10_922,
+                    },
+                ])
+            },
+        ),
     ];
     cases
         .into_iter()
