@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes ws-proto with cargo-fuzz on nightly: every target (or those named) for SECONDS each,
-# with the protocol dictionary and a scratch copy of the seed corpus (corpus-large/<target>,
-# git-ignored, kept between runs so long campaigns build on each other). Installs cargo-fuzz
-# if missing. Exits non-zero on the first crash or invariant failure, naming the artifact.
+# Fuzzes ws-proto and ws-mio-server with cargo-fuzz on nightly: every target (or those named)
+# for SECONDS each, with the protocol dictionary and a scratch copy of the seed corpus
+# (corpus-large/<target>, git-ignored, kept between runs so long campaigns build on each
+# other). Installs cargo-fuzz if missing. Exits non-zero on the first crash or invariant
+# failure, naming the artifact.
 #
 #   ws-fuzz/run.sh [SECONDS] [TARGET...]      default: 30 seconds, every target
 #
@@ -17,7 +18,7 @@ shift || true
 case $seconds in
 '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all_targets=(frame_decoder server_handshake client_response connection roundtrip utf8_differential mask_differential deflate)
+all_targets=(frame_decoder server_handshake client_response connection roundtrip utf8_differential mask_differential deflate server)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do

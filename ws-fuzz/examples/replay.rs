@@ -1,5 +1,5 @@
 //! Runs one target on files (a crash artifact, a corpus entry) on stable, with a readable
-//! panic message; for `connection`, prints the decoded operations first.
+//! panic message; for `connection` and `server`, prints the decoded operations first.
 //!
 //!     cargo run -p ws-fuzz --example replay -- connection ws-fuzz/artifacts/connection/crash-*
 
@@ -12,6 +12,9 @@ fn main() {
         println!("{path}: {} bytes", data.len());
         if name == "connection" {
             println!("{:#?}", ws_fuzz::connection::Input::decode(&data));
+        }
+        if name == "server" {
+            println!("{:#?}", ws_fuzz::server::Input::decode(&data));
         }
         target(&data);
         println!("ok");

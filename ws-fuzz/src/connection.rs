@@ -151,7 +151,7 @@ pub enum Payload {
 }
 
 impl Payload {
-    fn to_vec(&self) -> Vec<u8> {
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
         match self {
             Payload::Bytes(b) => b.clone(),
             Payload::Fill(b, n) => vec![*b; *n as usize],
@@ -184,17 +184,17 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
     }
 }
 
-fn read_bytes(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
+pub(crate) fn read_bytes(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
     let len = read_len(u)?;
     Ok(u.bytes(len.min(u.len()))?.to_vec())
 }
 
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     write_len(out, bytes.len());
     out.extend_from_slice(bytes);
 }
 
-fn read_u16(u: &mut Unstructured) -> arbitrary::Result<u16> {
+pub(crate) fn read_u16(u: &mut Unstructured) -> arbitrary::Result<u16> {
     let hi: u8 = u.arbitrary()?;
     let lo: u8 = u.arbitrary()?;
     Ok(u16::from_be_bytes([hi, lo]))

@@ -1,4 +1,4 @@
-//! Fuzz targets for `ws-proto`.
+//! Fuzz targets for `ws-proto` and the `ws-mio-server` workers.
 //!
 //! Each target is a plain function over `&[u8]` that panics when an invariant breaks, so the
 //! same code runs under libFuzzer (the package in `fuzz/`, nightly) and as an ordinary test
@@ -14,6 +14,7 @@ pub mod mask;
 pub mod model;
 pub mod roundtrip;
 pub mod seeds;
+pub mod server;
 pub mod utf8;
 
 /// A fuzz target: panics when an invariant is broken.
@@ -29,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("utf8_differential", utf8::run),
     ("mask_differential", mask::run),
     ("deflate", deflate::run),
+    ("server", server::run),
 ];
 
 /// The target with this name.
