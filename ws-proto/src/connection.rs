@@ -35,6 +35,11 @@ use alloc::vec::Vec;
 use bytes::{Buf, Bytes, BytesMut};
 use core::time::Duration;
 
+/// Pre-encoded frames up to this size are copied into the output rather than queued as shared
+/// chunks (see [`Connection::send_encoded`]): a chunk costs a 32-byte handle and a queue slot,
+/// so a peer that does not read could otherwise hold many times the bytes it is owed.
+pub const COPY_FRAMES_UP_TO: usize = 256;
+
 /// Limits and behaviour of a connection. Every limit has a default that protects a server
 /// exposed to the internet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1171,7 +1176,9 @@ impl Connection {
     }
 
     /// Queues a frame encoded once for many connections (a room's fanout): the same shared
-    /// bytes go to every member without copying. Only a server sends unmasked frames; a
+    /// bytes go to every member without copying, except a frame of at most
+    /// [`COPY_FRAMES_UP_TO`] bytes, which is cheaper copied than kept as a shared chunk (a
+    /// handle and a queue slot of its own each). Only a server sends unmasked frames; a
     /// pre-compressed frame goes only to connections whose [`Self::shared_deflate_window_bits`]
     /// are its [`EncodedFrame::deflate_window_bits`] (else [`UsageError::ExtensionMismatch`]).
     pub fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), UsageError> {
@@ -1184,7 +1191,11 @@ impl Connection {
             return Err(UsageError::ExtensionMismatch);
         }
         self.check_can_start_message()?;
-        self.push_chunk(frame.bytes.clone());
+        if frame.bytes.len() <= COPY_FRAMES_UP_TO {
+            self.out_staging.extend_from_slice(&frame.bytes);
+        } else {
+            self.push_chunk(frame.bytes.clone());
+        }
         Ok(())
     }
 

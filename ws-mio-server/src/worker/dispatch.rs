@@ -2,6 +2,11 @@
 //! time and what the handler asks is applied before the next, so replies keep the order of
 //! what they answer; the engine holds back its own close frame until its events are drained,
 //! so replies to messages that came before a close still go out.
+//!
+//! Once a connection's queue reaches the high-water mark, the rest of the read is kept as it
+//! came (`Driver::unread`, one read at most) and reading pauses; it is taken when the peer has
+//! taken enough of its queue. Kept undecoded, it costs its bytes and no more: decoded, 64 KiB
+//! of empty frames would be ten thousand events.
 
 use super::driver::{Ending, Phase};
 use super::remote::{Remote, RoomMessage};
@@ -10,16 +15,17 @@ use crate::handler::{Command, Context, Handler, MessageRef};
 use crate::metrics::add;
 use ws_proto::{CloseCode, Event, InPlaceEvent, ProtocolViolation};
 
+/// Bytes given to the engine at once for a handler of owned messages: at most this many
+/// bytes' events wait in the engine when the queue reaches the high-water mark.
+const OWNED_PIECE: usize = 4 << 10;
+
 impl<H: Handler> Worker<H> {
     /// Bytes of an open connection.
     pub(super) fn receive_frames(&mut self, key: Key, data: &mut [u8]) {
         let result = if self.handler.borrows_messages() {
             self.receive_in_place(key, data)
         } else {
-            self.conns
-                .get_mut(key)
-                .and_then(|c| c.ws())
-                .map_or(Ok(()), |ws| ws.receive(data).map(drop))
+            self.receive_owned(key, data)
         };
         if let Err(violation) = result {
             add(&self.metrics.protocol_errors_total, 1);
@@ -29,6 +35,40 @@ impl<H: Handler> Worker<H> {
             }
         }
         self.process(key);
+    }
+
+    /// Takes one read's events to a handler that takes owned messages, a piece at a time, so
+    /// that at most one piece's events wait in the engine when the queue reaches the mark.
+    fn receive_owned(&mut self, key: Key, mut data: &mut [u8]) -> Result<(), ProtocolViolation> {
+        let high_water = self.config.high_water_mark;
+        while !data.is_empty() {
+            let Some(conn) = self.conns.get_mut(key) else {
+                break;
+            };
+            if conn.queued() >= high_water {
+                conn.keep_unread(data);
+                break;
+            }
+            let Some(ws) = conn.ws() else { break };
+            let (piece, rest) = data.split_at_mut(data.len().min(OWNED_PIECE));
+            ws.receive(piece)?;
+            data = rest;
+            if !data.is_empty() {
+                self.process(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Input kept while the queue was at the mark, taken now that it is below.
+    pub(super) fn receive_unread(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut unread = std::mem::take(&mut conn.unread);
+        if !unread.is_empty() {
+            self.receive_frames(key, &mut unread);
+        }
     }
 
     /// Takes one read's events to a handler that borrows messages: each message that arrived
@@ -89,8 +129,8 @@ impl<H: Handler> Worker<H> {
             }
             data = input.into_rest();
             if over {
-                conn.read_paused = true;
-                return result.and(ws.receive(data));
+                conn.keep_unread(data);
+                return result;
             }
             // Applying commands needs the whole worker: stop reading, apply, read on (and the
             // check above comes first, for replies the commands queued).

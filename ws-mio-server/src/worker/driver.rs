@@ -99,6 +99,9 @@ pub(crate) struct Driver<C> {
     pub(crate) backlogged_since: Option<Duration>,
     /// The held bytes last added to the worker's gauge (see [`Self::held`]).
     pub(crate) reported_held: usize,
+    /// Input read but not yet given to the engine, kept while the queue is at the
+    /// high-water mark (one read at most, since reading pauses).
+    pub(crate) unread: Vec<u8>,
 }
 
 impl<C> Driver<C> {
@@ -130,6 +133,7 @@ impl<C> Driver<C> {
             reported_queue: 0,
             backlogged_since: None,
             reported_held: 0,
+            unread: Vec::new(),
         }
     }
 
@@ -158,6 +162,7 @@ impl<C> Driver<C> {
     /// hostile-client tests check.
     pub(crate) fn held(&self) -> usize {
         self.raw_out.capacity()
+            + self.unread.capacity()
             + match &self.phase {
                 Phase::Open(ws) => ws.memory_usage(),
                 _ => 0,
@@ -166,7 +171,10 @@ impl<C> Driver<C> {
 
     /// Whether the worker should read from it now.
     pub(crate) fn wants_read(&self) -> bool {
-        !self.read_paused && !self.eof && !matches!(self.phase, Phase::Answering)
+        !self.read_paused
+            && self.unread.is_empty()
+            && !self.eof
+            && !matches!(self.phase, Phase::Answering)
     }
 
     /// Switches to writing `answer` and closing; reading stops. The answer gets its own
@@ -307,6 +315,12 @@ impl<C> Driver<C> {
         }
         self.check_backpressure(high_water_mark);
         AfterWrite::Continue
+    }
+
+    /// Keeps the rest of a read for when the queue is below the mark, and stops reading.
+    pub(crate) fn keep_unread(&mut self, rest: &[u8]) {
+        self.unread.extend_from_slice(rest);
+        self.read_paused = true;
     }
 
     /// Stops reading while the peer does not take what it is sent.

@@ -328,8 +328,10 @@ impl<H: Handler> Worker<H> {
             AfterWrite::Continue if backlog_started => self.arm_timer(key),
             AfterWrite::Continue => {}
             AfterWrite::Resume => {
-                // What waits in the engine first; then the socket, if that left room.
+                // What waits in the engine first, then what was read and kept; then the
+                // socket, if that left room.
                 self.process(key);
+                self.receive_unread(key);
                 if self.wants_read(key) {
                     self.io.push_back(Io::Read(key));
                 }
