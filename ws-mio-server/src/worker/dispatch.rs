@@ -3,8 +3,8 @@
 //! what they answer; the engine holds back its own close frame until its events are drained,
 //! so replies to messages that came before a close still go out.
 //!
-//! Once a connection's queue reaches the high-water mark, the rest of the read is kept as it
-//! came (`Driver::unread`, one read at most) and reading pauses; it is taken when the peer has
+//! Once a connection's queue reaches twice the high-water mark within a read
+//! ([`Worker::input_stop`]), the rest of the read is kept as it came (`Driver::unread`, one read at most) and reading pauses; it is taken when the peer has
 //! taken enough of its queue. Kept undecoded, it costs its bytes and no more: decoded, 64 KiB
 //! of empty frames would be ten thousand events.
 
@@ -40,7 +40,7 @@ impl<H: Handler> Worker<H> {
     /// Takes one read's events to a handler that takes owned messages, a piece at a time, so
     /// that at most one piece's events wait in the engine when the queue reaches the mark.
     fn receive_owned(&mut self, key: Key, mut data: &mut [u8]) -> Result<(), ProtocolViolation> {
-        let high_water = self.config.high_water_mark;
+        let high_water = self.input_stop();
         while !data.is_empty() {
             let Some(conn) = self.conns.get_mut(key) else {
                 break;
@@ -58,6 +58,15 @@ impl<H: Handler> Worker<H> {
             }
         }
         Ok(())
+    }
+
+    /// The queued bytes at which a connection's input stops being taken within a read: twice
+    /// the high-water mark. Reading pauses after any read that leaves the queue at the mark;
+    /// within a read, a connection working near the mark (sixteen 64 KiB echoes in flight
+    /// against a 1 MiB mark) keeps its reads whole, while one whose requests multiply in their
+    /// answers (a 5-byte request for 100 KiB of history) is stopped at twice the mark.
+    fn input_stop(&self) -> usize {
+        self.config.high_water_mark.saturating_mul(2)
     }
 
     /// Input kept while the queue was at the mark, taken now that it is below.
@@ -78,7 +87,7 @@ impl<H: Handler> Worker<H> {
         let Some(id) = self.id(key) else {
             return Ok(());
         };
-        let high_water = self.config.high_water_mark;
+        let high_water = self.input_stop();
         let mut result = Ok(());
         while !data.is_empty() {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -149,7 +158,7 @@ impl<H: Handler> Worker<H> {
         if let Some(ws) = self.conns.get_mut(key).and_then(|c| c.ws()) {
             ws.handle_time(now);
         }
-        let high_water = self.config.high_water_mark;
+        let high_water = self.input_stop();
         while let Some(conn) = self.conns.get_mut(key) {
             // Past the high-water mark the events wait in the engine, and reading pauses,
             // until the peer takes its replies ([`Worker::written`] resumes).
