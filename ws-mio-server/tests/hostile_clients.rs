@@ -1,7 +1,7 @@
 //! Clients that try to make the server hold memory for them, on pretend time: each test checks
-//! that what the server holds for the attacker stays within its budget (the high-water mark
-//! plus one message or reply, one read's worth of input waiting in the engine, a partial
-//! message up to the message limit) and that a bystander is still served.
+//! that what the server holds for the attacker stays within its budget (its queue up to twice
+//! the high-water mark plus one message or reply, one read's worth of input kept undecoded, a
+//! partial message up to the message limit) and that a bystander is still served.
 
 use std::time::Duration;
 use ws_mio_server::testing::{ClientId, TestServer};

@@ -99,8 +99,8 @@ impl<H: Handler> Worker<H> {
             let mut input = ws.receive_in_place(data);
             let mut over = false;
             loop {
-                // Past the high-water mark the rest of the read waits in the engine (at most
-                // one read buffer) and reading pauses until the peer takes its replies.
+                // Past the input stop the rest of the read is kept undecoded (one read at
+                // most) and reading pauses until the peer takes its replies.
                 if conn.raw_out.len() + input.connection().pending_transmit_len() >= high_water {
                     over = true;
                     break;
@@ -160,8 +160,9 @@ impl<H: Handler> Worker<H> {
         }
         let high_water = self.input_stop();
         while let Some(conn) = self.conns.get_mut(key) {
-            // Past the high-water mark the events wait in the engine, and reading pauses,
-            // until the peer takes its replies ([`Worker::written`] resumes).
+            // Past the input stop the events already decoded (one piece's at most) wait in
+            // the engine, and reading pauses, until the peer takes its replies
+            // ([`Worker::written`] resumes).
             if conn.queued() >= high_water {
                 conn.read_paused = true;
                 break;
