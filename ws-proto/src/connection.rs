@@ -174,6 +174,8 @@ pub struct Connection {
     control_len: u8,
     /// Unmasked payload on its way into an extension's decoder.
     decode_scratch: Vec<u8>,
+    /// Payload bytes extensions have produced so far (see [`Connection::decoded_total`]).
+    decoded_total: u32,
     /// Input after the peer's close frame, a failure or EOF is discarded (section 5.5.1).
     read_closed: bool,
     events: VecDeque<Event>,
@@ -275,6 +277,38 @@ impl Connection {
             + self.extension.as_ref().map_or(0, |e| e.memory_usage())
     }
 
+    /// The negotiated extension's name (`permessage-deflate`), if one was given with
+    /// [`Self::with_extension`].
+    ///
+    /// ```
+    /// use ws_proto::{Config, Connection};
+    ///
+    /// assert_eq!(Connection::server(Config::default()).extension_name(), None);
+    /// ```
+    pub fn extension_name(&self) -> Option<&str> {
+        self.extension.as_deref().map(|e| e.name())
+    }
+
+    /// Payload bytes that extensions have produced from the input so far: for
+    /// permessage-deflate, the inflated size of every compressed message received. Input
+    /// costs its own length plus this to take in, and a few kilobytes of compressed input
+    /// may inflate to megabytes (RFC 7692 section 8 asks receivers to limit what they
+    /// inflate), so a caller that shares its time among connections counts both. The count
+    /// wraps around at 2^32 (it keeps the connection small): take differences with
+    /// `wrapping_sub`, between calls that add less than 4 GiB.
+    ///
+    /// ```
+    /// use ws_proto::{Config, Connection};
+    ///
+    /// let mut ws = Connection::server(Config::default());
+    /// ws.receive(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']).unwrap();
+    /// // An uncompressed message costs its input alone.
+    /// assert_eq!(ws.decoded_total(), 0);
+    /// ```
+    pub fn decoded_total(&self) -> u32 {
+        self.decoded_total
+    }
+
     /// The time at which [`Self::handle_time`] must next be called, if any timer is armed.
     pub fn poll_timeout(&self) -> Option<Duration> {
         if self.timed_out {
@@ -345,6 +379,7 @@ impl Connection {
             control_buf: [0; MAX_CONTROL_PAYLOAD],
             control_len: 0,
             decode_scratch: Vec::new(),
+            decoded_total: 0,
             read_closed: false,
             events: VecDeque::new(),
             out_chunks: VecDeque::new(),
@@ -679,6 +714,7 @@ impl Connection {
                 utf8: &mut self.utf8,
                 message,
                 limit: self.config.max_message_size,
+                decoded_total: &mut self.decoded_total,
             };
             if let Some(ext) = &mut self.extension {
                 ext.decode(&self.decode_scratch, false, &mut sink)?;
@@ -747,6 +783,7 @@ impl Connection {
                 utf8: &mut self.utf8,
                 message: &mut message,
                 limit: self.config.max_message_size,
+                decoded_total: &mut self.decoded_total,
             };
             if let Some(ext) = &mut self.extension {
                 ext.decode(&[], true, &mut sink)?;
@@ -866,6 +903,7 @@ struct MessageSink<'a> {
     utf8: &'a mut Utf8Validator,
     message: &'a mut IncomingMessage,
     limit: u64,
+    decoded_total: &'a mut u32,
 }
 
 /// How much the message buffer grows by at once, at most, beyond the payload at hand: the
@@ -921,6 +959,7 @@ impl PayloadSink for MessageSink<'_> {
         }
         append_payload(self.buf, decoded, 0, 0);
         self.message.size += decoded.len() as u64;
+        *self.decoded_total = self.decoded_total.wrapping_add(decoded.len() as u32);
         Ok(())
     }
 }

@@ -187,6 +187,25 @@ fn rfc7692_8_decompression_bomb_stops_at_the_limit_with_1009() {
 }
 
 #[test]
+fn rfc7692_8_decoded_total_counts_what_inflating_produced_as_it_goes() {
+    // What a receiver inflates is the work a small input can cost (section 8): counted per
+    // piece, so a caller sharing its time sees a bomb's cost before the message ends.
+    let zeros = vec![0u8; 4 << 20];
+    let frame = compress_shared(MessageKind::Binary, &zeros, 15, 9);
+    let bytes = frame.as_bytes();
+    let mut client = client_with(takeover(), Config::default());
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    client.receive(first).unwrap();
+    let halfway = client.decoded_total();
+    assert!(halfway > 1 << 20 && halfway < 4 << 20, "{halfway}");
+    client.receive(rest).unwrap();
+    assert_eq!(client.decoded_total(), 4 << 20);
+    // An uncompressed message adds nothing: its input is its whole cost.
+    client.receive(&[0x82, 0x03, 1, 2, 3]).unwrap();
+    assert_eq!(client.decoded_total(), 4 << 20);
+}
+
+#[test]
 fn invalid_utf8_inside_compressed_text_fails_with_1007() {
     let frame = compress_shared(
         MessageKind::Text,
