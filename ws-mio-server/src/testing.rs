@@ -30,7 +30,7 @@ use crate::handler::Handler;
 use crate::metrics::{Metrics, Snapshot};
 use crate::rooms::RoomRegistry;
 use crate::worker::remote::Remote;
-use crate::worker::{Io, Key, Listener, Services, Worker};
+use crate::worker::{Io, Key, Listener, Services, Worker, TURN_BUDGET};
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -249,6 +249,19 @@ impl<H: Handler> TestServer<H> {
         self.drive();
     }
 
+    /// Puts raw bytes in the client's pipe without moving anything: [`Self::round`] or
+    /// [`Self::drive`] then does, so that several clients' input can be taken in one round.
+    pub fn queue_raw(&mut self, client: ClientId, bytes: &[u8]) {
+        self.clients[client.0].to_server.extend(bytes);
+    }
+
+    /// Has a WebSocket client send a message without moving anything (see [`Self::queue_raw`]).
+    pub fn queue(&mut self, client: ClientId, message: Message) {
+        if let Some(conn) = self.conn(client) {
+            let _ = conn.send(&message);
+        }
+    }
+
     /// Every byte a raw client received so far.
     pub fn raw(&self, client: ClientId) -> &[u8] {
         &self.clients[client.0].raw
@@ -308,6 +321,19 @@ impl<H: Handler> TestServer<H> {
             }
         }
         None
+    }
+
+    /// The messages the client received so far, without moving anything (for tests that
+    /// move a [`Self::round`] at a time).
+    pub fn arrived(&mut self, client: ClientId) -> Vec<Message> {
+        let events = std::mem::take(&mut self.clients[client.0].events);
+        events
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Message(message) => Some(message),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The next message the client received, skipping other events.
@@ -409,28 +435,35 @@ impl<H: Handler> TestServer<H> {
     /// Moves bytes and carries out the workers' orders until nothing moves.
     pub fn drive(&mut self) {
         for _ in 0..1_000_000 {
-            let mut progress = false;
-            for c in 0..self.clients.len() {
-                progress |= self.client_sends(c);
-                progress |= self.server_reads(c);
-            }
-            for w in 0..self.workers.len() {
-                progress |= self.settle(w);
-            }
-            for c in 0..self.clients.len() {
-                if self.client_reads(c) {
-                    progress = true;
-                    // The pipe has room again: the socket is writable.
-                    if let Some(key) = self.clients[c].key {
-                        self.write(self.clients[c].worker, key);
-                    }
-                }
-            }
-            if !progress {
+            if !self.round() {
                 return;
             }
         }
         panic!("the server and its clients did not settle");
+    }
+
+    /// One round, as an event loop's turn over every ready socket: each client's pipe is
+    /// written from its engine, each connection gets one turn of input (its budget's worth),
+    /// the workers carry out their orders, the clients read. Returns whether anything moved.
+    pub fn round(&mut self) -> bool {
+        let mut progress = false;
+        for c in 0..self.clients.len() {
+            progress |= self.client_sends(c);
+            progress |= self.server_reads(c);
+        }
+        for w in 0..self.workers.len() {
+            progress |= self.settle(w);
+        }
+        for c in 0..self.clients.len() {
+            if self.client_reads(c) {
+                progress = true;
+                // The pipe has room again: the socket is writable.
+                if let Some(key) = self.clients[c].key {
+                    self.write(self.clients[c].worker, key);
+                }
+            }
+        }
+        progress
     }
 
     /// The client's engine output goes into its pipe, as far as the pipe takes it.
@@ -471,13 +504,16 @@ impl<H: Handler> TestServer<H> {
         let client = &mut self.clients[c];
         let Some(key) = client.key else { return false };
         let worker = &mut self.workers[client.worker];
-        let mut progress = false;
-        while worker.wants_read(key) && !client.to_server.is_empty() {
+        // One turn of the connection's, as the event loop gives it.
+        let mut budget = TURN_BUDGET;
+        let mut progress = worker.input_waits(key);
+        worker.resume_input(key, self.now, &mut budget);
+        while budget > 0 && worker.wants_read(key) && !client.to_server.is_empty() {
             let n = client.to_server.len().min(READ_CHUNK);
             for (dst, src) in self.read_buf.iter_mut().zip(client.to_server.drain(..n)) {
                 *dst = src;
             }
-            worker.receive(key, &mut self.read_buf[..n], self.now);
+            worker.receive(key, &mut self.read_buf[..n], self.now, &mut budget);
             progress = true;
         }
         if client.write_closed

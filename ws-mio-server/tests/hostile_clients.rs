@@ -166,6 +166,55 @@ fn a_compressed_fragment_that_inflates_past_the_limit_is_stopped_while_it_inflat
 }
 
 #[test]
+fn a_deflate_bomb_inflates_a_turn_budget_at_a_time_while_others_are_served() {
+    // The echo server's limit (16 MiB): a bomb of 32 MiB of zeros is about 32 KiB on the
+    // wire, read whole in one turn, and would cost 16 MiB of inflating in it.
+    let mut server = TestServer::new(
+        Config {
+            max_message_size: 16 << 20,
+            ..config()
+        },
+        Echo,
+    );
+    let bomb = server.connect_with(
+        ClientRequest::new("test", "/"),
+        Some(DeflateConfig::default()),
+    );
+    let bystander = server.connect("/");
+    let shared = compress_shared(MessageKind::Binary, &vec![0u8; 32 << 20], 15, 9);
+    let frame = shared.as_bytes();
+    let (_, header_len) = FrameHeader::decode(frame).unwrap().unwrap();
+    let compressed = &frame[header_len..];
+    assert!(compressed.len() < READ, "{}", compressed.len());
+    server.queue_raw(bomb, &client_frame(false, RSV1, OpCode::Binary, compressed));
+    server.queue(bystander, text("first"));
+    // One round: the bomber's turn came first and inflated about a budget (256 KiB, plus
+    // one 256-byte piece's worth), then the bystander's message was taken and answered.
+    server.round();
+    assert_eq!(server.arrived(bystander), vec![text("first")]);
+    assert!(!server.server_closed(bomb));
+    // It holds what it inflated in its turn: a partial message, neither 16 MiB nor over.
+    let held = server.held(bomb);
+    assert!(
+        held > 256 << 10 && held < 2 << 20,
+        "held {held} after one turn"
+    );
+    // Every later round the same, until the limit ends it with 1009: 16 MiB at about
+    // 512 KiB a turn takes tens of rounds, and the bystander is answered in each.
+    let mut rounds = 1;
+    while !server.server_closed(bomb) {
+        server.queue(bystander, text("again"));
+        server.round();
+        assert_eq!(server.arrived(bystander), vec![text("again")]);
+        rounds += 1;
+        assert!(rounds < 1000, "the bomb was never stopped");
+    }
+    assert!(rounds >= 32, "{rounds} rounds");
+    server.drive();
+    assert_eq!(server.close_code(bomb), Some(CloseCode::MESSAGE_TOO_BIG));
+}
+
+#[test]
 fn slow_members_of_a_busy_room_do_not_hold_more_than_their_budget() {
     let mut server = TestServer::new(config(), Broadcast);
     let reader = server.connect("/");

@@ -99,8 +99,9 @@ pub(crate) struct Driver<C> {
     pub(crate) backlogged_since: Option<Duration>,
     /// The held bytes last added to the worker's gauge (see [`Self::held`]).
     pub(crate) reported_held: usize,
-    /// Input read but not yet given to the engine, kept while the queue is at the
-    /// high-water mark (one read at most, since reading pauses).
+    /// Input read but not yet given to the engine (one read at most, since reading stops
+    /// while it waits): kept while the queue is at the high-water mark, or for the
+    /// connection's next turn when this one's budget ran out.
     pub(crate) unread: Vec<u8>,
 }
 
@@ -321,6 +322,16 @@ impl<C> Driver<C> {
     pub(crate) fn keep_unread(&mut self, rest: &[u8]) {
         self.unread.extend_from_slice(rest);
         self.read_paused = true;
+    }
+
+    /// Keeps the rest of a read for the connection's next turn: this turn's budget is spent.
+    pub(crate) fn keep_for_next_turn(&mut self, rest: &[u8]) {
+        self.unread.extend_from_slice(rest);
+    }
+
+    /// Input kept for its next turn waits, and nothing holds it back.
+    pub(crate) fn input_waits(&self) -> bool {
+        !self.unread.is_empty() && !self.read_paused
     }
 
     /// Stops reading while the peer does not take what it is sent.

@@ -3,7 +3,7 @@
 //! nothing about connections; it makes the system calls.
 
 use super::remote::{Offered, Peer, Remote};
-use super::{Io, Key, Listener, Worker};
+use super::{Io, Key, Listener, Worker, TURN_BUDGET};
 use crate::handler::Handler;
 use crate::memory::MemoryReturn;
 use mio::net::{TcpListener, TcpStream};
@@ -18,9 +18,6 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const ADMIN_LISTENER: Token = Token(usize::MAX - 3);
 /// The read buffer every connection of a worker shares.
 const READ_BUFFER: usize = 64 << 10;
-/// Bytes read from one connection before the others get their turn: a connection with more
-/// waiting is read on in the next round, after every other ready connection had its share.
-const READ_BUDGET: usize = 4 * READ_BUFFER;
 /// Slices gathered for one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -57,7 +54,7 @@ pub(crate) struct EventLoop<H: Handler> {
     peers: Arc<[Peer]>,
     wake_peer: Vec<bool>,
     read_buf: Vec<u8>,
-    /// Connections that used their read budget with input left: read again next round.
+    /// Connections that spent their turn's budget with input left: read again next round.
     unfinished: Vec<Key>,
     /// The first worker gives freed memory back after bursts ([`crate::memory`]).
     memory: Option<MemoryReturn>,
@@ -243,16 +240,14 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
-    /// Reads until the socket is empty (as `drain` tells), the connection ends, the worker
-    /// stops wanting its input, or the read budget is spent (then it goes on next round).
+    /// One turn of `key`'s input: what waits from its last turn, then reads until the socket
+    /// is empty (as `drain` tells), the connection ends, the worker stops wanting its input, or
+    /// the turn's budget is spent (then it goes on next round, after the others).
     fn read(&mut self, key: Key, drain: Drain, now: Duration) {
+        let mut budget = TURN_BUDGET;
+        self.worker.resume_input(key, now, &mut budget);
         let mut buf = std::mem::take(&mut self.read_buf);
-        let mut budget = READ_BUDGET;
-        while self.worker.wants_read(key) {
-            if budget == 0 {
-                self.unfinished.push(key);
-                break;
-            }
+        while budget > 0 && self.worker.wants_read(key) {
             let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
                 break;
             };
@@ -262,8 +257,7 @@ impl<H: Handler> EventLoop<H> {
                     break;
                 }
                 Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    self.worker.receive(key, &mut buf[..n], now);
+                    self.worker.receive(key, &mut buf[..n], now, &mut budget);
                     if n < buf.len() && drain == Drain::UntilShort {
                         break;
                     }
@@ -277,6 +271,9 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         self.read_buf = buf;
+        if budget == 0 && (self.worker.wants_read(key) || self.worker.input_waits(key)) {
+            self.unfinished.push(key);
+        }
     }
 
     /// Writes what the worker has queued for `key` until the socket would block or nothing is

@@ -57,6 +57,12 @@ use ws_proto::CloseCode;
 /// A connection's key: its slot in the worker, and the I/O layer's token for its socket.
 pub(crate) type Key = usize;
 
+/// What one connection's input may cost in one turn: the bytes read plus the bytes they
+/// inflated to. Past it, the rest of its input waits for its next turn, after every other
+/// ready connection had its own: one connection cannot hold its worker longer than this costs,
+/// however much it sends or however far its input inflates.
+pub(crate) const TURN_BUDGET: usize = 256 << 10;
+
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Listener {
@@ -132,6 +138,8 @@ pub(crate) struct Worker<H: Handler> {
     /// The timer entries due, kept between turns for their allocation.
     expired: Vec<crate::timer::Expired>,
     now: Duration,
+    /// What the connection being read may still cost this turn (see [`TURN_BUDGET`]).
+    turn_left: usize,
     drain_deadline: Option<Duration>,
     /// Connections from the admin listener open now.
     admin_open: usize,
@@ -167,6 +175,7 @@ impl<H: Handler> Worker<H> {
             commands: Vec::new(),
             expired: Vec::new(),
             now: Duration::ZERO,
+            turn_left: 0,
             drain_deadline: None,
             admin_open: 0,
         }
@@ -219,19 +228,48 @@ impl<H: Handler> Worker<H> {
         Ok(key)
     }
 
-    /// Bytes read from `key`'s socket (the buffer may be unmasked in place).
-    pub(crate) fn receive(&mut self, key: Key, data: &mut [u8], now: Duration) {
+    /// Bytes read from `key`'s socket (the buffer may be unmasked in place), charged with what
+    /// they inflate to against `budget`, what the connection may still cost this turn (see
+    /// [`TURN_BUDGET`]). When it runs out, the rest of `data` is kept for the next turn
+    /// ([`Self::input_waits`]).
+    pub(crate) fn receive(&mut self, key: Key, data: &mut [u8], now: Duration, budget: &mut usize) {
         self.now = now;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         add(&self.metrics.bytes_in_total, data.len() as u64);
         conn.last_input = now;
+        self.turn_left = *budget;
         if conn.is_open() {
             self.receive_frames(key, data);
         } else {
+            self.turn_left = self.turn_left.saturating_sub(data.len());
             self.receive_request(key, data);
         }
+        *budget = std::mem::take(&mut self.turn_left);
+        self.after_input(key);
+    }
+
+    /// Input kept for this turn because an earlier turn's budget ran out, taken now against
+    /// `budget` (none is taken while reading is paused by backpressure; [`Self::written`]
+    /// resumes it then).
+    pub(crate) fn resume_input(&mut self, key: Key, now: Duration, budget: &mut usize) {
+        if !self.input_waits(key) {
+            return;
+        }
+        self.now = now;
+        self.turn_left = *budget;
+        self.receive_unread(key);
+        *budget = std::mem::take(&mut self.turn_left);
+        self.after_input(key);
+    }
+
+    /// Whether input read earlier waits to be taken in `key`'s next turn.
+    pub(crate) fn input_waits(&self, key: Key) -> bool {
+        self.conns.get(key).is_some_and(Driver::input_waits)
+    }
+
+    fn after_input(&mut self, key: Key) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.check_backpressure(self.config.high_water_mark);
         }
@@ -328,11 +366,10 @@ impl<H: Handler> Worker<H> {
             AfterWrite::Continue if backlog_started => self.arm_timer(key),
             AfterWrite::Continue => {}
             AfterWrite::Resume => {
-                // What waits in the engine first, then what was read and kept; then the
-                // socket, if that left room.
+                // What waits in the engine first; then what was read and kept, and the
+                // socket, in a turn of the connection's own (its budget applies).
                 self.process(key);
-                self.receive_unread(key);
-                if self.wants_read(key) {
+                if self.wants_read(key) || self.input_waits(key) {
                     self.io.push_back(Io::Read(key));
                 }
             }
