@@ -9,6 +9,7 @@
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use std::time::Duration;
 use ws_proto::handshake::server::{Request, Upgrade};
 
 /// A verified identity.
@@ -21,6 +22,20 @@ pub struct Identity {
     /// The token came in `Sec-WebSocket-Protocol` after this offer (`bearer`, in the client's
     /// case), which the answer must name exactly as offered.
     pub via_protocol: Option<String>,
+    /// Until when the token counts (its `exp` plus the leeway), as time since the Unix epoch;
+    /// `None` for a guest.
+    pub expires: Option<Duration>,
+}
+
+/// A verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// Its `sub`.
+    pub user: String,
+    /// Its `exp`, seconds since the Unix epoch.
+    pub exp: f64,
+    /// Until when it counts: `exp` plus the leeway, as time since the Unix epoch.
+    pub expires: Duration,
 }
 
 /// What a token must satisfy.
@@ -43,9 +58,13 @@ pub enum AuthError {
     Unauthorized,
 }
 
+/// The claims read; jsonwebtoken checks the signature, `aud` and `iss`, and the chat checks
+/// the times against its own clock. A NumericDate may have a fraction (RFC 7519 section 2).
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: f64,
+    nbf: Option<f64>,
 }
 
 /// A user or room name: 1 to 32 letters, digits, `-`, `_` or `.`.
@@ -56,41 +75,25 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Finds the connection's identity: with `rules`, from a valid token; without, a guest
-/// named by `?name=` or `guest_name`.
+/// Finds the connection's identity: with `rules`, from a valid token at `now` (time since the
+/// Unix epoch); without, a guest named by `?name=` or `guest_name`.
 pub fn identify(
     request: &Request,
     upgrade: &Upgrade,
     rules: Option<&TokenRules>,
+    now: Duration,
     guest_name: impl FnOnce() -> String,
 ) -> Result<Identity, AuthError> {
     let (token, via_protocol) = find_token(request, upgrade);
     match rules {
         Some(rules) => {
             let token = token.ok_or(AuthError::Unauthorized)?;
-            let mut validation = Validation::new(Algorithm::HS256);
-            validation.validate_exp = true;
-            validation.validate_nbf = true;
-            validation.leeway = rules.leeway;
-            validation.set_required_spec_claims(&["exp", "sub"]);
-            match &rules.audience {
-                Some(audience) => validation.set_audience(&[audience]),
-                None => validation.validate_aud = false,
-            }
-            if let Some(issuer) = &rules.issuer {
-                validation.set_issuer(&[issuer]);
-            }
-            let key = DecodingKey::from_secret(&rules.secret);
-            let data =
-                decode::<Claims>(&token, &key, &validation).map_err(|_| AuthError::Unauthorized)?;
-            let user = data.claims.sub;
-            if !valid_name(&user) {
-                return Err(AuthError::Unauthorized);
-            }
+            let token = verify(&token, rules, now)?;
             Ok(Identity {
-                user,
+                user: token.user,
                 guest: false,
                 via_protocol,
+                expires: Some(token.expires),
             })
         }
         None => {
@@ -102,9 +105,59 @@ pub fn identify(
                 user,
                 guest: true,
                 via_protocol,
+                expires: None,
             })
         }
     }
+}
+
+/// Checks a token at `now` (time since the Unix epoch): its HS256 signature, `exp` and `nbf`
+/// with the leeway, `aud` and `iss` when configured, and a `sub` that is a valid name.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_chat::auth::{verify, AuthError, TokenRules};
+/// let rules = TokenRules { secret: b"s".to_vec(), leeway: 5, audience: None, issuer: None };
+/// // {"sub":"alice","exp":100}, signed with "s".
+/// let token = concat!(
+///     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTAwfQ.",
+///     "L5e5PnuPlQqnW4JQhQgQkboGGkNqKO7UebvICVbq3r8"
+/// );
+/// let at = |s| Duration::from_secs(s);
+/// assert_eq!(verify(token, &rules, at(100)).unwrap().expires, at(105));
+/// assert_eq!(verify(token, &rules, at(106)), Err(AuthError::Unauthorized));
+/// ```
+pub fn verify(token: &str, rules: &TokenRules, now: Duration) -> Result<Token, AuthError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    // The times are checked below, on the chat's clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    match &rules.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    if let Some(issuer) = &rules.issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    let key = DecodingKey::from_secret(&rules.secret);
+    let claims = decode::<Claims>(token, &key, &validation)
+        .map_err(|_| AuthError::Unauthorized)?
+        .claims;
+    let now = now.as_secs_f64();
+    let leeway = rules.leeway as f64;
+    let expires = claims.exp + leeway;
+    // The leeway, as for `exp`, lets a token from a clock a little ahead count already.
+    let early = claims.nbf.is_some_and(|nbf| nbf > now + leeway);
+    if now > expires || early || !valid_name(&claims.sub) {
+        return Err(AuthError::Unauthorized);
+    }
+    Ok(Token {
+        user: claims.sub,
+        exp: claims.exp,
+        // A time too far to represent is as good as never.
+        expires: Duration::try_from_secs_f64(expires).unwrap_or(Duration::MAX),
+    })
 }
 
 fn find_token(request: &Request, upgrade: &Upgrade) -> (Option<String>, Option<String>) {

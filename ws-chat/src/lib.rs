@@ -14,7 +14,7 @@ pub mod rate;
 
 pub use options::Options;
 
-use auth::{identify, valid_name, AuthError, TokenRules};
+use auth::{identify, valid_name, verify, AuthError, TokenRules};
 use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use rate::TokenBucket;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ws_mio_server::config::layered;
 use ws_mio_server::rooms::Join;
 use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
@@ -157,6 +157,8 @@ const SHARDS: usize = 64;
 pub struct ChatConn {
     user: Arc<str>,
     guest: bool,
+    /// Until when its token counts (time since the Unix epoch); a guest's never ends.
+    expires: Option<Duration>,
     /// Counted among its user's connections (not refused for being one too many).
     admitted: bool,
 }
@@ -184,12 +186,23 @@ pub struct Chat {
     next_guest: AtomicU64,
     guest_names: RandomState,
     start: Instant,
+    clock: WallClock,
 }
 
-fn now_ms() -> u64 {
+/// The wall clock the chat reads tokens' times and stamps messages by: time since the Unix
+/// epoch. The system's, or a test's own.
+struct WallClock(Box<dyn Fn() -> Duration + Send + Sync>);
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WallClock")
+    }
+}
+
+fn system_time() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 fn send(ctx: &mut Context<'_>, to: ConnId, message: &ServerMessage<'_>) {
@@ -209,9 +222,25 @@ fn presence(ctx: &mut Context<'_>, room: &str, user: &str, event: &str) {
 }
 
 impl Chat {
-    /// The chat with its settings.
+    /// The chat with its settings, on the system's clock.
     pub fn new(config: ChatConfig) -> Chat {
+        Chat::with_clock(config, system_time)
+    }
+
+    /// The chat with its settings, on `clock` (time since the Unix epoch): for tests of
+    /// tokens' times.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_chat::{Chat, ChatConfig};
+    /// let chat = Chat::with_clock(ChatConfig::default(), || Duration::from_secs(1_700_000_000));
+    /// ```
+    pub fn with_clock(
+        config: ChatConfig,
+        clock: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Chat {
         Chat {
+            clock: WallClock(Box::new(clock)),
             token_rules: config.token_rules(),
             config,
             users: Sharded::new(SHARDS),
@@ -221,6 +250,36 @@ impl Chat {
             guest_names: RandomState::new(),
             start: Instant::now(),
         }
+    }
+
+    fn wall_now(&self) -> Duration {
+        (self.clock.0)()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.wall_now().as_millis() as u64
+    }
+
+    /// A new token for a connection: checked as at the handshake and for the same user; the
+    /// connection then lasts until it expires. A refused one leaves the old deadline.
+    fn refresh(&self, ctx: &mut Context<'_>, conn: &mut ChatConn, token: &str) {
+        let Some(rules) = self.token_rules.as_ref().filter(|_| !conn.guest) else {
+            let reason = "a guest has no token to refresh";
+            return error(ctx, ErrorCode::Forbidden, reason, None);
+        };
+        let now = self.wall_now();
+        let Ok(token) = verify(token, rules, now) else {
+            let reason = "the token is invalid or expired";
+            return error(ctx, ErrorCode::Unauthorized, reason, None);
+        };
+        if *token.user != *conn.user {
+            let reason = "the token is for another user";
+            return error(ctx, ErrorCode::Forbidden, reason, None);
+        }
+        conn.expires = Some(token.expires);
+        ctx.expire_after(Some(token.expires.saturating_sub(now)));
+        let exp = token.exp.max(0.0) as u64;
+        send(ctx, ctx.id(), &ServerMessage::Refreshed { exp });
     }
 
     /// Takes a token from the user's bucket; false (and a strike) when it is empty.
@@ -306,7 +365,7 @@ impl Chat {
                     room,
                     from: user.to_string(),
                     text,
-                    ts: now_ms(),
+                    ts: self.now_ms(),
                 };
                 publish(ctx, &message.room, &ServerMessage::Message(&message));
                 let ack = ServerMessage::Ack {
@@ -342,7 +401,7 @@ impl Chat {
                 };
                 let (msg_id, ts) = (
                     self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
-                    now_ms(),
+                    self.now_ms(),
                 );
                 let direct = ServerMessage::Direct {
                     id: msg_id,
@@ -387,6 +446,8 @@ impl Chat {
                 };
                 send(ctx, id, &reply);
             }
+            // Taken by `on_message`, which has the connection's state.
+            ClientMessage::Refresh { .. } => {}
             ClientMessage::Who { room } => {
                 let Some(users) = ctx.room_users(&room) else {
                     return error(ctx, ErrorCode::NotFound, "no such room", None);
@@ -421,7 +482,8 @@ impl Handler for Chat {
             format!("guest-{:016x}", self.guest_names.hash_one(n))
         };
         let rules = self.token_rules.as_ref();
-        let identity = match identify(open.request, open.upgrade, rules, guest_name) {
+        let now = self.wall_now();
+        let identity = match identify(open.request, open.upgrade, rules, now, guest_name) {
             Ok(identity) => identity,
             Err(AuthError::Unauthorized) => {
                 let mut response =
@@ -435,6 +497,7 @@ impl Handler for Chat {
         let conn = ChatConn {
             user: Arc::from(identity.user.as_str()),
             guest: identity.guest,
+            expires: identity.expires,
             admitted: false,
         };
         let decision = OpenDecision::accept(conn).user(&identity.user);
@@ -460,6 +523,9 @@ impl Handler for Chat {
         user.conns.push(ctx.id());
         drop(users);
         conn.admitted = true;
+        if let Some(expires) = conn.expires {
+            ctx.expire_after(Some(expires.saturating_sub(self.wall_now())));
+        }
         let welcome = ServerMessage::Welcome {
             user: &conn.user,
             guest: conn.guest,
@@ -482,6 +548,7 @@ impl Handler for Chat {
             return error(ctx, ErrorCode::TooLarge, "message too large", None);
         }
         match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Refresh { token }) => self.refresh(ctx, conn, &token),
             Ok(parsed) => self.handle(ctx, &conn.user, parsed),
             Err(e) => {
                 let message = format!("invalid message: {e}");

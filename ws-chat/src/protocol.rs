@@ -51,6 +51,12 @@ pub enum ClientMessage {
         /// The room.
         room: String,
     },
+    /// A new token for this connection, before its current one expires: checked as at the
+    /// handshake, and for the same `sub`.
+    Refresh {
+        /// The token.
+        token: String,
+    },
 }
 
 /// A message as stored in history and delivered to a room.
@@ -82,6 +88,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A message over the size limit.
     TooLarge,
+    /// A refreshed token that is invalid or expired.
+    Unauthorized,
 }
 
 /// What the server sends.
@@ -150,6 +158,11 @@ pub enum ServerMessage<'a> {
         /// The users, sorted.
         users: Vec<&'a str>,
     },
+    /// A refreshed token was accepted: the connection lasts until its `exp` (plus the leeway).
+    Refreshed {
+        /// The token's `exp`, seconds since the Unix epoch.
+        exp: u64,
+    },
     /// A request failed.
     Error {
         /// The stable code.
@@ -192,6 +205,8 @@ mod tests {
             serde_json::from_str::<ClientMessage>(r#"{"type":"join","room":"a","extra":1}"#)
                 .is_err()
         );
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"refresh","token":"t"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Refresh { token: "t".into() });
     }
 
     #[test]

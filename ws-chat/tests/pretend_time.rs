@@ -1,0 +1,179 @@
+//! The chat on pretend time: its workers and clients in memory (`TestServer`), its wall clock
+//! moved with the server's time, so tokens expire and rooms idle without waiting.
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use ws_chat::{Chat, ChatConfig};
+use ws_mio_server::testing::{ClientId, TestServer};
+use ws_mio_server::Config;
+use ws_proto::handshake::client::ClientRequest;
+use ws_proto::{Event, Message};
+
+const SECRET: &str = "pretend secret";
+/// The wall clock when the server starts, seconds since the Unix epoch.
+const EPOCH: u64 = 1_700_000_000;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// A chat on pretend time, its wall clock `EPOCH` plus the server's time.
+struct Chatroom {
+    server: TestServer<Chat>,
+    wall_ms: Arc<AtomicU64>,
+}
+
+impl Chatroom {
+    fn new(chat: ChatConfig) -> Chatroom {
+        let wall_ms = Arc::new(AtomicU64::new(EPOCH * 1000));
+        let clock = wall_ms.clone();
+        let chat = Chat::with_clock(chat, move || {
+            Duration::from_millis(clock.load(Ordering::Relaxed))
+        });
+        let config = Config {
+            workers: 2,
+            ..Config::default()
+        };
+        Chatroom {
+            server: TestServer::new(config, chat),
+            wall_ms,
+        }
+    }
+
+    fn with_tokens() -> Chatroom {
+        Chatroom::new(ChatConfig {
+            jwt_secret: Some(SECRET.into()),
+            ..ChatConfig::default()
+        })
+    }
+
+    /// Moves the server's time and the wall clock on together.
+    fn advance(&mut self, by: Duration) {
+        self.wall_ms
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+        self.server.advance(by);
+    }
+
+    fn connect(&mut self, target: &str) -> ClientId {
+        self.server.connect_with(ClientRequest::new("chat", target), None)
+    }
+
+    /// A client with `token`, welcomed.
+    fn login(&mut self, token: &str) -> ClientId {
+        let client = self.connect(&format!("/ws?token={token}"));
+        assert_eq!(self.recv(client)["type"], "welcome");
+        client
+    }
+
+    fn send(&mut self, client: ClientId, value: Value) {
+        self.server
+            .send(client, Message::Text(value.to_string().into()));
+    }
+
+    fn recv(&mut self, client: ClientId) -> Value {
+        match self.server.next_message(client) {
+            Some(Message::Text(text)) => serde_json::from_str(&text).unwrap(),
+            other => panic!("no text message: {other:?}"),
+        }
+    }
+
+    /// The close frame's code and reason the client got, if one came.
+    fn closed_with(&mut self, client: ClientId) -> Option<(u16, String)> {
+        while let Some(event) = self.server.next_event(client) {
+            if let Event::Close(frame) = event {
+                return frame.map(|f| (f.code.0, f.reason.to_string()));
+            }
+        }
+        None
+    }
+}
+
+/// A token with these claims, `exp` at `EPOCH + exp` seconds, signed with `secret`.
+fn signed(mut claims: Value, exp: u64, secret: &str) -> String {
+    claims["exp"] = json!(EPOCH + exp);
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    encode(&Header::default(), &claims, &key).unwrap()
+}
+
+fn token(sub: &str, exp: u64) -> String {
+    signed(json!({ "sub": sub }), exp, SECRET)
+}
+
+fn expired() -> (u16, String) {
+    (1008, "credentials expired".to_string())
+}
+
+#[test]
+fn a_token_that_expires_on_an_open_connection_ends_it_with_1008_after_the_leeway() {
+    let mut chat = Chatroom::with_tokens();
+    let alice = chat.login(&token("alice", 60));
+    // exp at 60 s, and the default leeway of 5 s.
+    chat.advance(secs(64.9));
+    assert!(chat.server.is_open(alice));
+    chat.advance(secs(0.2));
+    assert_eq!(chat.closed_with(alice), Some(expired()));
+}
+
+#[test]
+fn a_refresh_in_time_keeps_the_connection_open_past_the_old_exp_until_the_new_one() {
+    let mut chat = Chatroom::with_tokens();
+    let alice = chat.login(&token("alice", 60));
+    chat.advance(secs(50.0));
+    chat.send(alice, json!({"type": "refresh", "token": token("alice", 120)}));
+    assert_eq!(
+        chat.recv(alice),
+        json!({"type": "refreshed", "exp": EPOCH + 120})
+    );
+    chat.advance(secs(74.9));
+    assert!(chat.server.is_open(alice), "past the old exp");
+    chat.advance(secs(0.2));
+    assert_eq!(chat.closed_with(alice), Some(expired()));
+}
+
+#[test]
+fn a_refresh_for_another_sub_badly_signed_expired_early_or_for_another_audience_is_refused_and_the_old_deadline_stands(
+) {
+    let mut chat = Chatroom::new(ChatConfig {
+        jwt_secret: Some(SECRET.into()),
+        jwt_audience: Some("chat".into()),
+        ..ChatConfig::default()
+    });
+    let ours = |sub: &str, exp| signed(json!({"sub": sub, "aud": "chat"}), exp, SECRET);
+    let alice = chat.login(&ours("alice", 60));
+    chat.advance(secs(30.0));
+    let refused = [
+        (ours("bob", 600), "forbidden"),
+        (signed(json!({"sub": "alice", "aud": "chat"}), 600, "other secret"), "unauthorized"),
+        // exp plus the leeway are past at 30 s.
+        (ours("alice", 24), "unauthorized"),
+        (
+            signed(json!({"sub": "alice", "aud": "chat", "nbf": EPOCH + 100}), 600, SECRET),
+            "unauthorized",
+        ),
+        (signed(json!({"sub": "alice", "aud": "other"}), 600, SECRET), "unauthorized"),
+        ("not a token".to_string(), "unauthorized"),
+    ];
+    for (token, code) in refused {
+        chat.send(alice, json!({"type": "refresh", "token": token}));
+        let reply = chat.recv(alice);
+        assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some(code)));
+    }
+    chat.advance(secs(34.9));
+    assert!(chat.server.is_open(alice));
+    chat.advance(secs(0.2));
+    assert_eq!(chat.closed_with(alice), Some(expired()));
+}
+
+#[test]
+fn guests_have_no_deadline_and_no_token_to_refresh() {
+    let mut chat = Chatroom::new(ChatConfig::default());
+    let guest = chat.connect("/ws?name=carol");
+    assert_eq!(chat.recv(guest)["guest"], true);
+    chat.advance(secs(36_000.0));
+    assert!(chat.server.is_open(guest));
+    chat.send(guest, json!({"type": "refresh", "token": token("carol", 100_000)}));
+    assert_eq!(chat.recv(guest)["code"], "forbidden");
+}
