@@ -63,6 +63,10 @@ pub struct ChatConfig {
     #[arg(long, env = "WS_JWT_ISSUER", value_name = "ISSUER")]
     #[serde(default)]
     pub jwt_issuer: Option<String>,
+    /// Characters kept of a token's `name` claim, the display name (0: none shown).
+    #[arg(long, env = "WS_MAX_DISPLAY_NAME", default_value_t = 64)]
+    #[arg(value_name = "CHARS")]
+    pub max_display_name: usize,
     /// Origins allowed to connect, comma-separated (403 for others); none allows all.
     #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     #[arg(value_name = "ORIGINS")]
@@ -124,6 +128,7 @@ impl ChatConfig {
             leeway: self.jwt_leeway,
             audience: self.jwt_audience.clone(),
             issuer: self.jwt_issuer.clone(),
+            max_display_name: self.max_display_name,
         })
     }
 }
@@ -156,6 +161,8 @@ const SHARDS: usize = 64;
 #[derive(Debug)]
 pub struct ChatConn {
     user: Arc<str>,
+    /// Its display name, from the token: shown beside the user, never trusted.
+    name: Option<Arc<str>>,
     guest: bool,
     /// Until when its token counts (time since the Unix epoch); a guest's never ends.
     expires: Option<Duration>,
@@ -217,8 +224,14 @@ fn publish(ctx: &mut Context<'_>, room: &str, message: &ServerMessage<'_>) {
     ctx.publish(room, Message::Text(message.to_json().into()));
 }
 
-fn presence(ctx: &mut Context<'_>, room: &str, user: &str, event: &str) {
-    publish(ctx, room, &ServerMessage::Presence { room, user, event });
+fn presence(ctx: &mut Context<'_>, room: &str, (user, name): (&str, Option<&str>), event: &str) {
+    let message = ServerMessage::Presence {
+        room,
+        user,
+        name,
+        event,
+    };
+    publish(ctx, room, &message);
 }
 
 impl Chat {
@@ -313,7 +326,9 @@ impl Chat {
         false
     }
 
-    fn handle(&self, ctx: &mut Context<'_>, user: &str, message: ClientMessage) {
+    /// One message of `who`: the user, and its display name.
+    fn handle(&self, ctx: &mut Context<'_>, who: (&str, Option<&str>), message: ClientMessage) {
+        let (user, name) = who;
         let id = ctx.id();
         match message {
             ClientMessage::Join { room } => {
@@ -328,7 +343,7 @@ impl Chat {
                 match ctx.join(&room) {
                     Join::Joined { first_of_user } => {
                         if first_of_user {
-                            presence(ctx, &room, user, "joined");
+                            presence(ctx, &room, who, "joined");
                         }
                     }
                     Join::AlreadyMember => {}
@@ -343,7 +358,7 @@ impl Chat {
                 None => error(ctx, ErrorCode::NotFound, "not in that room", None),
                 Some(left) => {
                     if left.last_of_user {
-                        presence(ctx, &room, user, "left");
+                        presence(ctx, &room, who, "left");
                     }
                 }
             },
@@ -364,6 +379,7 @@ impl Chat {
                     id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
                     room,
                     from: user.to_string(),
+                    name: name.map(str::to_string),
                     text,
                     ts: self.now_ms(),
                 };
@@ -406,6 +422,7 @@ impl Chat {
                 let direct = ServerMessage::Direct {
                     id: msg_id,
                     from: user,
+                    name,
                     to: &to,
                     text: &text,
                     ts,
@@ -424,7 +441,12 @@ impl Chat {
                 if !ctx.in_room(&room) {
                     return error(ctx, ErrorCode::Forbidden, "join the room first", None);
                 }
-                publish(ctx, &room, &ServerMessage::Typing { room: &room, user });
+                let typing = ServerMessage::Typing {
+                    room: &room,
+                    user,
+                    name,
+                };
+                publish(ctx, &room, &typing);
             }
             ClientMessage::History { room, limit } => {
                 let rooms = self.history.lock(&room);
@@ -496,6 +518,7 @@ impl Handler for Chat {
         };
         let conn = ChatConn {
             user: Arc::from(identity.user.as_str()),
+            name: identity.name.as_deref().map(Arc::from),
             guest: identity.guest,
             expires: identity.expires,
             admitted: false,
@@ -529,6 +552,7 @@ impl Handler for Chat {
         let welcome = ServerMessage::Welcome {
             user: &conn.user,
             guest: conn.guest,
+            name: conn.name.as_deref(),
         };
         send(ctx, ctx.id(), &welcome);
     }
@@ -549,7 +573,7 @@ impl Handler for Chat {
         }
         match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Refresh { token }) => self.refresh(ctx, conn, &token),
-            Ok(parsed) => self.handle(ctx, &conn.user, parsed),
+            Ok(parsed) => self.handle(ctx, (&conn.user, conn.name.as_deref()), parsed),
             Err(e) => {
                 let message = format!("invalid message: {e}");
                 error(ctx, ErrorCode::InvalidMessage, &message, None)
@@ -562,7 +586,7 @@ impl Handler for Chat {
             return;
         }
         for left in info.left.iter().filter(|l| l.last_of_user) {
-            presence(ctx, &left.room, &conn.user, "left");
+            presence(ctx, &left.room, (&conn.user, conn.name.as_deref()), "left");
         }
         let mut users = self.users.lock(&conn.user);
         if let Some(user) = users.get_mut(&conn.user) {

@@ -58,7 +58,8 @@ impl Chatroom {
     }
 
     fn connect(&mut self, target: &str) -> ClientId {
-        self.server.connect_with(ClientRequest::new("chat", target), None)
+        self.server
+            .connect_with(ClientRequest::new("chat", target), None)
     }
 
     /// A client with `token`, welcomed.
@@ -122,7 +123,10 @@ fn a_refresh_in_time_keeps_the_connection_open_past_the_old_exp_until_the_new_on
     let mut chat = Chatroom::with_tokens();
     let alice = chat.login(&token("alice", 60));
     chat.advance(secs(50.0));
-    chat.send(alice, json!({"type": "refresh", "token": token("alice", 120)}));
+    chat.send(
+        alice,
+        json!({"type": "refresh", "token": token("alice", 120)}),
+    );
     assert_eq!(
         chat.recv(alice),
         json!({"type": "refreshed", "exp": EPOCH + 120})
@@ -146,20 +150,33 @@ fn a_refresh_for_another_sub_badly_signed_expired_early_or_for_another_audience_
     chat.advance(secs(30.0));
     let refused = [
         (ours("bob", 600), "forbidden"),
-        (signed(json!({"sub": "alice", "aud": "chat"}), 600, "other secret"), "unauthorized"),
+        (
+            signed(json!({"sub": "alice", "aud": "chat"}), 600, "other secret"),
+            "unauthorized",
+        ),
         // exp plus the leeway are past at 30 s.
         (ours("alice", 24), "unauthorized"),
         (
-            signed(json!({"sub": "alice", "aud": "chat", "nbf": EPOCH + 100}), 600, SECRET),
+            signed(
+                json!({"sub": "alice", "aud": "chat", "nbf": EPOCH + 100}),
+                600,
+                SECRET,
+            ),
             "unauthorized",
         ),
-        (signed(json!({"sub": "alice", "aud": "other"}), 600, SECRET), "unauthorized"),
+        (
+            signed(json!({"sub": "alice", "aud": "other"}), 600, SECRET),
+            "unauthorized",
+        ),
         ("not a token".to_string(), "unauthorized"),
     ];
     for (token, code) in refused {
         chat.send(alice, json!({"type": "refresh", "token": token}));
         let reply = chat.recv(alice);
-        assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some(code)));
+        assert_eq!(
+            (reply["type"].as_str(), reply["code"].as_str()),
+            (Some("error"), Some(code))
+        );
     }
     chat.advance(secs(34.9));
     assert!(chat.server.is_open(alice));
@@ -174,6 +191,100 @@ fn guests_have_no_deadline_and_no_token_to_refresh() {
     assert_eq!(chat.recv(guest)["guest"], true);
     chat.advance(secs(36_000.0));
     assert!(chat.server.is_open(guest));
-    chat.send(guest, json!({"type": "refresh", "token": token("carol", 100_000)}));
+    chat.send(
+        guest,
+        json!({"type": "refresh", "token": token("carol", 100_000)}),
+    );
     assert_eq!(chat.recv(guest)["code"], "forbidden");
+}
+
+/// The next message of a type, skipping others.
+fn recv_type(chat: &mut Chatroom, client: ClientId, kind: &str) -> Value {
+    for _ in 0..50 {
+        let v = chat.recv(client);
+        if v["type"] == kind {
+            return v;
+        }
+    }
+    panic!("no {kind} message");
+}
+
+#[test]
+fn a_tokens_name_is_only_a_display_name_cleaned_and_capped_and_never_an_identity() {
+    let mut chat = Chatroom::new(ChatConfig {
+        jwt_secret: Some(SECRET.into()),
+        max_display_name: 12,
+        ..ChatConfig::default()
+    });
+    let named = |sub: &str, name: Value| signed(json!({"sub": sub, "name": name}), 600, SECRET);
+    let alice = chat.connect(&format!(
+        "/ws?token={}",
+        named("alice", json!("Queen\u{202e} of\nHearts!"))
+    ));
+    assert_eq!(
+        chat.recv(alice),
+        json!({"type": "welcome", "user": "alice", "guest": false, "name": "Queen of Hea"})
+    );
+    // Bob calls himself alice: shown as his name, while he stays bob.
+    let bob = chat.connect(&format!("/ws?token={}", named("bob", json!("alice"))));
+    assert_eq!(
+        chat.recv(bob),
+        json!({"type": "welcome", "user": "bob", "guest": false, "name": "alice"})
+    );
+    // A name that is not a string is no name; the token stands.
+    let carol = chat.login(&named("carol", json!(42)));
+    chat.send(alice, json!({"type": "join", "room": "lobby"}));
+    chat.send(bob, json!({"type": "join", "room": "lobby"}));
+    chat.send(carol, json!({"type": "join", "room": "lobby"}));
+    assert_eq!(
+        recv_type(&mut chat, alice, "presence"),
+        json!({"type": "presence", "room": "lobby", "user": "alice", "name": "Queen of Hea", "event": "joined"})
+    );
+    assert_eq!(
+        recv_type(&mut chat, alice, "presence"),
+        json!({"type": "presence", "room": "lobby", "user": "bob", "name": "alice", "event": "joined"})
+    );
+    assert_eq!(
+        recv_type(&mut chat, alice, "presence"),
+        json!({"type": "presence", "room": "lobby", "user": "carol", "event": "joined"})
+    );
+    chat.send(bob, json!({"type": "send", "room": "lobby", "text": "hi"}));
+    let m = recv_type(&mut chat, alice, "message");
+    assert_eq!((&m["from"], &m["name"]), (&json!("bob"), &json!("alice")));
+    chat.send(bob, json!({"type": "typing", "room": "lobby"}));
+    assert_eq!(
+        recv_type(&mut chat, alice, "typing"),
+        json!({"type": "typing", "room": "lobby", "user": "bob", "name": "alice"})
+    );
+    chat.send(alice, json!({"type": "history", "room": "lobby"}));
+    let h = recv_type(&mut chat, alice, "history");
+    assert_eq!(h["messages"][0]["name"], "alice");
+    assert_eq!(h["messages"][0]["from"], "bob");
+    // Who is in the room, and who gets a direct message, go by identity alone.
+    chat.send(carol, json!({"type": "who", "room": "lobby"}));
+    assert_eq!(
+        recv_type(&mut chat, carol, "members")["users"],
+        json!(["alice", "bob", "carol"])
+    );
+    chat.send(
+        carol,
+        json!({"type": "direct", "to": "alice", "text": "psst"}),
+    );
+    let d = recv_type(&mut chat, alice, "direct");
+    assert_eq!(
+        (&d["from"], &d["to"], d.get("name")),
+        (&json!("carol"), &json!("alice"), None)
+    );
+    assert_eq!(recv_type(&mut chat, carol, "ack")["msg_id"], d["id"]);
+    chat.server.close(bob, ws_proto::CloseCode::NORMAL);
+    assert_eq!(
+        recv_type(&mut chat, alice, "presence"),
+        json!({"type": "presence", "room": "lobby", "user": "bob", "name": "alice", "event": "left"})
+    );
+    // Bob got no direct message meant for alice.
+    assert!(chat
+        .server
+        .messages(bob)
+        .iter()
+        .all(|m| !String::from_utf8_lossy(m.as_bytes()).contains("psst")));
 }
