@@ -429,6 +429,11 @@ impl Context<'_> {
         self.rooms.users(room)
     }
 
+    /// How many connections are in `room` on every worker; 0 when nobody is.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.rooms.member_count(room)
+    }
+
     /// Sets when this connection's credentials (a token, say) expire: `after` this long from
     /// now the server closes it with [`CREDENTIALS_EXPIRED`] unless this is called again first
     /// with a later time (a refresh) or with `None` (they never expire). Connections have no
