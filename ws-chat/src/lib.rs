@@ -8,6 +8,7 @@
 //! so workers handling different users and rooms do not wait on one lock.
 
 pub mod auth;
+mod history;
 mod options;
 pub mod protocol;
 pub mod rate;
@@ -15,16 +16,17 @@ pub mod rate;
 pub use options::Options;
 
 use auth::{identify, valid_name, verify, AuthError, TokenRules};
+use history::Histories;
 use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use rate::TokenBucket;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use ws_mio_server::config::layered;
+use ws_mio_server::config::{layered, seconds};
 use ws_mio_server::rooms::Join;
 use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
 use ws_proto::handshake::server::Request;
@@ -74,6 +76,13 @@ pub struct ChatConfig {
     /// Messages kept per room for history.
     #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
     pub history_size: usize,
+    /// Seconds a room without members keeps its history after its last message or member
+    /// left (zero: kept while the chat runs).
+    #[arg(long, env = "WS_HISTORY_IDLE_EXPIRY", default_value = "3600")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
+    pub history_idle_expiry: Duration,
     /// Open connections per user; more are closed with 4008.
     #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     #[arg(value_name = "N")]
@@ -135,22 +144,29 @@ impl ChatConfig {
 
 /// A map split into shards by key, each behind its own lock.
 #[derive(Debug)]
-struct Sharded<T> {
+pub(crate) struct Sharded<T> {
     shards: Box<[Mutex<T>]>,
     hasher: RandomState,
 }
 
 impl<T: Default> Sharded<T> {
-    fn new(shards: usize) -> Sharded<T> {
+    pub(crate) fn new(shards: usize) -> Sharded<T> {
         Sharded {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
         }
     }
 
-    fn lock(&self, key: &str) -> MutexGuard<'_, T> {
+    pub(crate) fn lock(&self, key: &str) -> MutexGuard<'_, T> {
         let i = self.hasher.hash_one(key) as usize % self.shards.len();
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Each shard in turn, locked.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = MutexGuard<'_, T>> {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -184,7 +200,7 @@ pub struct Chat {
     /// Users with a connection, by name.
     users: Sharded<HashMap<Arc<str>, User>>,
     /// Recent messages, by room.
-    history: Sharded<HashMap<String, VecDeque<RoomMessage>>>,
+    history: Histories,
     next_message_id: AtomicU64,
     /// Token checks, with a secret configured.
     token_rules: Option<TokenRules>,
@@ -255,9 +271,9 @@ impl Chat {
         Chat {
             clock: WallClock(Box::new(clock)),
             token_rules: config.token_rules(),
+            history: Histories::new(SHARDS, config.history_size, config.history_idle_expiry),
             config,
             users: Sharded::new(SHARDS),
-            history: Sharded::new(SHARDS),
             next_message_id: AtomicU64::new(0),
             next_guest: AtomicU64::new(0),
             guest_names: RandomState::new(),
@@ -293,6 +309,21 @@ impl Chat {
         ctx.expire_after(Some(token.expires.saturating_sub(now)));
         let exp = token.exp.max(0.0) as u64;
         send(ctx, ctx.id(), &ServerMessage::Refreshed { exp });
+    }
+
+    /// Rooms holding history now, for tests of its expiry (rooms whose history expired but
+    /// that no call has looked at since are counted).
+    pub fn rooms_with_history(&self) -> usize {
+        self.history.rooms()
+    }
+
+    /// Users with a connection counted against their limit, and those connections: what the
+    /// chat holds for connections, for tests that every one is given back.
+    pub fn connected(&self) -> (usize, usize) {
+        self.users.iter().fold((0, 0), |(users, conns), shard| {
+            let n: usize = shard.values().map(|u| u.conns.len()).sum();
+            (users + shard.len(), conns + n)
+        })
     }
 
     /// Takes a token from the user's bucket; false (and a strike) when it is empty.
@@ -340,6 +371,9 @@ impl Chat {
                         None,
                     );
                 }
+                let now = ctx.now();
+                let is_empty = |r: &str| ctx.room_size(r) == 0;
+                self.history.joining(&room, now, is_empty);
                 match ctx.join(&room) {
                     Join::Joined { first_of_user } => {
                         if first_of_user {
@@ -357,6 +391,9 @@ impl Chat {
             ClientMessage::Leave { room } => match ctx.leave(&room) {
                 None => error(ctx, ErrorCode::NotFound, "not in that room", None),
                 Some(left) => {
+                    if ctx.room_size(&room) == 0 {
+                        self.history.emptied(&room, ctx.now());
+                    }
                     if left.last_of_user {
                         presence(ctx, &room, who, "left");
                     }
@@ -390,12 +427,9 @@ impl Chat {
                     ts: message.ts,
                 };
                 send(ctx, id, &ack);
-                let mut rooms = self.history.lock(&message.room);
-                let history = rooms.entry(message.room.clone()).or_default();
-                history.push_back(message);
-                while history.len() > self.config.history_size {
-                    history.pop_front();
-                }
+                let now = ctx.now();
+                self.history
+                    .push(message, now, |r: &str| ctx.room_size(r) == 0);
             }
             ClientMessage::Direct {
                 to,
@@ -449,24 +483,25 @@ impl Chat {
                 publish(ctx, &room, &typing);
             }
             ClientMessage::History { room, limit } => {
-                let rooms = self.history.lock(&room);
-                let empty = VecDeque::new();
-                let history = match rooms.get(&room) {
-                    Some(history) => history,
+                let limit = limit.unwrap_or(self.config.history_size);
+                let now = ctx.now();
+                let members = ctx.room_size(&room);
+                let is_empty = |r: &str| ctx.room_size(r) == 0;
+                let reply = self.history.read(&room, limit, now, is_empty, |messages| {
                     // A room with members but no messages yet has an empty history.
-                    None if ctx.room_users(&room).is_some() => &empty,
-                    None => {
-                        drop(rooms);
-                        return error(ctx, ErrorCode::NotFound, "no such room", None);
-                    }
-                };
-                let limit = limit.unwrap_or(self.config.history_size).min(history.len());
-                let messages = history.iter().skip(history.len() - limit).collect();
-                let reply = ServerMessage::History {
-                    room: &room,
-                    messages,
-                };
-                send(ctx, id, &reply);
+                    let messages = messages.or_else(|| (members > 0).then(Vec::new))?;
+                    Some(
+                        ServerMessage::History {
+                            room: &room,
+                            messages,
+                        }
+                        .to_json(),
+                    )
+                });
+                match reply {
+                    Some(reply) => ctx.send(id, Message::Text(reply.into())),
+                    None => error(ctx, ErrorCode::NotFound, "no such room", None),
+                }
             }
             // Taken by `on_message`, which has the connection's state.
             ClientMessage::Refresh { .. } => {}
@@ -585,8 +620,13 @@ impl Handler for Chat {
         if !conn.admitted {
             return;
         }
-        for left in info.left.iter().filter(|l| l.last_of_user) {
-            presence(ctx, &left.room, (&conn.user, conn.name.as_deref()), "left");
+        for left in &info.left {
+            if ctx.room_size(&left.room) == 0 {
+                self.history.emptied(&left.room, ctx.now());
+            }
+            if left.last_of_user {
+                presence(ctx, &left.room, (&conn.user, conn.name.as_deref()), "left");
+            }
         }
         let mut users = self.users.lock(&conn.user);
         if let Some(user) = users.get_mut(&conn.user) {

@@ -288,3 +288,87 @@ fn a_tokens_name_is_only_a_display_name_cleaned_and_capped_and_never_an_identity
         .iter()
         .all(|m| !String::from_utf8_lossy(m.as_bytes()).contains("psst")));
 }
+
+/// A chat whose empty rooms keep their history for ten minutes.
+fn forgetful() -> Chatroom {
+    Chatroom::new(ChatConfig {
+        history_idle_expiry: secs(600.0),
+        rate_limit: 1000.0,
+        rate_burst: 1000.0,
+        ..ChatConfig::default()
+    })
+}
+
+fn history_of(chat: &mut Chatroom, client: ClientId, room: &str) -> Value {
+    chat.send(client, json!({"type": "history", "room": room}));
+    let reply = chat.recv(client);
+    match reply["type"].as_str() {
+        Some("history") => reply["messages"].clone(),
+        _ => reply["code"].clone(),
+    }
+}
+
+#[test]
+fn an_empty_room_idle_for_the_history_idle_expiry_loses_its_history_and_one_with_members_keeps_it()
+{
+    let mut chat = forgetful();
+    let alice = chat.connect("/ws?name=alice");
+    let bob = chat.connect("/ws?name=bob");
+    chat.server.messages(alice);
+    chat.server.messages(bob);
+    for (client, room) in [(alice, "gone"), (bob, "kept")] {
+        chat.send(client, json!({"type": "join", "room": room}));
+        chat.send(client, json!({"type": "send", "room": room, "text": room}));
+    }
+    // Alice stays 15 minutes in silence, then leaves: the room is idle from then on.
+    chat.advance(secs(900.0));
+    chat.send(alice, json!({"type": "leave", "room": "gone"}));
+    chat.server.messages(alice);
+    chat.advance(secs(599.0));
+    assert_eq!(history_of(&mut chat, alice, "gone")[0]["text"], "gone");
+    chat.advance(secs(1.5));
+    assert_eq!(history_of(&mut chat, alice, "gone"), "not_found");
+    // Bob never left: his room keeps its history however long it is quiet.
+    chat.advance(secs(36_000.0));
+    chat.server.messages(bob);
+    assert_eq!(history_of(&mut chat, bob, "kept")[0]["text"], "kept");
+    assert_eq!(chat.server.handler().rooms_with_history(), 1);
+}
+
+#[test]
+fn a_room_joined_again_after_its_expiry_starts_afresh_and_before_it_keeps_its_history() {
+    let mut chat = forgetful();
+    let alice = chat.connect("/ws?name=alice");
+    for room in ["soon", "late"] {
+        chat.send(alice, json!({"type": "join", "room": room}));
+        chat.send(alice, json!({"type": "send", "room": room, "text": "old"}));
+        chat.send(alice, json!({"type": "leave", "room": room}));
+    }
+    chat.advance(secs(300.0));
+    chat.send(alice, json!({"type": "join", "room": "soon"}));
+    chat.server.messages(alice);
+    assert_eq!(history_of(&mut chat, alice, "soon")[0]["text"], "old");
+    chat.advance(secs(400.0));
+    chat.send(alice, json!({"type": "join", "room": "late"}));
+    chat.server.messages(alice);
+    assert_eq!(history_of(&mut chat, alice, "late"), json!([]));
+}
+
+#[test]
+fn rooms_with_history_do_not_pile_up_when_rooms_are_used_once() {
+    let mut chat = forgetful();
+    let alice = chat.connect("/ws?name=alice");
+    // A thousand rooms used once each, over ten idle expiries: those of the last expiry or so
+    // are all that can be left, and the sweep leaves little more.
+    for i in 0..1000 {
+        let room = format!("r{i}");
+        chat.send(alice, json!({"type": "join", "room": room}));
+        chat.send(alice, json!({"type": "send", "room": room, "text": "once"}));
+        chat.send(alice, json!({"type": "leave", "room": room}));
+        chat.server.messages(alice);
+        chat.advance(secs(6.0));
+    }
+    let left = chat.server.handler().rooms_with_history();
+    assert!(left < 250, "{left} rooms still hold history");
+    assert!(left >= 100, "the last expiry's rooms keep theirs: {left}");
+}
