@@ -83,6 +83,11 @@ pub struct ChatConfig {
     #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
     #[serde(with = "seconds")]
     pub history_idle_expiry: Duration,
+    /// Rooms that may hold history at once; past it, a new room keeps none until others
+    /// expire (its messages are still delivered).
+    #[arg(long, env = "WS_MAX_HISTORY_ROOMS", default_value_t = 10_000)]
+    #[arg(value_name = "N")]
+    pub max_history_rooms: usize,
     /// Open connections per user; more are closed with 4008.
     #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     #[arg(value_name = "N")]
@@ -271,7 +276,14 @@ impl Chat {
         Chat {
             clock: WallClock(Box::new(clock)),
             token_rules: config.token_rules(),
-            history: Histories::new(SHARDS, config.history_size, config.history_idle_expiry),
+            history: Histories::new(
+                SHARDS,
+                history::Limits {
+                    size: config.history_size,
+                    rooms: config.max_history_rooms,
+                    idle_expiry: config.history_idle_expiry,
+                },
+            ),
             config,
             users: Sharded::new(SHARDS),
             next_message_id: AtomicU64::new(0),
