@@ -8,23 +8,25 @@
 //! so workers handling different users and rooms do not wait on one lock.
 
 pub mod auth;
+mod history;
 mod options;
 pub mod protocol;
 pub mod rate;
 
 pub use options::Options;
 
-use auth::{identify, valid_name, AuthError, TokenRules};
+use auth::{identify, valid_name, verify, AuthError, TokenRules};
+use history::Histories;
 use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use rate::TokenBucket;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use ws_mio_server::config::layered;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use ws_mio_server::config::{layered, seconds};
 use ws_mio_server::rooms::Join;
 use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
 use ws_proto::handshake::server::Request;
@@ -63,6 +65,10 @@ pub struct ChatConfig {
     #[arg(long, env = "WS_JWT_ISSUER", value_name = "ISSUER")]
     #[serde(default)]
     pub jwt_issuer: Option<String>,
+    /// Characters kept of a token's `name` claim, the display name (0: none shown).
+    #[arg(long, env = "WS_MAX_DISPLAY_NAME", default_value_t = 64)]
+    #[arg(value_name = "CHARS")]
+    pub max_display_name: usize,
     /// Origins allowed to connect, comma-separated (403 for others); none allows all.
     #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     #[arg(value_name = "ORIGINS")]
@@ -70,6 +76,18 @@ pub struct ChatConfig {
     /// Messages kept per room for history.
     #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
     pub history_size: usize,
+    /// Seconds a room without members keeps its history after its last message or member
+    /// left (zero: kept while the chat runs).
+    #[arg(long, env = "WS_HISTORY_IDLE_EXPIRY", default_value = "3600")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
+    pub history_idle_expiry: Duration,
+    /// Rooms that may hold history at once; past it, a new room keeps none until others
+    /// expire (its messages are still delivered).
+    #[arg(long, env = "WS_MAX_HISTORY_ROOMS", default_value_t = 10_000)]
+    #[arg(value_name = "N")]
+    pub max_history_rooms: usize,
     /// Open connections per user; more are closed with 4008.
     #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     #[arg(value_name = "N")]
@@ -124,28 +142,36 @@ impl ChatConfig {
             leeway: self.jwt_leeway,
             audience: self.jwt_audience.clone(),
             issuer: self.jwt_issuer.clone(),
+            max_display_name: self.max_display_name,
         })
     }
 }
 
 /// A map split into shards by key, each behind its own lock.
 #[derive(Debug)]
-struct Sharded<T> {
+pub(crate) struct Sharded<T> {
     shards: Box<[Mutex<T>]>,
     hasher: RandomState,
 }
 
 impl<T: Default> Sharded<T> {
-    fn new(shards: usize) -> Sharded<T> {
+    pub(crate) fn new(shards: usize) -> Sharded<T> {
         Sharded {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
         }
     }
 
-    fn lock(&self, key: &str) -> MutexGuard<'_, T> {
+    pub(crate) fn lock(&self, key: &str) -> MutexGuard<'_, T> {
         let i = self.hasher.hash_one(key) as usize % self.shards.len();
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Each shard in turn, locked.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = MutexGuard<'_, T>> {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -156,7 +182,11 @@ const SHARDS: usize = 64;
 #[derive(Debug)]
 pub struct ChatConn {
     user: Arc<str>,
+    /// Its display name, from the token: shown beside the user, never trusted.
+    name: Option<Arc<str>>,
     guest: bool,
+    /// Until when its token counts (time since the Unix epoch); a guest's never ends.
+    expires: Option<Duration>,
     /// Counted among its user's connections (not refused for being one too many).
     admitted: bool,
 }
@@ -175,7 +205,7 @@ pub struct Chat {
     /// Users with a connection, by name.
     users: Sharded<HashMap<Arc<str>, User>>,
     /// Recent messages, by room.
-    history: Sharded<HashMap<String, VecDeque<RoomMessage>>>,
+    history: Histories,
     next_message_id: AtomicU64,
     /// Token checks, with a secret configured.
     token_rules: Option<TokenRules>,
@@ -184,12 +214,23 @@ pub struct Chat {
     next_guest: AtomicU64,
     guest_names: RandomState,
     start: Instant,
+    clock: WallClock,
 }
 
-fn now_ms() -> u64 {
+/// The wall clock the chat reads tokens' times and stamps messages by: time since the Unix
+/// epoch. The system's, or a test's own.
+struct WallClock(Box<dyn Fn() -> Duration + Send + Sync>);
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WallClock")
+    }
+}
+
+fn system_time() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 fn send(ctx: &mut Context<'_>, to: ConnId, message: &ServerMessage<'_>) {
@@ -204,23 +245,97 @@ fn publish(ctx: &mut Context<'_>, room: &str, message: &ServerMessage<'_>) {
     ctx.publish(room, Message::Text(message.to_json().into()));
 }
 
-fn presence(ctx: &mut Context<'_>, room: &str, user: &str, event: &str) {
-    publish(ctx, room, &ServerMessage::Presence { room, user, event });
+fn presence(ctx: &mut Context<'_>, room: &str, (user, name): (&str, Option<&str>), event: &str) {
+    let message = ServerMessage::Presence {
+        room,
+        user,
+        name,
+        event,
+    };
+    publish(ctx, room, &message);
 }
 
 impl Chat {
-    /// The chat with its settings.
+    /// The chat with its settings, on the system's clock.
     pub fn new(config: ChatConfig) -> Chat {
+        Chat::with_clock(config, system_time)
+    }
+
+    /// The chat with its settings, on `clock` (time since the Unix epoch): for tests of
+    /// tokens' times.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_chat::{Chat, ChatConfig};
+    /// let chat = Chat::with_clock(ChatConfig::default(), || Duration::from_secs(1_700_000_000));
+    /// ```
+    pub fn with_clock(
+        config: ChatConfig,
+        clock: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Chat {
         Chat {
+            clock: WallClock(Box::new(clock)),
             token_rules: config.token_rules(),
+            history: Histories::new(
+                SHARDS,
+                history::Limits {
+                    size: config.history_size,
+                    rooms: config.max_history_rooms,
+                    idle_expiry: config.history_idle_expiry,
+                },
+            ),
             config,
             users: Sharded::new(SHARDS),
-            history: Sharded::new(SHARDS),
             next_message_id: AtomicU64::new(0),
             next_guest: AtomicU64::new(0),
             guest_names: RandomState::new(),
             start: Instant::now(),
         }
+    }
+
+    fn wall_now(&self) -> Duration {
+        (self.clock.0)()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.wall_now().as_millis() as u64
+    }
+
+    /// A new token for a connection: checked as at the handshake and for the same user; the
+    /// connection then lasts until it expires. A refused one leaves the old deadline.
+    fn refresh(&self, ctx: &mut Context<'_>, conn: &mut ChatConn, token: &str) {
+        let Some(rules) = self.token_rules.as_ref().filter(|_| !conn.guest) else {
+            let reason = "a guest has no token to refresh";
+            return error(ctx, ErrorCode::Forbidden, reason, None);
+        };
+        let now = self.wall_now();
+        let Ok(token) = verify(token, rules, now) else {
+            let reason = "the token is invalid or expired";
+            return error(ctx, ErrorCode::Unauthorized, reason, None);
+        };
+        if *token.user != *conn.user {
+            let reason = "the token is for another user";
+            return error(ctx, ErrorCode::Forbidden, reason, None);
+        }
+        conn.expires = Some(token.expires);
+        ctx.expire_after(Some(token.expires.saturating_sub(now)));
+        let exp = token.exp.max(0.0) as u64;
+        send(ctx, ctx.id(), &ServerMessage::Refreshed { exp });
+    }
+
+    /// Rooms holding history now, for tests of its expiry (rooms whose history expired but
+    /// that no call has looked at since are counted).
+    pub fn rooms_with_history(&self) -> usize {
+        self.history.rooms()
+    }
+
+    /// Users with a connection counted against their limit, and those connections: what the
+    /// chat holds for connections, for tests that every one is given back.
+    pub fn connected(&self) -> (usize, usize) {
+        self.users.iter().fold((0, 0), |(users, conns), shard| {
+            let n: usize = shard.values().map(|u| u.conns.len()).sum();
+            (users + shard.len(), conns + n)
+        })
     }
 
     /// Takes a token from the user's bucket; false (and a strike) when it is empty.
@@ -254,7 +369,9 @@ impl Chat {
         false
     }
 
-    fn handle(&self, ctx: &mut Context<'_>, user: &str, message: ClientMessage) {
+    /// One message of `who`: the user, and its display name.
+    fn handle(&self, ctx: &mut Context<'_>, who: (&str, Option<&str>), message: ClientMessage) {
+        let (user, name) = who;
         let id = ctx.id();
         match message {
             ClientMessage::Join { room } => {
@@ -266,10 +383,13 @@ impl Chat {
                         None,
                     );
                 }
+                let now = ctx.now();
+                let is_empty = |r: &str| ctx.room_size(r) == 0;
+                self.history.joining(&room, now, is_empty);
                 match ctx.join(&room) {
                     Join::Joined { first_of_user } => {
                         if first_of_user {
-                            presence(ctx, &room, user, "joined");
+                            presence(ctx, &room, who, "joined");
                         }
                     }
                     Join::AlreadyMember => {}
@@ -283,8 +403,11 @@ impl Chat {
             ClientMessage::Leave { room } => match ctx.leave(&room) {
                 None => error(ctx, ErrorCode::NotFound, "not in that room", None),
                 Some(left) => {
+                    if ctx.room_size(&room) == 0 {
+                        self.history.emptied(&room, ctx.now());
+                    }
                     if left.last_of_user {
-                        presence(ctx, &room, user, "left");
+                        presence(ctx, &room, who, "left");
                     }
                 }
             },
@@ -305,8 +428,9 @@ impl Chat {
                     id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
                     room,
                     from: user.to_string(),
+                    name: name.map(str::to_string),
                     text,
-                    ts: now_ms(),
+                    ts: self.now_ms(),
                 };
                 publish(ctx, &message.room, &ServerMessage::Message(&message));
                 let ack = ServerMessage::Ack {
@@ -315,12 +439,9 @@ impl Chat {
                     ts: message.ts,
                 };
                 send(ctx, id, &ack);
-                let mut rooms = self.history.lock(&message.room);
-                let history = rooms.entry(message.room.clone()).or_default();
-                history.push_back(message);
-                while history.len() > self.config.history_size {
-                    history.pop_front();
-                }
+                let now = ctx.now();
+                self.history
+                    .push(message, now, |r: &str| ctx.room_size(r) == 0);
             }
             ClientMessage::Direct {
                 to,
@@ -342,11 +463,12 @@ impl Chat {
                 };
                 let (msg_id, ts) = (
                     self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
-                    now_ms(),
+                    self.now_ms(),
                 );
                 let direct = ServerMessage::Direct {
                     id: msg_id,
                     from: user,
+                    name,
                     to: &to,
                     text: &text,
                     ts,
@@ -365,28 +487,36 @@ impl Chat {
                 if !ctx.in_room(&room) {
                     return error(ctx, ErrorCode::Forbidden, "join the room first", None);
                 }
-                publish(ctx, &room, &ServerMessage::Typing { room: &room, user });
+                let typing = ServerMessage::Typing {
+                    room: &room,
+                    user,
+                    name,
+                };
+                publish(ctx, &room, &typing);
             }
             ClientMessage::History { room, limit } => {
-                let rooms = self.history.lock(&room);
-                let empty = VecDeque::new();
-                let history = match rooms.get(&room) {
-                    Some(history) => history,
+                let limit = limit.unwrap_or(self.config.history_size);
+                let now = ctx.now();
+                let members = ctx.room_size(&room);
+                let is_empty = |r: &str| ctx.room_size(r) == 0;
+                let reply = self.history.read(&room, limit, now, is_empty, |messages| {
                     // A room with members but no messages yet has an empty history.
-                    None if ctx.room_users(&room).is_some() => &empty,
-                    None => {
-                        drop(rooms);
-                        return error(ctx, ErrorCode::NotFound, "no such room", None);
-                    }
-                };
-                let limit = limit.unwrap_or(self.config.history_size).min(history.len());
-                let messages = history.iter().skip(history.len() - limit).collect();
-                let reply = ServerMessage::History {
-                    room: &room,
-                    messages,
-                };
-                send(ctx, id, &reply);
+                    let messages = messages.or_else(|| (members > 0).then(Vec::new))?;
+                    Some(
+                        ServerMessage::History {
+                            room: &room,
+                            messages,
+                        }
+                        .to_json(),
+                    )
+                });
+                match reply {
+                    Some(reply) => ctx.send(id, Message::Text(reply.into())),
+                    None => error(ctx, ErrorCode::NotFound, "no such room", None),
+                }
             }
+            // Taken by `on_message`, which has the connection's state.
+            ClientMessage::Refresh { .. } => {}
             ClientMessage::Who { room } => {
                 let Some(users) = ctx.room_users(&room) else {
                     return error(ctx, ErrorCode::NotFound, "no such room", None);
@@ -421,7 +551,8 @@ impl Handler for Chat {
             format!("guest-{:016x}", self.guest_names.hash_one(n))
         };
         let rules = self.token_rules.as_ref();
-        let identity = match identify(open.request, open.upgrade, rules, guest_name) {
+        let now = self.wall_now();
+        let identity = match identify(open.request, open.upgrade, rules, now, guest_name) {
             Ok(identity) => identity,
             Err(AuthError::Unauthorized) => {
                 let mut response =
@@ -434,7 +565,9 @@ impl Handler for Chat {
         };
         let conn = ChatConn {
             user: Arc::from(identity.user.as_str()),
+            name: identity.name.as_deref().map(Arc::from),
             guest: identity.guest,
+            expires: identity.expires,
             admitted: false,
         };
         let decision = OpenDecision::accept(conn).user(&identity.user);
@@ -460,9 +593,13 @@ impl Handler for Chat {
         user.conns.push(ctx.id());
         drop(users);
         conn.admitted = true;
+        if let Some(expires) = conn.expires {
+            ctx.expire_after(Some(expires.saturating_sub(self.wall_now())));
+        }
         let welcome = ServerMessage::Welcome {
             user: &conn.user,
             guest: conn.guest,
+            name: conn.name.as_deref(),
         };
         send(ctx, ctx.id(), &welcome);
     }
@@ -482,7 +619,8 @@ impl Handler for Chat {
             return error(ctx, ErrorCode::TooLarge, "message too large", None);
         }
         match serde_json::from_str::<ClientMessage>(&text) {
-            Ok(parsed) => self.handle(ctx, &conn.user, parsed),
+            Ok(ClientMessage::Refresh { token }) => self.refresh(ctx, conn, &token),
+            Ok(parsed) => self.handle(ctx, (&conn.user, conn.name.as_deref()), parsed),
             Err(e) => {
                 let message = format!("invalid message: {e}");
                 error(ctx, ErrorCode::InvalidMessage, &message, None)
@@ -494,8 +632,13 @@ impl Handler for Chat {
         if !conn.admitted {
             return;
         }
-        for left in info.left.iter().filter(|l| l.last_of_user) {
-            presence(ctx, &left.room, &conn.user, "left");
+        for left in &info.left {
+            if ctx.room_size(&left.room) == 0 {
+                self.history.emptied(&left.room, ctx.now());
+            }
+            if left.last_of_user {
+                presence(ctx, &left.room, (&conn.user, conn.name.as_deref()), "left");
+            }
         }
         let mut users = self.users.lock(&conn.user);
         if let Some(user) = users.get_mut(&conn.user) {

@@ -51,6 +51,12 @@ pub enum ClientMessage {
         /// The room.
         room: String,
     },
+    /// A new token for this connection, before its current one expires: checked as at the
+    /// handshake, and for the same `sub`.
+    Refresh {
+        /// The token.
+        token: String,
+    },
 }
 
 /// A message as stored in history and delivered to a room.
@@ -60,8 +66,11 @@ pub struct RoomMessage {
     pub id: u64,
     /// The room.
     pub room: String,
-    /// The sender.
+    /// The sender: the identity.
     pub from: String,
+    /// The sender's display name, if its token had one: for showing, never for trusting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The text.
     pub text: String,
     /// Server time, milliseconds since the Unix epoch.
@@ -82,6 +91,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A message over the size limit.
     TooLarge,
+    /// A refreshed token that is invalid or expired.
+    Unauthorized,
 }
 
 /// What the server sends.
@@ -94,6 +105,9 @@ pub enum ServerMessage<'a> {
         user: &'a str,
         /// Whether the user is an unauthenticated guest.
         guest: bool,
+        /// The display name, if the token had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
     },
     /// A room message.
     Message(&'a RoomMessage),
@@ -103,6 +117,9 @@ pub enum ServerMessage<'a> {
         id: u64,
         /// The sender.
         from: &'a str,
+        /// The sender's display name, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
         /// The recipient.
         to: &'a str,
         /// The text.
@@ -126,6 +143,9 @@ pub enum ServerMessage<'a> {
         room: &'a str,
         /// The user.
         user: &'a str,
+        /// The user's display name, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
         /// `joined` or `left`.
         event: &'a str,
     },
@@ -135,6 +155,9 @@ pub enum ServerMessage<'a> {
         room: &'a str,
         /// The user.
         user: &'a str,
+        /// The user's display name, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
     },
     /// A room's recent messages, oldest first.
     History {
@@ -149,6 +172,11 @@ pub enum ServerMessage<'a> {
         room: &'a str,
         /// The users, sorted.
         users: Vec<&'a str>,
+    },
+    /// A refreshed token was accepted: the connection lasts until its `exp` (plus the leeway).
+    Refreshed {
+        /// The token's `exp`, seconds since the Unix epoch.
+        exp: u64,
     },
     /// A request failed.
     Error {
@@ -192,6 +220,8 @@ mod tests {
             serde_json::from_str::<ClientMessage>(r#"{"type":"join","room":"a","extra":1}"#)
                 .is_err()
         );
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"refresh","token":"t"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Refresh { token: "t".into() });
     }
 
     #[test]
@@ -200,12 +230,21 @@ mod tests {
             id: 1,
             room: "r".into(),
             from: "a".into(),
+            name: None,
             text: "t".into(),
             ts: 5,
         };
         assert_eq!(
             ServerMessage::Message(&m).to_json(),
             r#"{"type":"message","id":1,"room":"r","from":"a","text":"t","ts":5}"#
+        );
+        let named = RoomMessage {
+            name: Some("Ann".into()),
+            ..m
+        };
+        assert_eq!(
+            ServerMessage::Message(&named).to_json(),
+            r#"{"type":"message","id":1,"room":"r","from":"a","name":"Ann","text":"t","ts":5}"#
         );
         let e = ServerMessage::Error {
             code: ErrorCode::RateLimited,

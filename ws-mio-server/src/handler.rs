@@ -11,6 +11,7 @@ use bytes::Bytes;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use ws_proto::handshake::server::{Request, Upgrade};
 use ws_proto::{CloseCode, Connection, Message, StatusCode};
 
@@ -266,6 +267,8 @@ pub(crate) enum Command {
     Join(ConnId, Arc<str>),
     Leave(ConnId, Arc<str>),
     Publish(Arc<str>, Message),
+    /// The connection's credentials expire after this long from now; `None`: never.
+    Expire(ConnId, Option<Duration>),
 }
 
 impl Command {
@@ -275,7 +278,8 @@ impl Command {
             Command::Send(id, _)
             | Command::Close(id, _, _)
             | Command::Join(id, _)
-            | Command::Leave(id, _) => Some(*id),
+            | Command::Leave(id, _)
+            | Command::Expire(id, _) => Some(*id),
             Command::Publish(..) => None,
         }
     }
@@ -304,6 +308,8 @@ impl MessageRef<'_> {
 #[derive(Debug)]
 pub struct Context<'a> {
     pub(crate) id: ConnId,
+    /// The worker's time, since the server started.
+    pub(crate) now: Duration,
     pub(crate) user: Option<&'a Arc<str>>,
     pub(crate) rooms: &'a RoomRegistry,
     /// Rooms the connection is in, with this call's joins and leaves.
@@ -320,7 +326,7 @@ impl<'a> Context<'a> {
     /// A context for a call about `id`; with `direct`, replies to it go straight into its
     /// output queue.
     pub(crate) fn new(
-        id: ConnId,
+        (id, now): (ConnId, Duration),
         user: Option<&'a Arc<str>>,
         (rooms, joined): (&'a RoomRegistry, usize),
         commands: &'a mut Vec<Command>,
@@ -328,6 +334,7 @@ impl<'a> Context<'a> {
     ) -> Context<'a> {
         Context {
             id,
+            now,
             user,
             rooms,
             joined,
@@ -342,6 +349,12 @@ impl Context<'_> {
     /// The connection the call is about.
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// The time since the server started: monotonic, the same clock on every worker (pretend
+    /// time under [`crate::testing::TestServer`]). For deadlines of the application's own.
+    pub fn now(&self) -> Duration {
+        self.now
     }
 
     /// Its user, as [`OpenDecision::user`] named it.
@@ -416,12 +429,55 @@ impl Context<'_> {
         self.rooms.users(room)
     }
 
+    /// How many connections are in `room` on every worker; 0 when nobody is.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.rooms.member_count(room)
+    }
+
+    /// Sets when this connection's credentials (a token, say) expire: `after` this long from
+    /// now the server closes it with [`CREDENTIALS_EXPIRED`] unless this is called again first
+    /// with a later time (a refresh) or with `None` (they never expire). Connections have no
+    /// such deadline until one is set; set the first in [`Handler::on_connect`]. A deadline
+    /// too far to represent counts as none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_mio_server::{Context, Handler, OpenDecision, OpenRequest};
+    /// use ws_proto::Message;
+    ///
+    /// /// Connections last a minute, and another minute from each `renew`.
+    /// struct Leases;
+    /// impl Handler for Leases {
+    ///     type Conn = ();
+    ///     fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<()> {
+    ///         OpenDecision::accept(())
+    ///     }
+    ///     fn on_connect(&self, ctx: &mut Context<'_>, _: &mut ()) {
+    ///         ctx.expire_after(Some(Duration::from_secs(60)));
+    ///     }
+    ///     fn on_message(&self, ctx: &mut Context<'_>, _: &mut (), message: Message) {
+    ///         if message.as_bytes() == b"renew" {
+    ///             ctx.expire_after(Some(Duration::from_secs(60)));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn expire_after(&mut self, after: Option<Duration>) {
+        self.commands.push(Command::Expire(self.id, after));
+    }
+
     /// Sends a message to every member of a room on every worker, encoded once.
     pub fn publish(&mut self, room: &str, message: Message) {
         self.commands
             .push(Command::Publish(Arc::from(room), message));
     }
 }
+
+/// The close code and reason of a connection whose credentials expired
+/// ([`Context::expire_after`]): 1008 Policy Violation, as for other refusals to go on serving a
+/// client; the reason tells it apart.
+pub const CREDENTIALS_EXPIRED: (CloseCode, &str) =
+    (CloseCode::POLICY_VIOLATION, "credentials expired");
 
 /// Echo every message back: the application of `--mode echo`, which the Autobahn run and the
 /// benchmarks test.

@@ -50,7 +50,7 @@ mod worker;
 pub use config::{Config, SlowConsumerPolicy};
 pub use handler::{
     Accept, Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, LeftRoom,
-    MessageRef, OpenDecision, OpenRequest,
+    MessageRef, OpenDecision, OpenRequest, CREDENTIALS_EXPIRED,
 };
 pub use metrics::{Metrics, Snapshot};
 pub use server::{Hooks, Server, ServerHandle, ShutdownSignals};

@@ -94,6 +94,7 @@ counters! {
     backpressure_closes_total: "Connections closed with 1008 for being past the high-water mark (the close policy, or past the slow-consumer grace).",
     heartbeat_timeouts_total: "Connections closed for not answering a ping in time.",
     idle_timeouts_total: "Connections closed for receiving nothing for the idle timeout.",
+    credential_expiries_total: "Connections closed with 1008 because their credentials expired unrenewed.",
     protocol_errors_total: "Connections failed for a protocol violation by the peer.",
     inbox_drops_total: "Room messages and commands for a worker dropped because its inbox was full.",
     memory_sheds_total: "Connections dropped, largest first, while the server was over its memory budget.",

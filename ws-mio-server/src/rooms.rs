@@ -190,6 +190,11 @@ impl RoomRegistry {
         Some(users)
     }
 
+    /// How many connections are in `room` (0 when it does not exist), without copying them.
+    pub fn member_count(&self, room: &str) -> usize {
+        self.shard(room).get(room).map_or(0, |r| r.conns.len())
+    }
+
     /// The connections in `room`.
     pub fn members(&self, room: &str) -> Vec<ConnId> {
         self.shard(room)
@@ -253,6 +258,8 @@ mod tests {
             Join::AlreadyMember
         );
         assert_eq!(rooms.users("lobby").unwrap(), vec![alice.clone()]);
+        assert_eq!(rooms.member_count("lobby"), 2, "connections, not users");
+        assert_eq!(rooms.member_count("elsewhere"), 0);
         assert!(
             !rooms
                 .leave("lobby", conn(1), Some(&alice))
@@ -267,6 +274,7 @@ mod tests {
                 .last_of_user
         );
         assert!(rooms.users("lobby").is_none(), "an empty room is gone");
+        assert_eq!(rooms.member_count("lobby"), 0);
         assert!(rooms.is_empty());
     }
 

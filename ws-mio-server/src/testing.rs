@@ -88,6 +88,7 @@ struct Client {
 
 /// Workers and clients in memory; see the module documentation.
 pub struct TestServer<H: Handler> {
+    handler: Arc<H>,
     workers: Vec<Worker<H>>,
     keys: Vec<HashMap<Key, usize>>,
     clients: Vec<Client>,
@@ -117,6 +118,7 @@ impl<H: Handler> TestServer<H> {
             workers: (0..workers)
                 .map(|i| Worker::new(i, handler.clone(), services.clone()))
                 .collect(),
+            handler,
             keys: vec![HashMap::new(); workers],
             clients: Vec::new(),
             services,
@@ -145,6 +147,11 @@ impl<H: Handler> TestServer<H> {
     /// The metrics summed now.
     pub fn snapshot(&self) -> Snapshot {
         self.services.metrics.snapshot()
+    }
+
+    /// The application the workers run, to ask it what it holds.
+    pub fn handler(&self) -> &H {
+        &self.handler
     }
 
     /// The server's rooms.

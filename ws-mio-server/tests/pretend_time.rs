@@ -264,6 +264,104 @@ fn idle_connections_are_closed_with_1001_after_the_idle_timeout() {
     assert_eq!(server.snapshot().idle_timeouts_total, 1);
 }
 
+/// Credentials that last the seconds in the path (`/60`; none for `/`): `renew:S` moves the
+/// expiry to S seconds from now, `forever` clears it; `now` answers the handler's clock.
+struct Leases;
+
+impl Handler for Leases {
+    type Conn = Option<Duration>;
+    fn on_open(&self, request: &OpenRequest<'_>) -> OpenDecision<Option<Duration>> {
+        let secs = request.request.path().trim_start_matches('/').parse().ok();
+        OpenDecision::accept(secs.map(Duration::from_secs))
+    }
+    fn on_connect(&self, ctx: &mut Context<'_>, lease: &mut Option<Duration>) {
+        if lease.is_some() {
+            ctx.expire_after(*lease);
+        }
+    }
+    fn on_message(&self, ctx: &mut Context<'_>, _: &mut Option<Duration>, message: Message) {
+        let text = String::from_utf8_lossy(message.as_bytes()).into_owned();
+        if let Some(secs) = text.strip_prefix("renew:") {
+            ctx.expire_after(secs.parse().ok().map(Duration::from_secs));
+        } else if text == "forever" {
+            ctx.expire_after(None);
+        } else if text == "now" {
+            ctx.reply(Message::Text(format!("{}", ctx.now().as_millis()).into()));
+        }
+    }
+}
+
+/// The close frame a client got: its code and reason.
+fn close_frame<H: Handler>(server: &mut TestServer<H>, client: ClientId) -> Option<(u16, String)> {
+    while let Some(event) = server.next_event(client) {
+        if let ws_proto::Event::Close(frame) = event {
+            return frame.map(|f| (f.code.0, f.reason.to_string()));
+        }
+    }
+    None
+}
+
+#[test]
+fn credentials_that_expire_unrenewed_close_the_connection_with_1008_credentials_expired() {
+    let mut server = TestServer::new(config(), Leases);
+    let leased = server.connect("/60");
+    let unleased = server.connect("/");
+    server.advance(secs(59.9));
+    assert!(server.is_open(leased), "not yet expired");
+    server.advance(secs(0.2));
+    assert_eq!(
+        close_frame(&mut server, leased),
+        Some((1008, "credentials expired".to_string()))
+    );
+    assert_eq!(
+        ws_mio_server::CREDENTIALS_EXPIRED.0,
+        CloseCode::POLICY_VIOLATION
+    );
+    assert_eq!(server.snapshot().credential_expiries_total, 1);
+    // A connection that never had a deadline is not touched by anyone else's.
+    server.advance(secs(3600.0));
+    assert!(server.is_open(unleased));
+    assert_eq!(server.snapshot().credential_expiries_total, 1);
+}
+
+#[test]
+fn credentials_renewed_in_time_move_the_deadline_later_or_earlier_or_clear_it() {
+    let mut server = TestServer::new(config(), Leases);
+    let later = server.connect("/60");
+    let earlier = server.connect("/60");
+    let cleared = server.connect("/60");
+    let huge = server.connect("/60");
+    server.advance(secs(50.0));
+    server.send(later, text("renew:60"));
+    server.send(earlier, text("renew:1"));
+    server.send(cleared, text("forever"));
+    server.send(huge, text(&format!("renew:{}", u64::MAX)));
+    // An earlier deadline is kept to, not the one first set.
+    server.advance(secs(1.1));
+    assert_eq!(close_frame(&mut server, earlier).map(|f| f.0), Some(1008));
+    // Past the first deadline, the renewed connection is still open, until its new one.
+    server.advance(secs(58.0));
+    assert!(server.is_open(later), "renewed at 50 s for 60 s more");
+    server.advance(secs(1.0));
+    assert_eq!(close_frame(&mut server, later).map(|f| f.0), Some(1008));
+    server.advance(secs(3600.0));
+    assert!(server.is_open(cleared), "no deadline after clearing it");
+    assert!(
+        server.is_open(huge),
+        "a deadline past any clock counts as none"
+    );
+    assert_eq!(server.snapshot().credential_expiries_total, 2);
+}
+
+#[test]
+fn the_handlers_clock_is_the_workers_time() {
+    let mut server = TestServer::new(config(), Leases);
+    let client = server.connect("/");
+    server.advance(secs(12.5));
+    server.send(client, text("now"));
+    assert_eq!(server.next_message(client), Some(text("12500")));
+}
+
 /// Sends one request and returns the whole answer, checking the connection was closed after.
 fn exchange<H: Handler>(server: &mut TestServer<H>, client: ClientId, request: &str) -> String {
     server.send_raw(client, request.as_bytes());

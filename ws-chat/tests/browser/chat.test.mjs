@@ -41,8 +41,8 @@ after(async () => {
   if (browser) await browser.close().catch(() => {});
 });
 
-const KNOWN = new Set(['welcome', 'message', 'direct', 'ack', 'presence', 'typing', 'history', 'members', 'error']);
-const ERROR_CODES = new Set(['invalid_message', 'not_found', 'forbidden', 'rate_limited', 'too_large']);
+const KNOWN = new Set(['welcome', 'message', 'direct', 'ack', 'presence', 'typing', 'history', 'members', 'refreshed', 'error']);
+const ERROR_CODES = new Set(['invalid_message', 'not_found', 'forbidden', 'rate_limited', 'too_large', 'unauthorized']);
 
 // The fields the page relies on, per the protocol; extra fields are fine.
 function checkServerMessage(who, raw) {
@@ -63,6 +63,7 @@ function checkServerMessage(who, raw) {
       ok = str(m.room) && Array.isArray(m.messages) && m.messages.every((x) => x && chatMessage(x));
       break;
     case 'members': ok = str(m.room) && Array.isArray(m.users) && m.users.every(str); break;
+    case 'refreshed': ok = num(m.exp); break;
     case 'error': ok = ERROR_CODES.has(m.code) && str(m.message); break;
     default: ok = false;
   }

@@ -163,7 +163,7 @@ impl<H: Handler> Worker<H> {
                 };
                 add(&self.metrics.messages_in_total, 1);
                 let mut ctx = Context::new(
-                    id,
+                    (id, self.now),
                     conn.user.as_ref(),
                     (&self.services.rooms, conn.rooms.len()),
                     &mut self.commands,
@@ -260,7 +260,7 @@ impl<H: Handler> Worker<H> {
         let Some(id) = self.id(key) else { return };
         let conn = self.conns.get_mut(key).expect("id found it");
         let mut ctx = Context::new(
-            id,
+            (id, self.now),
             conn.user.as_ref(),
             (&self.services.rooms, conn.rooms.len()),
             &mut self.commands,
@@ -309,6 +309,15 @@ impl<H: Handler> Worker<H> {
                 self.fanout.leave(&room, key);
             }
             (Command::Publish(room, message), _) => self.publish(room, RoomMessage::new(message)),
+            (Command::Expire(_, after), Some(key)) => {
+                let now = self.now;
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.expires_at = after.and_then(|after| now.checked_add(after));
+                }
+                // An earlier deadline needs an earlier entry; a later one is found when the
+                // current entry fires.
+                self.arm_timer(key);
+            }
             // The connection is gone: nothing to do.
             (_, None) => {}
         }

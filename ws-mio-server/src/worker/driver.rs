@@ -50,6 +50,8 @@ pub(crate) enum TimerAction {
     Idle,
     /// Its queue stayed past the high-water mark for the slow-consumer grace.
     SlowConsumer,
+    /// Its credentials expired ([`crate::Context::expire_after`]).
+    CredentialsExpired,
 }
 
 /// What a finished write means for the connection.
@@ -91,6 +93,8 @@ pub(crate) struct Driver<C> {
     /// The handshake or HTTP answer's deadline, then the next ping.
     pub(crate) deadline: Duration,
     pub(crate) pong_deadline: Option<Duration>,
+    /// When its credentials expire, if the application set a time.
+    pub(crate) expires_at: Option<Duration>,
     pub(crate) last_input: Duration,
     pub(crate) ending: Ending,
     /// The queued bytes last added to the worker's gauge.
@@ -129,6 +133,7 @@ impl<C> Driver<C> {
             timer_tick: None,
             deadline: now + config.handshake_timeout,
             pong_deadline: None,
+            expires_at: None,
             last_input: now,
             ending: Ending::default(),
             reported_queue: 0,
@@ -218,10 +223,18 @@ impl<C> Driver<C> {
                     .backlogged_since
                     .filter(|_| !grace.is_zero() && ws.can_send())
                     .map(|since| since + grace);
-                [ping, self.pong_deadline, idle, slow, ws.poll_timeout()]
-                    .into_iter()
-                    .flatten()
-                    .min()
+                let expiry = self.expires_at.filter(|_| ws.can_send());
+                [
+                    ping,
+                    self.pong_deadline,
+                    idle,
+                    slow,
+                    expiry,
+                    ws.poll_timeout(),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
             }
         }
     }
@@ -236,6 +249,9 @@ impl<C> Driver<C> {
             Phase::Open(ws) => {
                 if self.pong_deadline.is_some_and(|d| now >= d) {
                     return TimerAction::PongTimeout;
+                }
+                if self.expires_at.is_some_and(|at| now >= at) && ws.can_send() {
+                    return TimerAction::CredentialsExpired;
                 }
                 let idle = config.idle_timeout;
                 if !idle.is_zero() && now >= self.last_input + idle && ws.can_send() {

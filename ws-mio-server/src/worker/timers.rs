@@ -1,10 +1,11 @@
 //! Heartbeats and deadlines on the worker's timer wheel: each connection has at most one live
 //! entry, for the earliest of its deadlines (handshake or answer, next ping, pong, idle, the
-//! slow-consumer grace, the engine's close timeout); what a fired entry means is the driver's decision.
+//! slow-consumer grace, credentials' expiry, the engine's close timeout); what a fired entry
+//! means is the driver's decision.
 
 use super::driver::TimerAction;
 use super::{Key, Worker};
-use crate::handler::{Handler, HttpResponse};
+use crate::handler::{Handler, HttpResponse, CREDENTIALS_EXPIRED};
 use crate::metrics::add;
 use ws_proto::{CloseCode, StatusCode};
 
@@ -62,6 +63,11 @@ impl<H: Handler> Worker<H> {
             TimerAction::Idle => {
                 add(&self.metrics.idle_timeouts_total, 1);
                 return self.close(key, CloseCode::GOING_AWAY, "idle timeout");
+            }
+            TimerAction::CredentialsExpired => {
+                add(&self.metrics.credential_expiries_total, 1);
+                let (code, reason) = CREDENTIALS_EXPIRED;
+                return self.close(key, code, reason);
             }
             TimerAction::SlowConsumer => {
                 add(&self.metrics.backpressure_closes_total, 1);
