@@ -393,6 +393,8 @@ def markdown(meta, summary, codec, mask, attacks=()):
         first = True
         for server in SERVERS:
             s = sc["servers"].get(server, {})
+            if not s.get("rounds") and not s.get("errors"):
+                continue  # not run: a scenario of ours alone
             name = escape(sc["title"]) if first else ""
             first = False
             if not s.get("rounds"):
@@ -605,7 +607,7 @@ def main():
                 parts.append(f"{server} {fmt_value(s['median'], sc['unit'])} "
                              f"[{fmt_value(s['min'], sc['unit'])}-{fmt_value(s['max'], sc['unit'])}] "
                              f"gen {fmt_cpu(s.get('loadgen_cpu'), s.get('loadgen_wait'))}")
-            else:
+            elif s.get("errors"):
                 parts.append(f"{server} failed")
         ratios = ", ".join(f"/{p} {fmt_ratio(sc['ratios'][p])}" for p in PEERS)
         print(f"{sc['title']}: " + "; ".join(parts) + f"; ours{ratios}")

@@ -28,10 +28,10 @@ OUT=${OUT:-benches/results}
 PORT_BASE=${PORT_BASE:-9300}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
-# id | kind | title | ws-load arguments | figure | unit | better | target
+# id | kind | title | ws-load arguments | figure | unit | better | target [| ws-mio-server arguments]
 # kind: echo (every server echoes), fanout (ours: --mode broadcast, peers: --mode fanout; each
 # publishes every message to every connection, the sender included), connect (echo servers,
-# connections held idle), attack (ws-mio-server alone, the peers are skipped: hostile clients
+# connections held idle; with --deflate ws-mio-server alone), attack (ws-mio-server alone, the peers are skipped: hostile clients
 # beside bystanders, in --mode echo, or --mode broadcast for --kind slow-room; the figure is
 # the server's resident memory growth per attacker, with the bystanders' latency calm and
 # under attack beside it).
@@ -46,10 +46,12 @@ SCENARIOS=(
 	"fanout-10k-d1|fanout|fanout to 10,000 members, 1 in flight|fanout --members 10000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
 	"fanout-10k-d16|fanout|fanout to 10,000 members, 16 in flight|fanout --members 10000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
 	"idle-10k|connect|memory per idle connection, 10,000 connections|connect --connections 10000 --hold 2|bytes_per_connection|bytes|lower|below:1024"
+	"idle-10k-deflate|connect|memory per idle connection after two compressed messages each way, 10,000 connections (ours alone: the peers do not compress)|connect --connections 10000 --hold 2 --deflate|bytes_per_connection|bytes|lower|below:2048"
 	"attack-flood|attack|flood: 20 attackers writing 64 KiB frames, never reading|attack --kind flood --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-ping|attack|ping flood: 20 attackers writing 125-byte pings, never reading|attack --kind ping --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-requests|attack|requests: 20 attackers writing 16-byte texts, never reading|attack --kind requests --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
-	"attack-deflate-bomb|attack|deflate bomb: 10 attackers, 32 MiB of zeros in one fragment, again and again|attack --kind deflate-bomb --attackers 10 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-deflate-bomb|attack|deflate bomb at the echo server's 16 MiB message limit: 10 attackers, 32 MiB of zeros in one fragment, again and again|attack --kind deflate-bomb --attackers 10 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
+	"attack-deflate-bomb-64k|attack|deflate bomb at a chat-sized 64 KiB message limit: 10 attackers, 128 KiB of zeros in one fragment, again and again|attack --kind deflate-bomb --attackers 10 --bystanders 50 --max-message-size 65536|rss_growth_per_attacker_bytes|bytes|lower||--max-message-size 65536"
 	"attack-slow-room|attack|slow room: 20 silent members, 10 publishers of 4 KiB|attack --kind slow-room --attackers 20 --bystanders 10 --size 4096|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-trickle|attack|trickle: 100 attackers adding one byte per frame every 10 ms|attack --kind trickle --attackers 100 --bystanders 50 --trickle-interval-ms 10|rss_growth_per_attacker_bytes|bytes|lower|"
 )
@@ -95,14 +97,16 @@ raw=$OUT/raw.jsonl
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 port=$PORT_BASE
 
-start_server() { # name mode(echo|fanout) port
+start_server() { # name mode(echo|fanout) port [ws-mio-server arguments]
 	local name=$1 mode=$2 port=$3 bin args
+	shift 3
 	case $name in
 	ws-mio-server)
 		bin=ws-mio-server
 		args=(--workers 1 --listen "127.0.0.1:$port" --admin-listen off --ping-interval 0 --drain-timeout 1
 			--max-connections 100000 --max-connections-per-ip 100000)
 		args+=(--mode "$([[ $mode == fanout ]] && echo broadcast || echo echo)")
+		args+=("$@")
 		;;
 	tokio-tungstenite | fastwebsockets)
 		bin=peer-${name#tokio-}
@@ -131,14 +135,15 @@ for line in "${SCENARIOS[@]}"; do
 	if [[ -z $ONLY || " $ONLY " == *" $id "* ]]; then selected+=("$line"); fi
 done
 
-echo "==> ${#selected[@]} scenarios x ${#SERVERS[@]} servers (attacks: ws-mio-server only) x $ROUNDS rounds (warm-up $WARMUP s, $DURATION s measured)"
+echo "==> ${#selected[@]} scenarios x ${#SERVERS[@]} servers (attacks and deflate: ws-mio-server only) x $ROUNDS rounds (warm-up $WARMUP s, $DURATION s measured)"
 for ((round = 1; round <= ROUNDS; round++)); do
 	for line in "${selected[@]}"; do
-		IFS='|' read -r id kind title load_args metric _unit _better _target <<<"$line"
+		IFS='|' read -r id kind title load_args metric _unit _better _target server_args <<<"$line"
 		# Attacks measure what our server holds for an attacker and what the others pay for
 		# it; the peers have no such bounds to compare.
 		servers=("${SERVERS[@]}")
-		if [[ $kind == attack ]]; then servers=(ws-mio-server); fi
+		# So do scenarios of what the peers do not have (permessage-deflate).
+		if [[ $kind == attack || " $load_args " == *" --deflate "* ]]; then servers=(ws-mio-server); fi
 		mode=echo
 		if [[ $kind == fanout || ($kind == attack && " $load_args " == *" --kind slow-room "*) ]]; then
 			mode=fanout
@@ -147,7 +152,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			# Rotate the order each round, so no server always runs first or last.
 			server=${servers[$(((i + round - 1) % ${#servers[@]}))]}
 			port=$((port + 1))
-			start_server "$server" "$mode" "$port" || continue
+			read -r -a server_words <<<"$server_args"
+			start_server "$server" "$mode" "$port" "${server_words[@]}" || continue
 			extra=()
 			if [[ $kind == fanout ]]; then extra=(--protocol raw); fi
 			read -r -a words <<<"$load_args"
@@ -204,7 +210,9 @@ for line in "${SCENARIOS[@]}"; do echo "$line"; done | python3 -c '
 import json, sys
 out = []
 for line in sys.stdin:
-    id, kind, title, args, metric, unit, better, target = line.rstrip("\n").split("|")
+    fields = line.rstrip("\n").split("|")
+    id, kind, title, args, metric, unit, better, target = fields[:8]
+    server_args = fields[8] if len(fields) > 8 else ""
     t = None
     if target.startswith("ratio:"):
         _, peer, value = target.split(":")
@@ -212,7 +220,7 @@ for line in sys.stdin:
     elif target.startswith("below:"):
         t = {"kind": "below", "value": float(target.split(":")[1])}
     out.append({"id": id, "kind": kind, "title": title, "args": args, "metric": metric,
-                "unit": unit, "better": better, "target": t})
+                "unit": unit, "better": better, "target": t, "server_args": server_args})
 json.dump(out, open(sys.argv[1], "w"), indent=1)
 ' "$work/scenarios.json"
 python3 - "$work/meta.json" <<EOF

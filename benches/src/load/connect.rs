@@ -1,5 +1,7 @@
 //! Connection setup rate, and the server's memory per idle connection: its resident memory
-//! before the first connection and with all of them open and quiet.
+//! before the first connection and with all of them open and quiet. With `--deflate` every
+//! connection negotiates permessage-deflate and exchanges two compressed messages with the
+//! (echo) server before it goes quiet, so what compression leaves behind per connection shows.
 
 use super::pool::{Clients, Driver, Pool};
 use super::{latency_json, open_all, secs, Args, Progress};
@@ -7,6 +9,7 @@ use crate::hist::Histogram;
 use crate::procfs;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use ws_proto::deflate::DeflateConfig;
 
 /// `ws-load connect`.
 #[derive(Debug, clap::Args)]
@@ -20,10 +23,20 @@ pub struct ConnectArgs {
     /// The request target.
     #[arg(long, default_value = "/")]
     pub path: String,
+    /// Offer permessage-deflate (the server must accept it) and, once open, send two
+    /// compressible messages and take their echoes before going quiet.
+    #[arg(long)]
+    pub deflate: bool,
 }
+
+/// Messages each connection sends with `--deflate` before it goes quiet.
+const DEFLATE_EXCHANGES: usize = 2;
 
 struct Quiet {
     handshakes: Histogram,
+    /// Send [`DEFLATE_EXCHANGES`] messages when a connection opens.
+    exchange: bool,
+    received: usize,
 }
 
 impl Driver for Quiet {
@@ -31,16 +44,33 @@ impl Driver for Quiet {
         let started = clients.get(id).started;
         self.handshakes
             .record(now.saturating_duration_since(started).as_nanos() as u64);
+        if self.exchange {
+            // Above permessage-deflate's 64-byte threshold, so each goes compressed both ways.
+            let text = format!(
+                "{{\"type\":\"say\",\"room\":\"lobby\",\"text\":\"{}\"}}",
+                "hello ".repeat(30)
+            );
+            for _ in 0..DEFLATE_EXCHANGES {
+                clients.send_text(id, &text);
+            }
+        }
     }
 
-    fn message(&mut self, _: &mut Clients, _: usize, _: &[u8], _: Instant) {}
+    fn message(&mut self, _: &mut Clients, _: usize, _: &[u8], _: Instant) {
+        self.received += 1;
+    }
 }
 
 pub(super) fn run(args: &Args, connect: &ConnectArgs) -> Result<Value, String> {
     let mut progress = Progress::new(args.quiet, "connect");
     let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    if connect.deflate {
+        pool.offer_deflate(DeflateConfig::default());
+    }
     let mut driver = Quiet {
         handshakes: Histogram::new(),
+        exchange: connect.deflate,
+        received: 0,
     };
     let rss_before = args.pid.and_then(procfs::rss_kib);
     let cpu_before = procfs::cpu_time(None);
@@ -53,6 +83,20 @@ pub(super) fn run(args: &Args, connect: &ConnectArgs) -> Result<Value, String> {
         &mut progress,
     )?;
     let own_cpu = procfs::core_share(cpu_before, procfs::cpu_time(None), setup);
+    if connect.deflate {
+        let expected = connect.connections * DEFLATE_EXCHANGES;
+        let deadline = Instant::now() + secs(args.setup_timeout);
+        while driver.received < expected {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} of {expected} echoes came back",
+                    driver.received
+                ));
+            }
+            pool.turn(Duration::from_millis(5), &mut driver)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     // Quiet connections: only pings (answered by the engine) move.
     let hold_end = Instant::now() + secs(connect.hold);
     while Instant::now() < hold_end {
@@ -76,7 +120,11 @@ pub(super) fn run(args: &Args, connect: &ConnectArgs) -> Result<Value, String> {
     };
     Ok(json!({
         "scenario": "connect",
-        "params": { "connections": connect.connections, "concurrency": args.concurrency },
+        "params": {
+            "connections": connect.connections,
+            "concurrency": args.concurrency,
+            "deflate": connect.deflate,
+        },
         "setup_s": setup.as_secs_f64(),
         "connections_per_sec": connect.connections as f64 / setup.as_secs_f64(),
         "handshake_us": latency_json(&driver.handshakes),

@@ -9,10 +9,11 @@ use mio::{Events, Interest, Poll, Token};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use ws_proto::deflate::{DeflateConfig, PerMessageDeflate, NAME as DEFLATE};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::HandshakeLimits;
 use ws_proto::mask::MaskKeySource;
-use ws_proto::{Config, Connection, Event, InPlaceEvent, Message};
+use ws_proto::{Config, Connection, Event, InPlaceEvent, Message, Role};
 
 /// Masking keys from a xorshift generator. RFC 6455 asks clients for unpredictable keys to
 /// protect proxies from cache poisoning; a load generator on loopback has no such proxy, and
@@ -245,6 +246,8 @@ pub struct Pool {
     addr: SocketAddr,
     host: String,
     nonce: u64,
+    /// permessage-deflate, offered by every connection and required of the server.
+    deflate: Option<DeflateConfig>,
     /// The connections.
     pub clients: Clients,
 }
@@ -259,6 +262,7 @@ impl Pool {
             addr,
             host: addr.to_string(),
             nonce: 0x2545_f491_4f6c_dd1d,
+            deflate: None,
             clients: Clients {
                 list: Vec::new(),
                 dirty: Vec::new(),
@@ -270,11 +274,20 @@ impl Pool {
         })
     }
 
+    /// Has every connection started from now on offer permessage-deflate with `config`; one
+    /// whose server does not accept it fails.
+    pub fn offer_deflate(&mut self, config: DeflateConfig) {
+        self.deflate = Some(config);
+    }
+
     /// Starts a connection to `target` (path and query); returns its id.
     pub fn connect(&mut self, target: &str) -> usize {
         let id = self.clients.list.len();
         let nonce = handshake_nonce(&mut self.nonce, id);
-        let request = ClientRequest::new(&self.host, target);
+        let mut request = ClientRequest::new(&self.host, target);
+        if let Some(deflate) = &self.deflate {
+            request = request.extensions(&deflate.offer());
+        }
         let (handshake, request) =
             ClientHandshake::new(&request, nonce, HandshakeLimits::default());
         let started = Instant::now();
@@ -312,6 +325,7 @@ impl Pool {
             events,
             clients,
             read_buf,
+            deflate,
             ..
         } = self;
         for event in events.iter() {
@@ -322,7 +336,7 @@ impl Pool {
             if event.is_readable() || event.is_read_closed() || event.is_error() {
                 // A peer that closed before the event was reported raises no later event.
                 let until_end = event.is_read_closed() || event.is_error();
-                readable(clients, id, read_buf, until_end, driver);
+                readable(clients, id, read_buf, until_end, deflate.as_ref(), driver);
             }
         }
         self.clients.flush();
@@ -369,6 +383,7 @@ fn readable<D: Driver>(
     id: usize,
     buf: &mut [u8],
     until_end: bool,
+    deflate: Option<&DeflateConfig>,
     driver: &mut D,
 ) {
     let mut drained = false;
@@ -393,9 +408,22 @@ fn readable<D: Driver>(
         if let Phase::Handshake { handshake, .. } = &mut client.phase {
             match handshake.receive(data) {
                 Ok(None) => continue,
-                Ok(Some((_response, used))) => {
+                Ok(Some((response, used))) => {
                     let keys = CheapKeys(0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1));
-                    let conn = Connection::client_with_keys(Config::default(), Box::new(keys));
+                    let mut conn = Connection::client_with_keys(Config::default(), Box::new(keys));
+                    if let Some(deflate) = deflate {
+                        let accepted = response.extensions().iter().find(|e| e.name == DEFLATE);
+                        let Some(params) = accepted.and_then(|e| deflate.accept_response(e)) else {
+                            return clients.fail(id, || {
+                                "the server did not accept permessage-deflate".to_string()
+                            });
+                        };
+                        conn = conn.with_extension(Box::new(PerMessageDeflate::new(
+                            Role::Client,
+                            params,
+                            deflate,
+                        )));
+                    }
                     client.phase = Phase::Open(Box::new(conn));
                     client.opened = Some(now);
                     clients.opened += 1;
