@@ -126,6 +126,15 @@ pub struct Config {
     #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
     #[serde(with = "seconds")]
     pub drain_timeout: Duration,
+    /// On SIGINT/SIGTERM, connections are closed with 1012 (Service Restart) and each is told
+    /// a random delay in [0, this many seconds) before reconnecting, in the close reason
+    /// (`restart; reconnect-after=<N>ms`, see [`crate::restart`]), so clients of a restarting
+    /// server do not all come back at once; zero: no hint.
+    #[arg(long, env = "WS_RECONNECT_JITTER", default_value = "10")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
+    pub reconnect_jitter: Duration,
     /// Accept permessage-deflate offers: on or off (also true/false, 1/0; a boolean in the
     /// file). The server asks both sides not to keep compression context, so a connection
     /// holds no compression memory between messages and a room message is compressed once

@@ -41,6 +41,7 @@ pub mod handler;
 pub mod memory;
 pub mod metrics;
 pub mod process;
+pub mod restart;
 pub mod rooms;
 mod server;
 pub mod testing;

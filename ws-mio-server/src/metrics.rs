@@ -7,8 +7,8 @@ use std::sync::Arc;
 use ws_proto::CloseCode;
 
 /// Close codes counted individually; the rest go to "other".
-pub const COUNTED_CLOSE_CODES: [u16; 10] =
-    [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011, 4008];
+pub const COUNTED_CLOSE_CODES: [u16; 11] =
+    [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011, 1012, 4008];
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {

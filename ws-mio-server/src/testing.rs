@@ -39,7 +39,7 @@ use std::time::Duration;
 use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest, Response};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{CloseCode, Connection, Event, Message, Role};
+use ws_proto::{CloseCode, CloseFrame, Connection, Event, Message, Role};
 
 /// What one read of a socket takes at most, as the event loop's buffer.
 const READ_CHUNK: usize = 64 << 10;
@@ -111,7 +111,9 @@ impl<H: Handler> TestServer<H> {
     /// `config.workers` workers (at least one) running `handler`; time starts at zero.
     pub fn new(config: Config, handler: H) -> TestServer<H> {
         let workers = config.workers.max(1);
-        let services = Services::new(Arc::new(config), workers, None);
+        let mut services = Services::new(Arc::new(config), workers, None);
+        // The same random draws on every run (reconnect hints), as the time is pretend.
+        services.seed = 0x5eed;
         let handler = Arc::new(handler);
         TestServer {
             workers: (0..workers)
@@ -330,6 +332,16 @@ impl<H: Handler> TestServer<H> {
         while let Some(event) = self.next_event(client) {
             if let Event::Close(frame) = event {
                 return Some(frame.map_or(CloseCode::NO_STATUS, |f| f.code));
+            }
+        }
+        None
+    }
+
+    /// The close frame the client received, if one came (code and reason).
+    pub fn close_frame(&mut self, client: ClientId) -> Option<Option<CloseFrame>> {
+        while let Some(event) = self.next_event(client) {
+            if let Event::Close(frame) = event {
+                return Some(frame);
             }
         }
         None

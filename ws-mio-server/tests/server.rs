@@ -414,7 +414,7 @@ fn bad_handshakes_get_their_http_status_and_plain_http_reaches_the_hook() {
 }
 
 #[test]
-fn shutdown_closes_every_client_with_1001() {
+fn shutdown_closes_every_client_with_1012() {
     let mut cfg = config();
     // Time for the clients to answer the close frames (they do at once, as they read them).
     cfg.drain_timeout = Duration::from_secs(10);
@@ -422,7 +422,7 @@ fn shutdown_closes_every_client_with_1001() {
     let mut clients: Vec<TestClient> = (0..6).map(|_| TestClient::connect(addr, "/")).collect();
     handle.shutdown();
     for client in &mut clients {
-        client.expect_close(CloseCode::GOING_AWAY);
+        client.expect_close(CloseCode::SERVICE_RESTART);
     }
     server.join().unwrap();
     assert!(TcpStream::connect(addr).is_err(), "the listener is closed");

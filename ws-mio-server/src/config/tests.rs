@@ -60,6 +60,7 @@ fn no_configuration_gives_the_defaults_on_loopback_9001() {
         idle_timeout: Duration::ZERO,
         close_timeout: Duration::from_secs(5),
         drain_timeout: Duration::from_secs(10),
+        reconnect_jitter: Duration::from_secs(10),
         compression: true,
         compression_min_size: 64,
         compression_level: 6,

@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::handler::{CloseInfo, Command, ConnId, Handler};
 use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::rooms::{RoomLimits, RoomRegistry};
+use crate::restart::Spread;
 use crate::timer::TimerWheel;
 use crate::Bus;
 use admission::{Admission, Refusal};
@@ -89,6 +90,8 @@ pub(crate) struct Services {
     pub(crate) metrics: Metrics,
     pub(crate) bus: Option<Arc<dyn Bus>>,
     pub(crate) workers: usize,
+    /// Seeds each worker's random source (a fixed one on pretend time, for repeatable tests).
+    pub(crate) seed: u64,
 }
 
 impl Services {
@@ -107,6 +110,7 @@ impl Services {
             metrics: Metrics::new(workers),
             bus,
             workers,
+            seed: crate::restart::process_seed(),
             config,
         }
     }
@@ -135,12 +139,15 @@ pub(crate) struct Worker<H: Handler> {
     drain_deadline: Option<Duration>,
     /// Connections from the admin listener open now.
     admin_open: usize,
+    /// Draws each connection's reconnect delay when the worker drains.
+    spread: Spread,
 }
 
 /// Input.
 impl<H: Handler> Worker<H> {
     pub(crate) fn new(index: usize, handler: Arc<H>, services: Services) -> Worker<H> {
         let config = services.config.clone();
+        let spread = Spread::new(services.seed ^ index as u64);
         let ws_config = ws_proto::Config {
             max_frame_size: config.max_frame_size,
             max_message_size: config.max_message_size,
@@ -169,6 +176,7 @@ impl<H: Handler> Worker<H> {
             now: Duration::ZERO,
             drain_deadline: None,
             admin_open: 0,
+            spread,
         }
     }
 
