@@ -9,9 +9,12 @@
 //! [`layered`]).
 
 pub mod layered;
+mod ip_prefix;
 mod optional_addr;
 pub mod seconds;
 
+pub use ip_prefix::{IpPrefix, IpPrefixError};
+pub(crate) use ip_prefix::{any_contains, canonical};
 pub use optional_addr::OptionalAddr;
 
 use clap::{ArgAction, Command};
