@@ -159,6 +159,17 @@ impl<H: Handler> TestServer<H> {
         self.services.admission.open()
     }
 
+    /// Client addresses (or IPv6 prefixes) with a connection counted against the per-IP
+    /// limit.
+    pub fn admitted_addresses(&self) -> usize {
+        self.services.admission.addresses()
+    }
+
+    /// Clients in the handshake rate limit's table.
+    pub fn rate_limited_clients(&self) -> usize {
+        self.services.handshakes.clients()
+    }
+
     /// Connections the workers hold, in any phase.
     pub fn connections(&self) -> usize {
         self.workers.iter().map(Worker::connections).sum()
@@ -171,14 +182,43 @@ impl<H: Handler> TestServer<H> {
 
     /// A TCP connection that sends nothing yet: see [`Self::send_raw`], [`Self::raw`].
     pub fn connect_raw(&mut self) -> ClientId {
-        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public);
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public, None);
+        self.drive();
+        id
+    }
+
+    /// A raw client whose TCP connection comes from `peer` (a trusted proxy, say; the others'
+    /// come from 127.0.0.1).
+    pub fn connect_raw_from(&mut self, peer: SocketAddr) -> ClientId {
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public, Some(peer));
+        self.drive();
+        id
+    }
+
+    /// A WebSocket client with its own request (extra headers, say), connecting from `peer`;
+    /// `prefix` goes before the request (a PROXY protocol header, say).
+    pub fn connect_from(
+        &mut self,
+        peer: SocketAddr,
+        prefix: &[u8],
+        request: ClientRequest,
+    ) -> ClientId {
+        let nonce = (self.clients.len() as u128).to_le_bytes();
+        let (handshake, bytes) = ClientHandshake::new(&request, nonce, HandshakeLimits::default());
+        let role = Peer::Handshaking(handshake, None);
+        let id = self.open_client(
+            role,
+            [prefix, &bytes].concat(),
+            Listener::Public,
+            Some(peer),
+        );
         self.drive();
         id
     }
 
     /// A raw client of the admin listener (on the first worker, as in a real server).
     pub fn connect_admin(&mut self) -> ClientId {
-        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Admin);
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Admin, None);
         self.drive();
         id
     }
@@ -205,12 +245,19 @@ impl<H: Handler> TestServer<H> {
             Peer::Handshaking(handshake, deflate),
             bytes,
             Listener::Public,
+            None,
         );
         self.drive();
         id
     }
 
-    fn open_client(&mut self, role: Peer, bytes: Vec<u8>, origin: Listener) -> ClientId {
+    fn open_client(
+        &mut self,
+        role: Peer,
+        bytes: Vec<u8>,
+        origin: Listener,
+        peer: Option<SocketAddr>,
+    ) -> ClientId {
         let worker = match origin {
             Listener::Public => {
                 self.next_worker += 1;
@@ -219,7 +266,8 @@ impl<H: Handler> TestServer<H> {
             Listener::Admin => 0,
         };
         let n = self.clients.len();
-        let peer = SocketAddr::from(([127, 0, 0, 1], 10_000 + (n % 50_000) as u16));
+        let port = 10_000 + (n % 50_000) as u16;
+        let peer = peer.unwrap_or(SocketAddr::from(([127, 0, 0, 1], port)));
         // A refused connection gets its answer, then the end of the stream.
         let (key, answer) = match self.workers[worker].accept(peer, origin, self.now) {
             Ok(key) => {

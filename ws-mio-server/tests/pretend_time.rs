@@ -173,6 +173,8 @@ fn shutdown_closes_every_connection_with_1012_and_ends_at_the_drain_deadline() {
 fn shutdown_hints_spread_reconnects_over_the_jitter_window() {
     let mut cfg = config();
     cfg.reconnect_jitter = secs(10.0);
+    // All 200 come from one address at one instant, past any sane handshake rate.
+    cfg.handshake_rate = 0.0;
     let mut server = TestServer::new(cfg, Echo);
     let clients: Vec<ClientId> = (0..200).map(|_| server.connect("/")).collect();
     server.shutdown();
