@@ -89,7 +89,9 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// Handshake attempts (new connections) a second allowed per client, sustained (a token
     /// bucket per client, counted as the per-IP limit counts them: an IPv4 address, an IPv6
-    /// prefix); more are refused with 429 and Retry-After. Zero: no limit.
+    /// prefix); more are refused with 429 and Retry-After. Zero: no limit. The default holds
+    /// one address to 20 handshakes (each a SHA-1 and the application's checks) a second,
+    /// while a person opens a few; raise it for clients behind large NATs.
     #[arg(
         long,
         env = "WS_HANDSHAKE_RATE",
@@ -98,7 +100,8 @@ pub struct Config {
     )]
     #[arg(allow_negative_numbers = true)]
     pub handshake_rate: f64,
-    /// Handshake attempts one client may make in a burst, above the rate.
+    /// Handshake attempts one client may make in a burst, above the rate. The default lets an
+    /// office of a hundred behind one address come back at once after a restart.
     #[arg(
         long,
         env = "WS_HANDSHAKE_BURST",
@@ -271,8 +274,9 @@ impl Config {
     }
 
     /// Checks the values a type cannot: at least one worker, a handshake limit of at least 256
-    /// bytes, a zlib level up to 9, a handshake rate and burst that are numbers, not negative,
-    /// with a burst of at least one when there is a rate.
+    /// bytes, a zlib level up to 9, the PROXY protocol only with trusted proxies, a handshake
+    /// rate and burst that are numbers, not negative, with a burst of at least one when there
+    /// is a rate.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
@@ -282,6 +286,10 @@ impl Config {
         }
         if self.compression_level > 9 {
             return Err(ConfigError::Invalid("compression_level"));
+        }
+        // With no one trusted, every PROXY header would be refused: a mistake, not a setting.
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::Invalid("proxy_protocol"));
         }
         let rate_ok = |r: f64| r.is_finite() && r >= 0.0;
         if !rate_ok(self.handshake_rate) {

@@ -224,6 +224,19 @@ fn out_of_range_values_are_refused() {
             "{args:?}"
         );
     }
+    assert!(matches!(
+        load(&["--proxy-protocol", "on"], &[], None),
+        Err(ConfigError::Invalid("proxy_protocol"))
+    ));
+    let proxied = ["--proxy-protocol", "on", "--trusted-proxies", "10.0.0.0/8"];
+    assert!(load(&proxied, &[], None).unwrap().proxy_protocol);
+    // A prefix with host bits set is refused, naming the option.
+    match load(&["--trusted-proxies", "10.1.2.3/8"], &[], None) {
+        Err(ConfigError::Resolve(ResolveError::Args(e))) => {
+            assert!(e.to_string().contains("--trusted-proxies"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
     let path = file("zero-workers", "workers = 0\n");
     assert!(matches!(
         load(&[], &[], Some(&path)),
