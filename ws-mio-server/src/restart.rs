@@ -4,7 +4,7 @@
 //! the window instead of returning all at once.
 //!
 //! The reason is machine-readable: `restart`, then optionally `; reconnect-after=<N>ms` with
-//! `N` a decimal count of milliseconds. At most 41 bytes, within the 123 a close reason may
+//! `N` a decimal count of milliseconds. At most 47 bytes, within the 123 a close reason may
 //! hold.
 //!
 //! ```
@@ -87,6 +87,7 @@ mod tests {
         for ms in [0, 1, 3712, 9999, u64::MAX] {
             let after = Duration::from_millis(ms);
             let text = reason(Some(after));
+            assert!(text.len() <= 47, "{text}");
             assert!(text.len() <= ws_proto::close::MAX_REASON_LEN, "{text}");
             assert_eq!(reconnect_after(&text), Some(after));
         }
