@@ -486,3 +486,23 @@ fn a_trusted_proxys_clients_are_seen_and_counted_over_a_real_socket() {
     });
     stop(handle, server);
 }
+
+/// Rule: past its handshake burst a client gets 429 with Retry-After, over a real socket,
+/// and the refusal holds nothing.
+#[test]
+fn handshakes_past_the_burst_get_429_with_retry_after_over_a_real_socket() {
+    let mut cfg = config();
+    cfg.handshake_rate = 0.5;
+    cfg.handshake_burst = 2.0;
+    let (addr, handle, server) = start(cfg, Echo);
+    let _a = TestClient::connect(addr, "/");
+    let _b = TestClient::connect(addr, "/");
+    let answer = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    // A token every two seconds.
+    assert!(answer.contains("\r\nRetry-After: 2\r\n"), "{answer}");
+    let snapshot = handle.metrics().snapshot();
+    assert_eq!(snapshot.handshakes_rate_limited_total, 1);
+    assert_eq!(snapshot.connections_open, 2);
+    stop(handle, server);
+}
