@@ -73,14 +73,11 @@ impl fmt::Display for ProxyHeaderError {
 
 impl std::error::Error for ProxyHeaderError {}
 
-/// Whether `data`, the first bytes of a connection, start like a PROXY header of either
-/// version (as far as they go).
+/// Whether `data`, the first bytes of a connection, start with either version's signature
+/// (`PROXY ` or v2's twelve bytes). Fewer bytes than a signature say nothing: an HTTP request
+/// may start with `P`, and a header cut short is refused by the HTTP parser anyway.
 pub fn looks_like_proxy(data: &[u8]) -> bool {
-    let starts = |signature: &[u8]| {
-        let n = data.len().min(signature.len());
-        n > 0 && data[..n] == signature[..n]
-    };
-    starts(V1_PREFIX) || starts(V2_SIGNATURE)
+    data.starts_with(V1_PREFIX) || data.starts_with(V2_SIGNATURE)
 }
 
 /// Parses a header at the start of `input`: `Ok(None)` while more bytes are needed, or the
@@ -348,6 +345,22 @@ mod tests {
         // Incomplete at every length short of the whole.
         for n in 0..header.len() {
             assert_eq!(source(&header[..n]), Ok(None), "{n}");
+        }
+    }
+
+    #[test]
+    fn only_a_whole_signature_looks_like_a_header() {
+        assert!(looks_like_proxy(b"PROXY TCP4"));
+        assert!(looks_like_proxy(b"\r\n\r\n\0\r\nQUIT\n\x21"));
+        for not in [
+            &b""[..],
+            b"P",
+            b"PROXY",
+            b"PUT / HTTP/1.1",
+            b"\r\n\r\n",
+            b"GET / HTTP/1.1",
+        ] {
+            assert!(!looks_like_proxy(not), "{not:?}");
         }
     }
 
