@@ -104,7 +104,7 @@ start_server() { # name mode(echo|fanout) port [ws-mio-server arguments]
 	ws-mio-server)
 		bin=ws-mio-server
 		args=(--workers 1 --listen "127.0.0.1:$port" --admin-listen off --ping-interval 0 --drain-timeout 1
-			--max-connections 100000 --max-connections-per-ip 100000)
+			--max-connections 100000 --max-connections-per-ip 100000 --handshake-rate 0)
 		args+=(--mode "$([[ $mode == fanout ]] && echo broadcast || echo echo)")
 		args+=("$@")
 		;;

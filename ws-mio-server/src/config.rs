@@ -8,10 +8,13 @@
 //! application declares its own options the same way and flattens [`Config`] into them (see
 //! [`layered`]).
 
+mod ip_prefix;
 pub mod layered;
 mod optional_addr;
 pub mod seconds;
 
+pub(crate) use ip_prefix::{any_contains, canonical, mask};
+pub use ip_prefix::{IpPrefix, IpPrefixError};
 pub use optional_addr::OptionalAddr;
 
 use clap::{ArgAction, Command};
@@ -67,6 +70,46 @@ pub struct Config {
     )]
     #[arg(value_parser = clap::value_parser!(u8).range(1..=128))]
     pub ipv6_prefix_len: u8,
+    /// Load balancers and reverse proxies whose connections carry their clients' addresses,
+    /// comma-separated addresses or CIDR prefixes (`10.0.0.0/8,2001:db8::/32`); none by default.
+    /// For a connection from one of them the client is the right-most address of
+    /// `X-Forwarded-For` that is not itself trusted (or the PROXY protocol's, see
+    /// `--proxy-protocol`), and the per-IP limit and the handshake rate count that client.
+    /// From anyone else the header is ignored.
+    #[arg(long, env = "WS_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(value_name = "PREFIXES")]
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpPrefix>,
+    /// Trusted proxies send a PROXY protocol header (v1 or v2) before the HTTP request: on or
+    /// off. When on, a trusted proxy's connection without one, and any untrusted peer's that
+    /// starts with one, is closed.
+    #[arg(long, env = "WS_PROXY_PROTOCOL", default_value = "off")]
+    #[arg(value_name = "on|off")]
+    #[arg(value_parser = layered::switch(), action = ArgAction::Set)]
+    pub proxy_protocol: bool,
+    /// Handshake attempts (new connections) a second allowed per client, sustained (a token
+    /// bucket per client, counted as the per-IP limit counts them: an IPv4 address, an IPv6
+    /// prefix); more are refused with 429 and Retry-After. Zero: no limit. The default holds
+    /// one address to 20 handshakes (each a SHA-1 and the application's checks) a second,
+    /// while a person opens a few; raise it for clients behind large NATs.
+    #[arg(
+        long,
+        env = "WS_HANDSHAKE_RATE",
+        default_value_t = 20.0,
+        value_name = "RATE"
+    )]
+    #[arg(allow_negative_numbers = true)]
+    pub handshake_rate: f64,
+    /// Handshake attempts one client may make in a burst, above the rate. The default lets an
+    /// office of a hundred behind one address come back at once after a restart.
+    #[arg(
+        long,
+        env = "WS_HANDSHAKE_BURST",
+        default_value_t = 100.0,
+        value_name = "N"
+    )]
+    #[arg(allow_negative_numbers = true)]
+    pub handshake_burst: f64,
     /// Largest message accepted, in bytes; larger closes with 1009.
     #[arg(long, env = "WS_MAX_MESSAGE_SIZE", default_value_t = 16 << 20, value_name = "BYTES")]
     pub max_message_size: u64,
@@ -126,6 +169,15 @@ pub struct Config {
     #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
     #[serde(with = "seconds")]
     pub drain_timeout: Duration,
+    /// On SIGINT/SIGTERM, connections are closed with 1012 (Service Restart) and each is told
+    /// a random delay in [0, this many seconds) before reconnecting, in the close reason
+    /// (`restart; reconnect-after=<N>ms`, see [`crate::restart`]), so clients of a restarting
+    /// server do not all come back at once; zero: no hint.
+    #[arg(long, env = "WS_RECONNECT_JITTER", default_value = "10")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
+    pub reconnect_jitter: Duration,
     /// Accept permessage-deflate offers: on or off (also true/false, 1/0; a boolean in the
     /// file). The server asks both sides not to keep compression context, so a connection
     /// holds no compression memory between messages and a room message is compressed once
@@ -222,7 +274,9 @@ impl Config {
     }
 
     /// Checks the values a type cannot: at least one worker, a handshake limit of at least 256
-    /// bytes, a zlib level up to 9.
+    /// bytes, a zlib level up to 9, the PROXY protocol only with trusted proxies, a handshake
+    /// rate and burst that are numbers, not negative, with a burst of at least one when there
+    /// is a rate.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
@@ -232,6 +286,19 @@ impl Config {
         }
         if self.compression_level > 9 {
             return Err(ConfigError::Invalid("compression_level"));
+        }
+        // With no one trusted, every PROXY header would be refused: a mistake, not a setting.
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::Invalid("proxy_protocol"));
+        }
+        let rate_ok = |r: f64| r.is_finite() && r >= 0.0;
+        if !rate_ok(self.handshake_rate) {
+            return Err(ConfigError::Invalid("handshake_rate"));
+        }
+        if !rate_ok(self.handshake_burst)
+            || (self.handshake_rate > 0.0 && self.handshake_burst < 1.0)
+        {
+            return Err(ConfigError::Invalid("handshake_burst"));
         }
         if self.admin_listen.0 == Some(self.listen) && self.listen.port() != 0 {
             return Err(ConfigError::Invalid("admin_listen"));

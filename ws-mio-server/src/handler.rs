@@ -9,7 +9,7 @@
 use crate::rooms::{Join, RoomRegistry};
 use bytes::Bytes;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use ws_proto::handshake::server::{Request, Upgrade};
@@ -43,8 +43,12 @@ pub struct OpenRequest<'a> {
     pub request: &'a Request,
     /// What the client offered: subprotocols and extensions.
     pub upgrade: &'a Upgrade,
-    /// The peer's address.
+    /// The TCP peer's address: the client's, or a trusted proxy's.
     pub peer: SocketAddr,
+    /// The client's address: the peer's, or when the peer is a trusted proxy
+    /// (`--trusted-proxies`) the client it forwards for (from the PROXY header or
+    /// `X-Forwarded-For`). What the per-IP limit and the handshake rate count.
+    pub client: IpAddr,
 }
 
 /// The answer to a handshake: accept with the connection's state, or refuse.

@@ -37,10 +37,13 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod forwarded;
 pub mod handler;
 pub mod memory;
 pub mod metrics;
 pub mod process;
+pub mod proxy_protocol;
+pub mod restart;
 pub mod rooms;
 mod server;
 pub mod testing;

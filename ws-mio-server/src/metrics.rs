@@ -7,8 +7,9 @@ use std::sync::Arc;
 use ws_proto::CloseCode;
 
 /// Close codes counted individually; the rest go to "other".
-pub const COUNTED_CLOSE_CODES: [u16; 10] =
-    [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011, 4008];
+pub const COUNTED_CLOSE_CODES: [u16; 11] = [
+    1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1011, 1012, 4008,
+];
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {
@@ -80,6 +81,7 @@ macro_rules! counters {
 counters! {
     connections_accepted_total: "TCP connections accepted.",
     connections_refused_total: "Connections refused by the total or per-IP limit.",
+    handshakes_rate_limited_total: "Connections refused by the handshake rate limit of their client (429).",
     handshakes_ok_total: "WebSocket handshakes completed.",
     deflate_handshakes_total: "Handshakes that negotiated permessage-deflate.",
     handshakes_rejected_total: "Handshakes refused (bad request or by the application).",

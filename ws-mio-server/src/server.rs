@@ -149,7 +149,8 @@ impl Server {
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully: stop accepting, close every
-    /// connection with 1001, wait for the closing handshakes up to the drain timeout. A second
+    /// connection with 1012 and its reconnect hint ([`crate::restart`]), wait for the closing
+    /// handshakes up to the drain timeout. A second
     /// signal ends the process at once (exit status 128 + the signal). A signal that comes
     /// before this is called has its default effect; a program that must not lose one installs
     /// the handling before it starts the server, as [`crate::process::serve`] does.

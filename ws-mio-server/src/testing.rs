@@ -39,7 +39,7 @@ use std::time::Duration;
 use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest, Response};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{CloseCode, Connection, Event, Message, Role};
+use ws_proto::{CloseCode, CloseFrame, Connection, Event, Message, Role};
 
 /// What one read of a socket takes at most, as the event loop's buffer.
 const READ_CHUNK: usize = 64 << 10;
@@ -112,7 +112,9 @@ impl<H: Handler> TestServer<H> {
     /// `config.workers` workers (at least one) running `handler`; time starts at zero.
     pub fn new(config: Config, handler: H) -> TestServer<H> {
         let workers = config.workers.max(1);
-        let services = Services::new(Arc::new(config), workers, None);
+        let mut services = Services::new(Arc::new(config), workers, None);
+        // The same random draws on every run (reconnect hints), as the time is pretend.
+        services.seed = 0x5eed;
         let handler = Arc::new(handler);
         TestServer {
             workers: (0..workers)
@@ -164,6 +166,17 @@ impl<H: Handler> TestServer<H> {
         self.services.admission.open()
     }
 
+    /// Client addresses (or IPv6 prefixes) with a connection counted against the per-IP
+    /// limit.
+    pub fn admitted_addresses(&self) -> usize {
+        self.services.admission.addresses()
+    }
+
+    /// Clients in the handshake rate limit's table.
+    pub fn rate_limited_clients(&self) -> usize {
+        self.services.handshakes.clients()
+    }
+
     /// Connections the workers hold, in any phase.
     pub fn connections(&self) -> usize {
         self.workers.iter().map(Worker::connections).sum()
@@ -176,14 +189,43 @@ impl<H: Handler> TestServer<H> {
 
     /// A TCP connection that sends nothing yet: see [`Self::send_raw`], [`Self::raw`].
     pub fn connect_raw(&mut self) -> ClientId {
-        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public);
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public, None);
+        self.drive();
+        id
+    }
+
+    /// A raw client whose TCP connection comes from `peer` (a trusted proxy, say; the others'
+    /// come from 127.0.0.1).
+    pub fn connect_raw_from(&mut self, peer: SocketAddr) -> ClientId {
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Public, Some(peer));
+        self.drive();
+        id
+    }
+
+    /// A WebSocket client with its own request (extra headers, say), connecting from `peer`;
+    /// `prefix` goes before the request (a PROXY protocol header, say).
+    pub fn connect_from(
+        &mut self,
+        peer: SocketAddr,
+        prefix: &[u8],
+        request: ClientRequest,
+    ) -> ClientId {
+        let nonce = (self.clients.len() as u128).to_le_bytes();
+        let (handshake, bytes) = ClientHandshake::new(&request, nonce, HandshakeLimits::default());
+        let role = Peer::Handshaking(handshake, None);
+        let id = self.open_client(
+            role,
+            [prefix, &bytes].concat(),
+            Listener::Public,
+            Some(peer),
+        );
         self.drive();
         id
     }
 
     /// A raw client of the admin listener (on the first worker, as in a real server).
     pub fn connect_admin(&mut self) -> ClientId {
-        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Admin);
+        let id = self.open_client(Peer::Raw, Vec::new(), Listener::Admin, None);
         self.drive();
         id
     }
@@ -210,12 +252,19 @@ impl<H: Handler> TestServer<H> {
             Peer::Handshaking(handshake, deflate),
             bytes,
             Listener::Public,
+            None,
         );
         self.drive();
         id
     }
 
-    fn open_client(&mut self, role: Peer, bytes: Vec<u8>, origin: Listener) -> ClientId {
+    fn open_client(
+        &mut self,
+        role: Peer,
+        bytes: Vec<u8>,
+        origin: Listener,
+        peer: Option<SocketAddr>,
+    ) -> ClientId {
         let worker = match origin {
             Listener::Public => {
                 self.next_worker += 1;
@@ -224,7 +273,8 @@ impl<H: Handler> TestServer<H> {
             Listener::Admin => 0,
         };
         let n = self.clients.len();
-        let peer = SocketAddr::from(([127, 0, 0, 1], 10_000 + (n % 50_000) as u16));
+        let port = 10_000 + (n % 50_000) as u16;
+        let peer = peer.unwrap_or(SocketAddr::from(([127, 0, 0, 1], port)));
         // A refused connection gets its answer, then the end of the stream.
         let (key, answer) = match self.workers[worker].accept(peer, origin, self.now) {
             Ok(key) => {
@@ -363,6 +413,16 @@ impl<H: Handler> TestServer<H> {
         while let Some(event) = self.next_event(client) {
             if let Event::Close(frame) = event {
                 return Some(frame.map_or(CloseCode::NO_STATUS, |f| f.code));
+            }
+        }
+        None
+    }
+
+    /// The close frame the client received, if one came (code and reason).
+    pub fn close_frame(&mut self, client: ClientId) -> Option<Option<CloseFrame>> {
+        while let Some(event) = self.next_event(client) {
+            if let Event::Close(frame) = event {
+                return Some(frame);
             }
         }
         None

@@ -24,7 +24,7 @@ fn the_admin_listener_answers_on_its_own_port() {
 }
 
 #[test]
-fn sigterm_closes_every_client_with_1001_and_exits_0() {
+fn sigterm_closes_every_client_with_1012_and_a_reconnect_hint_and_exits_0() {
     let args = ["--workers", "2", "--mode", "echo", "--admin-listen", "off"];
     let mut server = ServerProcess::spawn(BINARY, &args, &[]);
     let mut clients: Vec<TestClient> = (0..5)
@@ -36,7 +36,10 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
     }
     server.signal("TERM");
     for client in &mut clients {
-        client.expect_close(CloseCode::GOING_AWAY);
+        let reason = client.expect_close_reason(CloseCode::SERVICE_RESTART);
+        // The default jitter: within 10 s.
+        let after = ws_mio_server::restart::reconnect_after(&reason).expect(&reason);
+        assert!(after < std::time::Duration::from_secs(10), "{reason}");
     }
     assert_eq!(server.wait(), Some(0));
 }
@@ -58,7 +61,7 @@ fn a_second_signal_ends_the_drain_at_once() {
     let mut observer = TestClient::connect(server.addr, "/");
     server.signal("TERM");
     // The first signal was taken: the drain has begun.
-    observer.expect_close(CloseCode::GOING_AWAY);
+    observer.expect_close(CloseCode::SERVICE_RESTART);
     server.signal("TERM");
     // 128 + SIGTERM, long before the drain timeout.
     assert_eq!(server.wait(), Some(143));

@@ -45,7 +45,17 @@ fn holds_10000_idle_connections_under_1_kib_each() {
     );
     let server = common::ServerProcess::spawn(
         env!("CARGO_BIN_EXE_ws-mio-server"),
-        &["--workers", "2", "--mode", "echo", "--admin-listen", "off"],
+        // One client opens them all, faster than the handshake rate lets a client.
+        &[
+            "--workers",
+            "2",
+            "--mode",
+            "echo",
+            "--admin-listen",
+            "off",
+            "--handshake-rate",
+            "0",
+        ],
         &[],
     );
     let addr = server.addr;
@@ -78,7 +88,17 @@ fn holds_10000_idle_connections_under_1_kib_each() {
 fn memory_a_burst_took_comes_back_once_it_is_over() {
     let server = common::ServerProcess::spawn(
         env!("CARGO_BIN_EXE_ws-mio-server"),
-        &["--workers", "2", "--mode", "echo", "--admin-listen", "off"],
+        // One client opens them all, faster than the handshake rate lets a client.
+        &[
+            "--workers",
+            "2",
+            "--mode",
+            "echo",
+            "--admin-listen",
+            "off",
+            "--handshake-rate",
+            "0",
+        ],
         &[],
     );
     let pid = server.child.id();

@@ -135,7 +135,7 @@ fn an_http_answer_the_client_does_not_read_is_dropped_at_its_deadline() {
 }
 
 #[test]
-fn shutdown_closes_every_connection_with_1001_and_ends_at_the_drain_deadline() {
+fn shutdown_closes_every_connection_with_1012_and_ends_at_the_drain_deadline() {
     let mut cfg = config();
     cfg.drain_timeout = secs(10.0);
     // Longer than the drain, so the drain's deadline is what ends the deaf connection.
@@ -147,7 +147,7 @@ fn shutdown_closes_every_connection_with_1001_and_ends_at_the_drain_deadline() {
     let half = server.connect_raw();
     server.send_raw(half, b"GET / HTTP/1.1\r\n");
     server.shutdown();
-    assert_eq!(server.close_code(polite), Some(CloseCode::GOING_AWAY));
+    assert_eq!(server.close_code(polite), Some(CloseCode::SERVICE_RESTART));
     assert!(
         server.transport_closed(polite),
         "its closing handshake completed"
@@ -165,6 +165,51 @@ fn shutdown_closes_every_connection_with_1001_and_ends_at_the_drain_deadline() {
     server.advance(secs(0.2));
     assert!(server.is_finished());
     assert_eq!(server.admitted(), 0);
+}
+
+/// Rule: a restart's close frames carry each connection's own reconnect delay, spread over
+/// the jitter window, in the documented form.
+#[test]
+fn shutdown_hints_spread_reconnects_over_the_jitter_window() {
+    let mut cfg = config();
+    cfg.reconnect_jitter = secs(10.0);
+    // All 200 come from one address at one instant, past any sane handshake rate.
+    cfg.handshake_rate = 0.0;
+    let mut server = TestServer::new(cfg, Echo);
+    let clients: Vec<ClientId> = (0..200).map(|_| server.connect("/")).collect();
+    server.shutdown();
+    let mut per_second = [0usize; 10];
+    for &client in &clients {
+        let frame = server.close_frame(client).flatten().expect("a close frame");
+        assert_eq!(frame.code, CloseCode::SERVICE_RESTART);
+        let reason = frame.reason.to_string();
+        assert!(reason.starts_with("restart; reconnect-after="), "{reason}");
+        let after = ws_mio_server::restart::reconnect_after(&reason).expect(&reason);
+        assert!(after < secs(10.0), "{reason}");
+        per_second[after.as_secs() as usize] += 1;
+    }
+    // 200 draws over ten seconds: every second of the window has some, none has a crowd
+    // (20 expected in each; a uniform draw puts more than 45 in one with negligible odds).
+    assert!(
+        per_second.iter().all(|&n| (1..=45).contains(&n)),
+        "{per_second:?}"
+    );
+    server.advance(secs(1.0));
+    assert!(server.is_finished());
+}
+
+/// Rule: a zero reconnect jitter closes with 1012 and no hint.
+#[test]
+fn a_zero_jitter_restarts_without_a_hint() {
+    let mut cfg = config();
+    cfg.reconnect_jitter = Duration::ZERO;
+    let mut server = TestServer::new(cfg, Echo);
+    let client = server.connect("/");
+    server.shutdown();
+    let frame = server.close_frame(client).flatten().expect("a close frame");
+    assert_eq!(frame.code, CloseCode::SERVICE_RESTART);
+    assert_eq!(&*frame.reason, "restart");
+    assert_eq!(ws_mio_server::restart::reconnect_after(&frame.reason), None);
 }
 
 #[test]

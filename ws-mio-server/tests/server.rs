@@ -11,7 +11,7 @@ use std::time::Duration;
 use ws_mio_server::{
     Broadcast, Context, Echo, Handler, MessageRef, OpenDecision, OpenRequest, SlowConsumerPolicy,
 };
-use ws_proto::{CloseCode, Event, Message, MessageKind};
+use ws_proto::{CloseCode, Event, Message, MessageKind, StatusCode};
 
 /// Joins the room named by the `room` query parameter; publishes every message to it.
 struct Rooms;
@@ -414,7 +414,7 @@ fn bad_handshakes_get_their_http_status_and_plain_http_reaches_the_hook() {
 }
 
 #[test]
-fn shutdown_closes_every_client_with_1001() {
+fn shutdown_closes_every_client_with_1012() {
     let mut cfg = config();
     // Time for the clients to answer the close frames (they do at once, as they read them).
     cfg.drain_timeout = Duration::from_secs(10);
@@ -422,8 +422,87 @@ fn shutdown_closes_every_client_with_1001() {
     let mut clients: Vec<TestClient> = (0..6).map(|_| TestClient::connect(addr, "/")).collect();
     handle.shutdown();
     for client in &mut clients {
-        client.expect_close(CloseCode::GOING_AWAY);
+        client.expect_close(CloseCode::SERVICE_RESTART);
     }
     server.join().unwrap();
     assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+/// Refuses `/who` with the client address it sees; accepts the rest.
+struct Reveal;
+
+impl Handler for Reveal {
+    type Conn = ();
+    fn on_open(&self, request: &OpenRequest<'_>) -> OpenDecision<()> {
+        match request.request.path() {
+            "/who" => OpenDecision::reject(StatusCode::FORBIDDEN, &request.client.to_string()),
+            _ => OpenDecision::accept(()),
+        }
+    }
+    fn on_message(&self, _: &mut Context<'_>, _: &mut (), _: Message) {}
+}
+
+/// A PROXY v1 header for `client`, then an upgrade request for `path`.
+fn proxied_upgrade(client: &str, path: &str) -> String {
+    format!(
+        "PROXY TCP4 {client} 127.0.0.1 50000 9001\r\n\
+         GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Rule: behind a trusted proxy speaking the PROXY protocol, over a real socket, the
+/// application sees the client and the per-IP limit counts it; without the header the
+/// connection is closed.
+#[test]
+fn a_trusted_proxys_clients_are_seen_and_counted_over_a_real_socket() {
+    let mut cfg = config();
+    cfg.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    cfg.proxy_protocol = true;
+    cfg.max_connections_per_ip = 1;
+    let (addr, handle, server) = start(cfg, Reveal);
+    let answer = http(addr, &proxied_upgrade("203.0.113.5", "/who"));
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n203.0.113.5"), "{answer}");
+    // One open connection for 203.0.113.6 through the proxy...
+    let mut held = TcpStream::connect(addr).unwrap();
+    held.set_read_timeout(Some(common::WAIT)).unwrap();
+    held.write_all(proxied_upgrade("203.0.113.6", "/").as_bytes())
+        .unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut held, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    // ...and that client is at its limit, though the proxy is not.
+    let answer = http(addr, &proxied_upgrade("203.0.113.6", "/who"));
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    let answer = http(addr, &proxied_upgrade("203.0.113.7", "/who"));
+    assert!(answer.ends_with("203.0.113.7"), "{answer}");
+    // No PROXY header from the trusted proxy: closed, unanswered.
+    let answer = http(addr, "GET /who HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(answer, "");
+    drop(held);
+    wait_until("the held connection to be counted gone", || {
+        handle.metrics().snapshot().connections_open == 0
+    });
+    stop(handle, server);
+}
+
+/// Rule: past its handshake burst a client gets 429 with Retry-After, over a real socket,
+/// and the refusal holds nothing.
+#[test]
+fn handshakes_past_the_burst_get_429_with_retry_after_over_a_real_socket() {
+    let mut cfg = config();
+    cfg.handshake_rate = 0.5;
+    cfg.handshake_burst = 2.0;
+    let (addr, handle, server) = start(cfg, Echo);
+    let _a = TestClient::connect(addr, "/");
+    let _b = TestClient::connect(addr, "/");
+    let answer = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    // A token every two seconds.
+    assert!(answer.contains("\r\nRetry-After: 2\r\n"), "{answer}");
+    let snapshot = handle.metrics().snapshot();
+    assert_eq!(snapshot.handshakes_rate_limited_total, 1);
+    assert_eq!(snapshot.connections_open, 2);
+    stop(handle, server);
 }

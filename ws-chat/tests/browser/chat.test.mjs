@@ -247,3 +247,43 @@ test('Chromium negotiates permessage-deflate and exchanges compressed messages',
     await context.close().catch(() => {});
   }
 });
+
+test('on a restart close (1012) with a hint the page waits the hinted delay, not its backoff', { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    // The page's WebSockets go through the test on to the server, so the test can close the
+    // page's side as a restarting server would.
+    const opens = [];
+    let route = null;
+    await page.routeWebSocket(/\/ws\?/, (ws) => {
+      opens.push(Date.now());
+      route = ws;
+      ws.connectToServer();
+    });
+    const response = await page.goto(CHAT_URL + '/');
+    assert.equal(response.status(), 200);
+    await page.fill('#name', 'restarter');
+    await page.fill('#room', 'lobby');
+    await page.click('#join');
+    const connected = () => page.waitForFunction(
+      () => document.querySelector('#status').dataset.state === 'connected', null, { timeout: WAIT_MS });
+    await connected();
+    assert.equal(opens.length, 1);
+    // Three seconds, where the page's first backoff is under half a second.
+    const HINT_MS = 3000;
+    const closedAt = Date.now();
+    await route.close({ code: 1012, reason: `restart; reconnect-after=${HINT_MS}ms` });
+    await page.waitForFunction(() => /reconnecting in 3 s/.test(document.querySelector('#status').textContent),
+      null, { timeout: WAIT_MS });
+    await connected();
+    assert.equal(opens.length, 2, 'one reconnect');
+    const waited = opens[1] - closedAt;
+    assert.ok(waited >= HINT_MS - 200, `reconnected after ${waited} ms, before the hinted ${HINT_MS} ms`);
+    assert.ok(waited < HINT_MS + 3000, `reconnected after ${waited} ms, long after the hint`);
+    assert.equal(await page.locator('#errors li').count(), 0, 'a restart is not shown as an error');
+  } finally {
+    await context.close().catch(() => {});
+  }
+});

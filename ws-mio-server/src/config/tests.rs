@@ -48,6 +48,10 @@ fn no_configuration_gives_the_defaults_on_loopback_9001() {
         max_connections: 100_000,
         max_connections_per_ip: 10_000,
         ipv6_prefix_len: 64,
+        trusted_proxies: Vec::new(),
+        proxy_protocol: false,
+        handshake_rate: 20.0,
+        handshake_burst: 100.0,
         max_message_size: 16 << 20,
         max_frame_size: 16 << 20,
         max_handshake_size: 16 << 10,
@@ -60,6 +64,7 @@ fn no_configuration_gives_the_defaults_on_loopback_9001() {
         idle_timeout: Duration::ZERO,
         close_timeout: Duration::from_secs(5),
         drain_timeout: Duration::from_secs(10),
+        reconnect_jitter: Duration::from_secs(10),
         compression: true,
         compression_min_size: 64,
         compression_level: 6,
@@ -120,6 +125,16 @@ fn a_flag_wins_over_a_variable_over_the_file_over_the_default() {
             file: "compression = false",
             get: |c| c.compression.to_string(),
             expected: ["true", "false", "true", "false"],
+        },
+        Case {
+            flag: ["--trusted-proxies", "10.0.0.0/8,::1"],
+            var: ("WS_TRUSTED_PROXIES", "192.0.2.1"),
+            file: "trusted_proxies = [\"2001:db8::/32\"]",
+            get: |c| {
+                let list: Vec<String> = c.trusted_proxies.iter().map(|p| p.to_string()).collect();
+                list.join(" ")
+            },
+            expected: ["", "2001:db8::/32", "192.0.2.1/32", "10.0.0.0/8 ::1/128"],
         },
     ];
     for case in cases {
@@ -200,11 +215,27 @@ fn out_of_range_values_are_refused() {
         (["--workers", "0"], "workers"),
         (["--max-handshake-size", "255"], "max_handshake_size"),
         (["--compression-level", "10"], "compression_level"),
+        (["--handshake-rate", "-1"], "handshake_rate"),
+        (["--handshake-rate", "NaN"], "handshake_rate"),
+        (["--handshake-burst", "0.5"], "handshake_burst"),
     ] {
         assert!(
             matches!(load(&args, &[], None), Err(ConfigError::Invalid(n)) if n == name),
             "{args:?}"
         );
+    }
+    assert!(matches!(
+        load(&["--proxy-protocol", "on"], &[], None),
+        Err(ConfigError::Invalid("proxy_protocol"))
+    ));
+    let proxied = ["--proxy-protocol", "on", "--trusted-proxies", "10.0.0.0/8"];
+    assert!(load(&proxied, &[], None).unwrap().proxy_protocol);
+    // A prefix with host bits set is refused, naming the option.
+    match load(&["--trusted-proxies", "10.1.2.3/8"], &[], None) {
+        Err(ConfigError::Resolve(ResolveError::Args(e))) => {
+            assert!(e.to_string().contains("--trusted-proxies"), "{e}")
+        }
+        other => panic!("{other:?}"),
     }
     let path = file("zero-workers", "workers = 0\n");
     assert!(matches!(

@@ -55,7 +55,7 @@ impl<H: Handler> Worker<H> {
             }
             add(&self.metrics.memory_sheds_total, 1);
             if let Some(conn) = self.conns.get(key) {
-                tracing::warn!(peer = %conn.peer, held, "over the memory budget: dropped");
+                tracing::warn!(client = %conn.client, held, "over the memory budget: dropped");
             }
             self.remove(key, CloseCode::ABNORMAL, false);
             excess -= held as i128;

@@ -53,7 +53,7 @@ impl<H: Handler> Worker<H> {
             add(&self.metrics.protocol_errors_total, 1);
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.ending.code = Some(violation.close_code());
-                tracing::debug!(peer = %conn.peer, %violation, "protocol violation");
+                tracing::debug!(client = %conn.client, %violation, "protocol violation");
             }
         }
         self.process(key);

@@ -1,8 +1,11 @@
-//! Graceful shutdown: stop accepting, start the closing handshake with every open connection
-//! (1001), drop the rest, and end once every connection is gone or the drain timeout passes.
+//! Graceful shutdown, as for a rolling restart: stop accepting, start the closing handshake
+//! with every open connection (1012 Service Restart, each with its own random reconnect delay
+//! in the reason: [`crate::restart`]), drop the rest, and end once every connection is gone or
+//! the drain timeout passes.
 
 use super::Worker;
 use crate::handler::Handler;
+use crate::restart;
 use ws_proto::CloseCode;
 
 impl<H: Handler> Worker<H> {
@@ -14,9 +17,10 @@ impl<H: Handler> Worker<H> {
         let keys: Vec<_> = self.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
             if self.conns.get(key).is_some_and(|c| c.is_open()) {
-                self.close(key, CloseCode::GOING_AWAY, "server shutting down");
+                let after = self.spread.delay(self.config.reconnect_jitter);
+                self.close(key, CloseCode::SERVICE_RESTART, &restart::reason(after));
             } else {
-                self.remove(key, CloseCode::GOING_AWAY, false);
+                self.remove(key, CloseCode::SERVICE_RESTART, false);
             }
         }
     }
@@ -29,7 +33,7 @@ impl<H: Handler> Worker<H> {
         {
             let keys: Vec<_> = self.conns.iter().map(|(key, _)| key).collect();
             for key in keys {
-                self.remove(key, CloseCode::GOING_AWAY, false);
+                self.remove(key, CloseCode::SERVICE_RESTART, false);
             }
         }
     }

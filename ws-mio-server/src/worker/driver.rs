@@ -3,20 +3,25 @@
 //! it. It never touches a socket; the worker hands it bytes and the time.
 
 use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use ws_proto::handshake::server::ServerHandshake;
 use ws_proto::{CloseCode, Connection};
 
+use super::admission::Reservation;
 use super::Listener;
 use crate::config::Config;
+use crate::proxy_protocol::ProxyHeaderReader;
 
 /// Where a connection is in its life.
 // Nearly every connection is `Open`: keeping the engine inline saves an allocation each.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Phase {
+    /// Reading a trusted proxy's PROXY protocol header, until the handshake deadline; the
+    /// request head's reader waits for what follows it.
+    Proxy(ProxyHeaderReader, ServerHandshake),
     /// Reading the HTTP request head, until the handshake deadline.
     Handshake(ServerHandshake),
     /// WebSocket frames flow.
@@ -70,6 +75,17 @@ pub(crate) enum AfterWrite {
 #[derive(Debug)]
 pub(crate) struct Driver<C> {
     pub(crate) peer: SocketAddr,
+    /// The client: the peer's address, or for a trusted proxy's connection the address the
+    /// proxy forwards for, once known ([`Self::client_known`]); until then, the trusted hop
+    /// whose `X-Forwarded-For` will tell.
+    pub(crate) client: IpAddr,
+    /// Whether [`Self::client`] is the client (and counted in its reservation).
+    pub(crate) client_known: bool,
+    /// Its place in the connection limits (none for the admin listener's), given back when it
+    /// is removed.
+    pub(crate) reservation: Option<Reservation>,
+    /// Request bytes have arrived (the first read is where a PROXY header would be).
+    pub(crate) started: bool,
     /// The listener it came in on.
     pub(crate) origin: Listener,
     pub(crate) generation: u32,
@@ -110,19 +126,30 @@ pub(crate) struct Driver<C> {
 }
 
 impl<C> Driver<C> {
+    /// A new connection from `peer`; `reservation` counts it (and its client, if already
+    /// known); `proxy_header` when a PROXY header must come first.
     pub(crate) fn new(
         peer: SocketAddr,
         origin: Listener,
-        generation: u32,
-        handshake: ServerHandshake,
+        reservation: Option<Reservation>,
+        (generation, handshake, proxy_header): (u32, ServerHandshake, bool),
         now: Duration,
         config: &Config,
     ) -> Self {
+        let phase = if proxy_header {
+            Phase::Proxy(ProxyHeaderReader::new(), handshake)
+        } else {
+            Phase::Handshake(handshake)
+        };
         Driver {
             peer,
+            client: peer.ip(),
+            client_known: reservation.as_ref().is_none_or(Reservation::has_address),
+            reservation,
+            started: false,
             origin,
             generation,
-            phase: Phase::Handshake(handshake),
+            phase,
             app: None,
             user: None,
             raw_out: Vec::new(),
@@ -171,6 +198,7 @@ impl<C> Driver<C> {
             + self.unread.capacity()
             + match &self.phase {
                 Phase::Open(ws) => ws.memory_usage(),
+                Phase::Proxy(reader, _) => reader.held(),
                 _ => 0,
             }
     }
@@ -212,7 +240,7 @@ impl<C> Driver<C> {
     /// The next time this connection must be woken, if any.
     pub(crate) fn next_deadline(&self, config: &Config) -> Option<Duration> {
         match &self.phase {
-            Phase::Handshake(_) | Phase::Answering => Some(self.deadline),
+            Phase::Proxy(..) | Phase::Handshake(_) | Phase::Answering => Some(self.deadline),
             Phase::Open(ws) => {
                 let ping =
                     (!config.ping_interval.is_zero() && ws.can_send()).then_some(self.deadline);
@@ -243,9 +271,11 @@ impl<C> Driver<C> {
     pub(crate) fn on_timer(&mut self, now: Duration, config: &Config) -> TimerAction {
         let deadline = self.deadline;
         match &mut self.phase {
-            Phase::Handshake(_) if now >= deadline => TimerAction::HandshakeTimeout,
+            Phase::Proxy(..) | Phase::Handshake(_) if now >= deadline => {
+                TimerAction::HandshakeTimeout
+            }
             Phase::Answering if now >= deadline => TimerAction::AnswerTimeout,
-            Phase::Handshake(_) | Phase::Answering => TimerAction::Rearm,
+            Phase::Proxy(..) | Phase::Handshake(_) | Phase::Answering => TimerAction::Rearm,
             Phase::Open(ws) => {
                 if self.pong_deadline.is_some_and(|d| now >= d) {
                     return TimerAction::PongTimeout;
@@ -316,7 +346,7 @@ impl<C> Driver<C> {
                 ws.should_close_transport()
             }
             Phase::Answering => queued == 0,
-            Phase::Handshake(_) => false,
+            Phase::Proxy(..) | Phase::Handshake(_) => false,
         };
         if self.eof {
             let (code, clean) = self.lost_code();

@@ -12,7 +12,9 @@
 //! queue, then call `written`), then `poll_outbound`. [`event_loop`] does this over mio
 //! sockets; [`crate::testing`] does it in memory on pretend time.
 //!
-//! The modules, in the order a connection meets them: [`admission`] (limits), [`upgrade`] (the
+//! The modules, in the order a connection meets them: [`admission`] (limits) and
+//! [`handshake_rate`] (attempts per client), [`proxied`] (the client behind a trusted proxy:
+//! the PROXY header, `X-Forwarded-For`), [`upgrade`] (the
 //! HTTP request: an upgrade, a refusal or a plain answer), [`admin`] (the admin listener's
 //! answers: metrics, health, readiness), [`driver`] (one connection's state
 //! and decisions), [`dispatch`] (engine events to the handler, its commands carried out),
@@ -28,24 +30,29 @@ mod drain;
 pub(crate) mod driver;
 pub(crate) mod event_loop;
 mod fanout;
+pub(crate) mod handshake_rate;
+mod proxied;
 pub(crate) mod remote;
 mod timers;
 mod upgrade;
 
+use crate::config::any_contains;
 use crate::config::Config;
 use crate::handler::{CloseInfo, Command, ConnId, Handler};
 use crate::metrics::{add, Metrics, WorkerMetrics};
+use crate::restart::Spread;
 use crate::rooms::{RoomLimits, RoomRegistry};
 use crate::timer::TimerWheel;
 use crate::Bus;
-use admission::{Admission, Refusal};
+use admission::{Admission, Refusal, Reservation};
 use driver::{AfterWrite, Driver};
 use fanout::RoomIndex;
+use handshake_rate::HandshakeRate;
 use remote::Remote;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,10 +98,13 @@ pub(crate) enum Io {
 pub(crate) struct Services {
     pub(crate) config: Arc<Config>,
     pub(crate) admission: Arc<Admission>,
+    pub(crate) handshakes: Arc<HandshakeRate>,
     pub(crate) rooms: Arc<RoomRegistry>,
     pub(crate) metrics: Metrics,
     pub(crate) bus: Option<Arc<dyn Bus>>,
     pub(crate) workers: usize,
+    /// Seeds each worker's random source (a fixed one on pretend time, for repeatable tests).
+    pub(crate) seed: u64,
 }
 
 impl Services {
@@ -105,6 +115,7 @@ impl Services {
                 config.max_connections_per_ip,
                 config.ipv6_prefix_len,
             )),
+            handshakes: Arc::new(HandshakeRate::new(&config)),
             rooms: Arc::new(RoomRegistry::new(RoomLimits {
                 rooms: config.max_rooms,
                 members: config.max_room_members,
@@ -113,6 +124,7 @@ impl Services {
             metrics: Metrics::new(workers),
             bus,
             workers,
+            seed: crate::restart::process_seed(),
             config,
         }
     }
@@ -143,12 +155,15 @@ pub(crate) struct Worker<H: Handler> {
     drain_deadline: Option<Duration>,
     /// Connections from the admin listener open now.
     admin_open: usize,
+    /// Draws each connection's reconnect delay when the worker drains.
+    spread: Spread,
 }
 
 /// Input.
 impl<H: Handler> Worker<H> {
     pub(crate) fn new(index: usize, handler: Arc<H>, services: Services) -> Worker<H> {
         let config = services.config.clone();
+        let spread = Spread::new(services.seed ^ index as u64);
         let ws_config = ws_proto::Config {
             max_frame_size: config.max_frame_size,
             max_message_size: config.max_message_size,
@@ -178,13 +193,16 @@ impl<H: Handler> Worker<H> {
             turn_left: 0,
             drain_deadline: None,
             admin_open: 0,
+            spread,
         }
     }
 
     /// A new TCP connection from `peer` on the `origin` listener: its key, or the answer to
     /// write before closing it when a limit refuses it. Admin connections have a small cap of
     /// their own and count in none of the public limits or gauges, so a server full of clients
-    /// can still be watched.
+    /// can still be watched. A direct client is counted against the handshake rate and its
+    /// address now; a trusted proxy's connection against the total only, and against its
+    /// client once the proxy says who that is ([`proxied`]).
     pub(crate) fn accept(
         &mut self,
         peer: SocketAddr,
@@ -192,23 +210,38 @@ impl<H: Handler> Worker<H> {
         now: Duration,
     ) -> Result<Key, Vec<u8>> {
         self.now = now;
-        match origin {
+        let mut proxy_header = false;
+        let reservation = match origin {
             Listener::Public => {
                 add(&self.metrics.connections_accepted_total, 1);
-                // Draining or over the memory budget: like a full server.
-                let unavailable = self.drain_deadline.is_some() || self.over_budget();
-                if let Err(refusal) = self.services.admission.reserve(peer.ip(), unavailable) {
-                    add(&self.metrics.connections_refused_total, 1);
-                    return Err(refusal.response().encode());
+                let trusted = any_contains(&self.config.trusted_proxies, peer.ip());
+                let admitted = match self.check_rate(peer.ip(), trusted) {
+                    Ok(()) => self.reserve(peer.ip(), trusted),
+                    Err(refusal) => Err(refusal),
+                };
+                match admitted {
+                    Ok(reservation) => {
+                        proxy_header = trusted && self.config.proxy_protocol;
+                        Some(reservation)
+                    }
+                    Err(refusal) => {
+                        self.count_refusal(refusal);
+                        return Err(refusal.response().encode());
+                    }
                 }
-                self.metrics
-                    .connections_open
-                    .fetch_add(1, Ordering::Relaxed);
             }
             Listener::Admin if self.admin_open >= MAX_ADMIN_CONNECTIONS => {
                 return Err(Refusal::Unavailable.response().encode());
             }
-            Listener::Admin => self.admin_open += 1,
+            Listener::Admin => {
+                self.admin_open += 1;
+                None
+            }
+        };
+        if reservation.is_some() {
+            self.metrics
+                .connections_open
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let limits = HandshakeLimits {
@@ -218,14 +251,55 @@ impl<H: Handler> Worker<H> {
         let driver = Driver::new(
             peer,
             origin,
-            self.next_generation,
-            ServerHandshake::new(limits),
+            reservation,
+            (
+                self.next_generation,
+                ServerHandshake::new(limits),
+                proxy_header,
+            ),
             now,
             &self.config,
         );
         let key = self.conns.insert(driver);
         self.arm_timer(key);
         Ok(key)
+    }
+
+    /// A direct client's handshake attempt against its rate (a trusted proxy's connection is
+    /// counted for its client, once known).
+    fn check_rate(&self, ip: IpAddr, trusted: bool) -> Result<(), Refusal> {
+        if trusted {
+            return Ok(());
+        }
+        let client = self.services.admission.client(ip);
+        self.services
+            .handshakes
+            .attempt(client, self.now)
+            .map_err(Refusal::RateLimited)
+    }
+
+    /// A place in the total, and for a direct client in its address's count.
+    fn reserve(&self, ip: IpAddr, trusted: bool) -> Result<Reservation, Refusal> {
+        // Draining or over the memory budget: like a full server.
+        let unavailable = self.drain_deadline.is_some() || self.over_budget();
+        let admission = &self.services.admission;
+        let mut reservation = admission.reserve(unavailable)?;
+        if !trusted {
+            if let Err(refusal) = admission.reserve_address(&mut reservation, ip) {
+                admission.release(reservation);
+                return Err(refusal);
+            }
+        }
+        Ok(reservation)
+    }
+
+    fn count_refusal(&self, refusal: Refusal) {
+        match refusal {
+            Refusal::RateLimited(_) => add(&self.metrics.handshakes_rate_limited_total, 1),
+            Refusal::Unavailable | Refusal::TooManyFromAddress => {
+                add(&self.metrics.connections_refused_total, 1)
+            }
+        }
     }
 
     /// Bytes read from `key`'s socket (the buffer may be unmasked in place), charged with what
@@ -475,16 +549,16 @@ impl<H: Handler> Worker<H> {
             .fetch_sub(conn.reported_held as i64, Ordering::Relaxed);
         // What `on_close` asked, once the connection is gone: a reply to it goes nowhere.
         self.apply_commands();
-        match conn.origin {
-            Listener::Public => {
-                self.services.admission.release(conn.peer.ip());
+        match conn.reservation {
+            Some(reservation) => {
+                self.services.admission.release(reservation);
                 // Last, so that a connection counted gone has left its rooms and been closed
                 // by the handler.
                 self.metrics
                     .connections_open
                     .fetch_sub(1, Ordering::Relaxed);
             }
-            Listener::Admin => self.admin_open -= 1,
+            None => self.admin_open -= 1,
         }
     }
 }

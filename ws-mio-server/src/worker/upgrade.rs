@@ -1,9 +1,11 @@
-//! The HTTP request on a new connection: a WebSocket upgrade the handler accepts or refuses,
+//! The HTTP request on a new connection (after a trusted proxy's PROXY header and once its
+//! client is known: [`super::proxied`]): a WebSocket upgrade the handler accepts or refuses,
 //! a malformed request answered with its status, or a plain request answered by the handler's
 //! HTTP hook (on the admin listener, by [`super::admin`]). Every answer but an upgrade closes
 //! the connection once written.
 
 use super::driver::Phase;
+use super::proxied::AfterHeader;
 use super::{Key, Listener, Worker};
 use crate::handler::{Handler, HttpResponse, OpenDecision, OpenRequest};
 use crate::metrics::add;
@@ -14,6 +16,10 @@ use ws_proto::{Connection, Role, StatusCode};
 impl<H: Handler> Worker<H> {
     /// Bytes of a connection still reading its request head.
     pub(super) fn receive_request(&mut self, key: Key, data: &mut [u8]) {
+        let data = match self.receive_proxy_header(key, data) {
+            AfterHeader::Request(at) => &mut data[at..],
+            AfterHeader::Stop => return,
+        };
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -34,11 +40,17 @@ impl<H: Handler> Worker<H> {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        let peer = conn.peer;
         if conn.origin == Listener::Admin {
             let response = self.serve_admin(&request);
             return self.answer(key, response.encode());
         }
+        if !self.resolve_forwarded(key, &request) {
+            return;
+        }
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let (peer, client) = (conn.peer, conn.client);
         if !request.is_websocket_upgrade() {
             add(&self.metrics.http_requests_total, 1);
             let response = self.handler.on_http(&request);
@@ -55,6 +67,7 @@ impl<H: Handler> Worker<H> {
             request: &request,
             upgrade: &upgrade,
             peer,
+            client,
         };
         let accepted = match self.handler.on_open(&open) {
             OpenDecision::Accept(accepted) => accepted,

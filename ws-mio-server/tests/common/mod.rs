@@ -152,13 +152,20 @@ impl TestClient {
 
     /// Expects the server's close frame, then the server closing TCP.
     pub fn expect_close(&mut self, code: CloseCode) {
-        match self.next() {
-            Received::Event(Event::Close(Some(CloseFrame { code: got, .. }))) => {
-                assert_eq!(got, code)
+        self.expect_close_reason(code);
+    }
+
+    /// Expects the server's close frame with `code`, then the server closing TCP: the reason.
+    pub fn expect_close_reason(&mut self, code: CloseCode) -> String {
+        let reason = match self.next() {
+            Received::Event(Event::Close(Some(CloseFrame { code: got, reason }))) => {
+                assert_eq!(got, code);
+                reason.to_string()
             }
             other => panic!("expected close {code}, got {other:?}"),
-        }
+        };
         assert_eq!(self.next(), Received::Eof);
+        reason
     }
 
     pub fn close(&mut self) {
