@@ -6,7 +6,9 @@
 //! way the event loop does, over pipes with a bounded "kernel buffer" each way. Clients are
 //! ws-proto client connections (they answer pings by themselves) or raw byte streams. Time
 //! moves only through [`TestServer::advance`], which wakes the workers at each deadline due on
-//! the way.
+//! the way. [`movement`] is the in-memory event loop: how bytes move between the clients'
+//! pipes and the workers, a round at a time; [`observe`] is what the clients received and
+//! what the server holds for them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,21 +27,23 @@
 //! assert!(server.transport_closed(client));
 //! ```
 
+mod movement;
+mod observe;
+
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metrics::{Metrics, Snapshot};
 use crate::rooms::RoomRegistry;
 use crate::worker::remote::Remote;
-use crate::worker::{Io, Key, Listener, Services, Worker, TURN_BUDGET};
+use crate::worker::{Key, Listener, Services, Worker};
 use std::collections::{HashMap, VecDeque};
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
+use ws_proto::deflate::DeflateConfig;
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest, Response};
 use ws_proto::handshake::HandshakeLimits;
-use ws_proto::{CloseCode, CloseFrame, Connection, Event, Message, Role};
+use ws_proto::{CloseCode, Connection, Event, Message};
 
 /// What one read of a socket takes at most, as the event loop's buffer.
 const READ_CHUNK: usize = 64 << 10;
@@ -368,101 +372,6 @@ impl<H: Handler> TestServer<H> {
         self.drive();
     }
 
-    /// The next event the client received, if any (pings are answered and skipped).
-    pub fn next_event(&mut self, client: ClientId) -> Option<Event> {
-        self.drive();
-        let events = &mut self.clients[client.0].events;
-        while let Some(event) = events.pop_front() {
-            if !matches!(event, Event::Ping(_)) {
-                return Some(event);
-            }
-        }
-        None
-    }
-
-    /// The messages the client received so far, without moving anything (for tests that
-    /// move a [`Self::round`] at a time).
-    pub fn arrived(&mut self, client: ClientId) -> Vec<Message> {
-        let events = std::mem::take(&mut self.clients[client.0].events);
-        events
-            .into_iter()
-            .filter_map(|event| match event {
-                Event::Message(message) => Some(message),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The next message the client received, skipping other events.
-    pub fn next_message(&mut self, client: ClientId) -> Option<Message> {
-        while let Some(event) = self.next_event(client) {
-            if let Event::Message(message) = event {
-                return Some(message);
-            }
-        }
-        None
-    }
-
-    /// Every message the client received and has not taken, in order.
-    pub fn messages(&mut self, client: ClientId) -> Vec<Message> {
-        std::iter::from_fn(|| self.next_message(client)).collect()
-    }
-
-    /// The close frame's code the client received, if one came.
-    pub fn close_code(&mut self, client: ClientId) -> Option<CloseCode> {
-        while let Some(event) = self.next_event(client) {
-            if let Event::Close(frame) = event {
-                return Some(frame.map_or(CloseCode::NO_STATUS, |f| f.code));
-            }
-        }
-        None
-    }
-
-    /// The close frame the client received, if one came (code and reason).
-    pub fn close_frame(&mut self, client: ClientId) -> Option<Option<CloseFrame>> {
-        while let Some(event) = self.next_event(client) {
-            if let Event::Close(frame) = event {
-                return Some(frame);
-            }
-        }
-        None
-    }
-
-    /// The client's WebSocket connection is open (handshake done, no close frame sent).
-    pub fn is_open(&self, client: ClientId) -> bool {
-        let c = &self.clients[client.0];
-        !c.server_closed && matches!(&c.role, Peer::Open(conn) if conn.can_send())
-    }
-
-    /// The server closed the client's socket (whether or not the client read all before it).
-    pub fn server_closed(&self, client: ClientId) -> bool {
-        self.clients[client.0].server_closed
-    }
-
-    /// The server closed the client's socket, and the client has read everything before it.
-    pub fn transport_closed(&self, client: ClientId) -> bool {
-        let c = &self.clients[client.0];
-        c.server_closed && c.to_client.is_empty()
-    }
-
-    /// Bytes the server wrote that the client has not read.
-    pub fn unread(&self, client: ClientId) -> usize {
-        self.clients[client.0].to_client.len()
-    }
-
-    /// The heap bytes the server holds for the client's connection: its queue, the engine's
-    /// buffers (a partial message, input waiting for the queue to drain), the compression
-    /// state; 0 once it is gone.
-    pub fn held(&self, client: ClientId) -> usize {
-        let c = &self.clients[client.0];
-        c.key.map_or(0, |key| self.workers[c.worker].held(key))
-    }
-
-    /// Bytes the client wrote that the server has not read.
-    pub fn unsent(&self, client: ClientId) -> usize {
-        self.clients[client.0].to_server.len()
-    }
-
     /// Starts the server's graceful shutdown.
     pub fn shutdown(&mut self) {
         for worker in &mut self.workers {
@@ -497,212 +406,5 @@ impl<H: Handler> TestServer<H> {
             Peer::Open(conn) => Some(conn),
             _ => None,
         }
-    }
-
-    /// Moves bytes and carries out the workers' orders until nothing moves.
-    pub fn drive(&mut self) {
-        for _ in 0..1_000_000 {
-            if !self.round() {
-                return;
-            }
-        }
-        panic!("the server and its clients did not settle");
-    }
-
-    /// One round, as an event loop's turn over every ready socket: each client's pipe is
-    /// written from its engine, each connection gets one turn of input (its budget's worth),
-    /// the workers carry out their orders, the clients read. Returns whether anything moved.
-    pub fn round(&mut self) -> bool {
-        let mut progress = false;
-        for c in 0..self.clients.len() {
-            progress |= self.client_sends(c);
-            progress |= self.server_reads(c);
-        }
-        for w in 0..self.workers.len() {
-            progress |= self.settle(w);
-        }
-        for c in 0..self.clients.len() {
-            if self.client_reads(c) {
-                progress = true;
-                // The pipe has room again: the socket is writable.
-                if let Some(key) = self.clients[c].key {
-                    self.write(self.clients[c].worker, key);
-                }
-            }
-        }
-        progress
-    }
-
-    /// The client's engine output goes into its pipe, as far as the pipe takes it.
-    fn client_sends(&mut self, c: usize) -> bool {
-        let capacity = self.pipe_capacity;
-        let client = &mut self.clients[c];
-        let Peer::Open(conn) = &mut client.role else {
-            return false;
-        };
-        if client.server_closed {
-            return false;
-        }
-        let mut progress = false;
-        while client.to_server.len() < capacity {
-            let mut slices = [&[][..]; 16];
-            let n = conn.transmit_slices(&mut slices);
-            if n == 0 {
-                break;
-            }
-            let room = capacity - client.to_server.len();
-            let mut taken = 0;
-            for slice in &slices[..n] {
-                let take = slice.len().min(room - taken);
-                client.to_server.extend(&slice[..take]);
-                taken += take;
-                if taken == room {
-                    break;
-                }
-            }
-            conn.advance_transmit(taken);
-            progress = true;
-        }
-        progress
-    }
-
-    /// The worker reads what waits in the client's pipe, while it wants input.
-    fn server_reads(&mut self, c: usize) -> bool {
-        let client = &mut self.clients[c];
-        let Some(key) = client.key else { return false };
-        let worker = &mut self.workers[client.worker];
-        // One turn of the connection's, as the event loop gives it.
-        let mut budget = TURN_BUDGET;
-        let mut progress = worker.input_waits(key);
-        worker.resume_input(key, self.now, &mut budget);
-        while budget > 0 && worker.wants_read(key) && !client.to_server.is_empty() {
-            let n = client.to_server.len().min(READ_CHUNK);
-            for (dst, src) in self.read_buf.iter_mut().zip(client.to_server.drain(..n)) {
-                *dst = src;
-            }
-            worker.receive(key, &mut self.read_buf[..n], self.now, &mut budget);
-            progress = true;
-        }
-        if client.write_closed
-            && !client.eof_delivered
-            && client.to_server.is_empty()
-            && worker.wants_read(key)
-        {
-            client.eof_delivered = true;
-            worker.receive_eof(key, self.now);
-            progress = true;
-        }
-        progress
-    }
-
-    /// Carries out worker `w`'s orders, as the event loop does.
-    fn settle(&mut self, w: usize) -> bool {
-        let mut progress = false;
-        loop {
-            if let Some(io) = self.workers[w].poll_io() {
-                progress = true;
-                match io {
-                    // The next round of reads takes it: it reads whatever waits.
-                    Io::Read(_) => {}
-                    Io::Close(key) => {
-                        if let Some(c) = self.keys[w].remove(&key) {
-                            self.clients[c].server_closed = true;
-                            self.clients[c].key = None;
-                        }
-                    }
-                }
-            } else if let Some(key) = self.workers[w].poll_dirty() {
-                progress = true;
-                self.write(w, key);
-            } else {
-                break;
-            }
-        }
-        while let Some((to, remote)) = self.workers[w].poll_outbound() {
-            progress = true;
-            let now = self.now;
-            self.workers[to].handle_remote(remote, now);
-        }
-        progress
-    }
-
-    /// Writes what worker `w` queued for `key` into the client's pipe, as far as it takes it.
-    fn write(&mut self, w: usize, key: Key) {
-        let Some(&c) = self.keys[w].get(&key) else {
-            return;
-        };
-        let capacity = self.pipe_capacity;
-        let worker = &mut self.workers[w];
-        let pipe = &mut self.clients[c].to_client;
-        loop {
-            let mut slices = [IoSlice::new(&[]); 64];
-            let n = worker.transmit_io_slices(key, &mut slices);
-            let room = capacity.saturating_sub(pipe.len());
-            if n == 0 || room == 0 {
-                break;
-            }
-            let mut taken = 0;
-            for slice in &slices[..n] {
-                let take = slice.len().min(room - taken);
-                pipe.extend(&slice[..take]);
-                taken += take;
-                if taken == room {
-                    break;
-                }
-            }
-            worker.advance_transmit(key, taken);
-        }
-        worker.written(key);
-    }
-
-    /// The client takes what waits in its pipe, if it reads.
-    fn client_reads(&mut self, c: usize) -> bool {
-        let client = &mut self.clients[c];
-        if !client.reading || client.to_client.is_empty() {
-            return false;
-        }
-        let bytes: Vec<u8> = client.to_client.drain(..).collect();
-        let mut rest: &[u8] = &bytes;
-        if let Peer::Handshaking(handshake, deflate) = &mut client.role {
-            match handshake.receive(rest) {
-                Ok(None) => rest = &[],
-                Ok(Some((response, used))) => {
-                    rest = &rest[used..];
-                    let mut conn = Connection::client(ws_proto::Config::default());
-                    if let (Some(d), Some(offer)) =
-                        (deflate.as_ref(), response.extensions().first())
-                    {
-                        if let Some(params) = d.accept_response(offer) {
-                            conn = conn.with_extension(Box::new(PerMessageDeflate::new(
-                                Role::Client,
-                                params,
-                                d,
-                            )));
-                        }
-                    }
-                    client.response = Some(response);
-                    client.role = Peer::Open(Box::new(conn));
-                }
-                Err(_) => {
-                    client.raw.extend_from_slice(rest);
-                    client.role = Peer::Refused;
-                    return true;
-                }
-            }
-        }
-        match &mut client.role {
-            Peer::Open(conn) => {
-                let _ = conn.receive(rest);
-                if client.server_closed {
-                    conn.receive_eof();
-                }
-                while let Some(event) = conn.poll_event() {
-                    client.events.push_back(event);
-                }
-            }
-            Peer::Raw | Peer::Refused => client.raw.extend_from_slice(rest),
-            Peer::Handshaking(..) => {}
-        }
-        true
     }
 }
