@@ -92,6 +92,18 @@ def load_raw(path):
     return runs
 
 
+def runs_by_commit(runs, meta):
+    """The runs the figures come from (one, unless merged): commit, date and scenarios each."""
+    by = {}
+    for r in runs:
+        labels = r.get("labels", {})
+        key = (labels.get("commit", meta["commit"]), labels.get("date", meta["date"]))
+        scenarios = by.setdefault(key, [])
+        if labels.get("scenario") not in scenarios:
+            scenarios.append(labels.get("scenario"))
+    return [{"commit": c, "date": d, "scenarios": s} for (c, d), s in sorted(by.items(), key=lambda kv: kv[0][1])]
+
+
 def summarize(scenarios, runs):
     """Per scenario and server: median, min and max of the figure and the side figures."""
     out = []
@@ -376,6 +388,10 @@ def markdown(meta, summary, codec, mask, attacks=()):
                  f"the run: {meta.get('loadavg_before', '?')} / {meta.get('loadavg_after', '?')}.")
     if meta.get("note"):
         lines += ["", meta["note"]]
+    if len(meta.get("runs", [])) > 1:
+        lines += ["", "The figures come from more than one run (`MERGE=1`): " + "; ".join(
+            f"commit `{r['commit']}` ({r['date']}): {', '.join(f'`{s}`' for s in r['scenarios'])}"
+            for r in meta["runs"]) + "."]
     lines += ["", "Figures are medians over the rounds, with min–max. *ours/peer* divides our "
               "median by the peer's (for memory, lower is better). *load gen* and *server* are "
               "the share of one core each process ran during the measured window, and in "
@@ -583,6 +599,7 @@ def main():
     with open(args.scenarios) as f:
         scenarios = json.load(f)
     runs = load_raw(args.raw) if os.path.exists(args.raw) else []
+    meta["runs"] = runs_by_commit(runs, meta)
     ran = [sc for sc in scenarios
            if sc["id"] in {r.get("labels", {}).get("scenario") for r in runs}]
     # Attacks run against our server alone: a table of their own, not the comparison's.

@@ -11,8 +11,10 @@
 #
 # Settings (environment): ROUNDS, WARMUP, DURATION (seconds), SERVER_CPU and LOAD_CPU (core
 # numbers for taskset), BENCH_CPU (the criterion benchmarks' core), CODEC (1: run the criterion
-# benchmarks too; 0: reuse criterion's last results if any), ONLY (scenario ids), OUT (results
-# directory), NOTE (a sentence for the report), PORT_BASE.
+# benchmarks too; 0: reuse criterion's last results if any), ONLY (scenario ids), MERGE (1: with
+# ONLY, keep the other scenarios' figures from the results already in OUT, each marked with
+# the commit and date it was measured at), OUT (results directory), NOTE (a sentence for the
+# report), PORT_BASE.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -93,7 +95,29 @@ BIN=$work/bin
 
 mkdir -p "$OUT"
 raw=$OUT/raw.jsonl
-: >"$raw"
+commit=$(git rev-parse --short HEAD)
+run_date=$(date -u '+%Y-%m-%d %H:%M UTC')
+if [[ ${MERGE:-0} == 1 && -n $ONLY && -s $raw && -s $OUT/results.json ]]; then
+	# The scenarios not run now keep their figures, marked with the run they came from.
+	python3 - "$raw" "$OUT/results.json" "$ONLY" >"$work/kept.jsonl" <<-'EOF'
+		import json, sys
+		raw, results, only = sys.argv[1], sys.argv[2], set(sys.argv[3].split())
+		meta = json.load(open(results))["meta"]
+		for line in open(raw):
+		    if not line.strip():
+		        continue
+		    r = json.loads(line)
+		    labels = r.setdefault("labels", {})
+		    if labels.get("scenario") in only:
+		        continue
+		    labels.setdefault("commit", meta["commit"])
+		    labels.setdefault("date", meta["date"])
+		    print(json.dumps(r, separators=(",", ":")))
+	EOF
+	cp "$work/kept.jsonl" "$raw"
+else
+	: >"$raw"
+fi
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 port=$PORT_BASE
 
@@ -164,6 +188,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			timeout "$limit" setsid taskset -c "$LOAD_CPU" "$BIN/ws-load" --quiet \
 				--addr "127.0.0.1:$port" --pid "$server_pid" --warmup "$WARMUP" --duration "$DURATION" \
 				--label "scenario=$id" --label "server=$server" --label "round=$round" \
+				--label "commit=$commit" --label "date=$run_date" \
 				--out "$result" "${words[@]}" "${extra[@]}" || true
 			stop_server
 			if [[ -s $result ]]; then
