@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ws_mio_server::config::{layered, seconds};
 use ws_mio_server::rooms::Join;
 use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
@@ -213,7 +213,6 @@ pub struct Chat {
     /// the next one and take it first.
     next_guest: AtomicU64,
     guest_names: RandomState,
-    start: Instant,
     clock: WallClock,
 }
 
@@ -289,7 +288,6 @@ impl Chat {
             next_message_id: AtomicU64::new(0),
             next_guest: AtomicU64::new(0),
             guest_names: RandomState::new(),
-            start: Instant::now(),
         }
     }
 
@@ -341,7 +339,7 @@ impl Chat {
     /// Takes a token from the user's bucket; false (and a strike) when it is empty.
     fn within_rate(&self, ctx: &mut Context<'_>, user: &Arc<str>) -> bool {
         let config = &self.config;
-        let now = self.start.elapsed();
+        let now = ctx.now();
         let mut users = self.users.lock(user);
         let Some(entry) = users.get_mut(user) else {
             return false;
@@ -582,7 +580,7 @@ impl Handler for Chat {
         let mut users = self.users.lock(&conn.user);
         let user = users.entry(conn.user.clone()).or_insert_with(|| User {
             conns: Vec::new(),
-            bucket: TokenBucket::new(self.config.rate_burst, self.start.elapsed()),
+            bucket: TokenBucket::new(self.config.rate_burst, ctx.now()),
             strikes: 0,
         });
         if user.conns.len() >= self.config.max_connections_per_user {

@@ -372,3 +372,36 @@ fn rooms_with_history_do_not_pile_up_when_rooms_are_used_once() {
     assert!(left < 250, "{left} rooms still hold history");
     assert!(left >= 100, "the last expiry's rooms keep theirs: {left}");
 }
+
+#[test]
+fn the_message_rate_refills_on_the_servers_time_and_repeated_abuse_closes_with_1008() {
+    let mut chat = Chatroom::new(ChatConfig {
+        rate_limit: 1.0,
+        rate_burst: 3.0,
+        abuse_limit: 2,
+        ..ChatConfig::default()
+    });
+    let guest = chat.connect("/ws?name=dave");
+    assert_eq!(chat.recv(guest)["type"], "welcome");
+    let say = |id: &str| json!({"type": "send", "room": "r", "text": "hi", "id": id});
+    // The burst: a join and two messages, then the bucket is empty.
+    chat.send(guest, json!({"type": "join", "room": "r"}));
+    chat.send(guest, say("a"));
+    assert_eq!(recv_type(&mut chat, guest, "ack")["id"], "a");
+    chat.send(guest, say("b"));
+    assert_eq!(recv_type(&mut chat, guest, "ack")["id"], "b");
+    chat.send(guest, say("c"));
+    assert_eq!(recv_type(&mut chat, guest, "error")["code"], "rate_limited");
+    // A second of the server's time gives one token back.
+    chat.advance(secs(1.0));
+    chat.send(guest, say("d"));
+    assert_eq!(recv_type(&mut chat, guest, "ack")["id"], "d");
+    // The second strike is still an error; the third, past the abuse limit of 2, closes.
+    chat.send(guest, say("e"));
+    assert_eq!(recv_type(&mut chat, guest, "error")["code"], "rate_limited");
+    chat.send(guest, say("f"));
+    assert_eq!(
+        chat.closed_with(guest),
+        Some((1008, "rate limit exceeded repeatedly".to_string()))
+    );
+}
