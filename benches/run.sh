@@ -54,6 +54,7 @@ SCENARIOS=(
 	"attack-requests|attack|requests: 20 attackers writing 16-byte texts, never reading|attack --kind requests --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-deflate-bomb|attack|deflate bomb at the echo server's 16 MiB message limit: 10 attackers, 32 MiB of zeros in one fragment, again and again|attack --kind deflate-bomb --attackers 10 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-deflate-bomb-64k|attack|deflate bomb at a chat-sized 64 KiB message limit: 10 attackers, 128 KiB of zeros in one fragment, again and again|attack --kind deflate-bomb --attackers 10 --bystanders 50 --max-message-size 65536|rss_growth_per_attacker_bytes|bytes|lower||--max-message-size 65536"
+	"attack-deflate-bomb-rated|attack|deflate bomb at the 16 MiB limit with the default handshake rate (20 a second, 100 at once, per address): 10 attackers reconnecting from one address|attack --kind deflate-bomb --attackers 10 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower||--handshake-rate 20 --handshake-burst 100"
 	"attack-slow-room|attack|slow room: 20 silent members, 10 publishers of 4 KiB|attack --kind slow-room --attackers 20 --bystanders 10 --size 4096|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-trickle|attack|trickle: 100 attackers adding one byte per frame every 10 ms|attack --kind trickle --attackers 100 --bystanders 50 --trickle-interval-ms 10|rss_growth_per_attacker_bytes|bytes|lower|"
 )
@@ -128,7 +129,9 @@ start_server() { # name mode(echo|fanout) port [ws-mio-server arguments]
 	ws-mio-server)
 		bin=ws-mio-server
 		args=(--workers 1 --listen "127.0.0.1:$port" --admin-listen off --ping-interval 0 --drain-timeout 1
-			--max-connections 100000 --max-connections-per-ip 100000 --handshake-rate 0)
+			--max-connections 100000 --max-connections-per-ip 100000)
+		# One address opens every connection: no handshake rate, unless the scenario sets one.
+		if [[ " $* " != *" --handshake-rate "* ]]; then args+=(--handshake-rate 0); fi
 		args+=(--mode "$([[ $mode == fanout ]] && echo broadcast || echo echo)")
 		args+=("$@")
 		;;
