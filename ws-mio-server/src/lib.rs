@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod config;
 pub mod forwarded;
 pub mod handler;
@@ -50,6 +51,7 @@ pub mod testing;
 pub mod timer;
 mod worker;
 
+pub use broker::{Broker, Delivery};
 pub use config::{Config, SlowConsumerPolicy};
 pub use handler::{
     Accept, Broadcast, CloseInfo, ConnId, Context, Echo, Handler, HttpResponse, LeftRoom,
@@ -57,11 +59,3 @@ pub use handler::{
 };
 pub use metrics::{Metrics, Snapshot};
 pub use server::{Hooks, Server, ServerHandle, ShutdownSignals};
-
-/// The seam for a cross-instance bus (Redis pub/sub, say): every room message published on
-/// this instance is also handed to the bus, which delivers messages from other instances with
-/// [`ServerHandle::publish`].
-pub trait Bus: Send + Sync + 'static {
-    /// A room message published on this instance.
-    fn publish(&self, room: &str, message: &ws_proto::Message);
-}

@@ -2,7 +2,13 @@
 //! [`crate::Context`]) instead of keeping its own. Sharded by room name, so workers joining
 //! different rooms do not wait on one lock; each worker keeps its own index of its local
 //! members for fanout, which follows this record.
+//!
+//! The record also tells the [`Broker`] when a room gains its first member on this instance and
+//! loses its last: the instance's interest, which decides what it receives from other
+//! instances. Told while the room's shard is locked, so the broker hears of one room's changes
+//! in the order they happened, whichever workers made them.
 
+use crate::broker::{Broker, Local};
 use crate::handler::{ConnId, LeftRoom};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -43,12 +49,21 @@ struct Room {
 type Shard = Mutex<HashMap<Arc<str>, Room>>;
 
 /// The server's rooms and their members.
-#[derive(Debug)]
 pub struct RoomRegistry {
     shards: Box<[Shard]>,
     hasher: RandomState,
     rooms: AtomicUsize,
     limits: RoomLimits,
+    broker: Arc<dyn Broker>,
+}
+
+impl std::fmt::Debug for RoomRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomRegistry")
+            .field("rooms", &self.len())
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the registry holds at most.
@@ -72,11 +87,18 @@ impl RoomRegistry {
     /// assert_eq!(rooms.len(), 0);
     /// ```
     pub fn new(limits: RoomLimits) -> RoomRegistry {
+        RoomRegistry::with_broker(limits, Arc::new(Local))
+    }
+
+    /// A registry within `limits` that tells `broker` when a room gets its first member and
+    /// loses its last.
+    pub(crate) fn with_broker(limits: RoomLimits, broker: Arc<dyn Broker>) -> RoomRegistry {
         RoomRegistry {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
             rooms: AtomicUsize::new(0),
             limits,
+            broker,
         }
     }
 
@@ -95,6 +117,7 @@ impl RoomRegistry {
         joined: usize,
     ) -> (Join, Option<Arc<str>>) {
         let mut shard = self.shard(room);
+        let created = !shard.contains_key(room);
         let (name, entry) = match shard.get_key_value(room) {
             Some((name, existing)) => {
                 if existing.conns.contains(&conn) {
@@ -132,6 +155,10 @@ impl RoomRegistry {
             }
             None => true,
         };
+        if created {
+            // The shard is still locked: a leave emptying the room cannot be told first.
+            self.broker.subscribe(&name);
+        }
         (Join::Joined { first_of_user }, Some(name))
     }
 
@@ -167,6 +194,7 @@ impl RoomRegistry {
         if entry.conns.is_empty() {
             shard.remove(room);
             self.rooms.fetch_sub(1, Ordering::Relaxed);
+            self.broker.unsubscribe(&name);
         }
         Some(LeftRoom {
             room: name,

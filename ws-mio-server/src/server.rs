@@ -2,15 +2,15 @@
 //! spreads connections and no accept lock is shared), the admin listener on the first worker,
 //! a thread per worker, and a handle to publish from outside, read metrics and shut down.
 
+use crate::broker::{Broker, Delivery};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::memory::{Allocator, MemoryReturn};
-use crate::metrics::{add, Metrics};
+use crate::metrics::Metrics;
 use crate::rooms::RoomRegistry;
 use crate::worker::event_loop::{EventLoop, Listeners, WAKER};
-use crate::worker::remote::{Offered, Peer, Remote, RoomMessage, INBOX_CAPACITY};
+use crate::worker::remote::{Peer, Remote, INBOX_CAPACITY};
 use crate::worker::{Services, Worker};
-use crate::Bus;
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -34,6 +34,7 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     peers: Arc<[Peer]>,
+    delivery: Delivery,
     metrics: Metrics,
     rooms: Arc<RoomRegistry>,
 }
@@ -41,9 +42,9 @@ pub struct ServerHandle {
 /// What a server can be given beyond its configuration and handler.
 #[derive(Clone, Default)]
 pub struct Hooks {
-    /// Every room message is published to it too: the seam for spreading rooms across server
-    /// instances.
-    pub bus: Option<Arc<dyn Bus>>,
+    /// What carries room messages between server instances ([`crate::broker`]); none: this
+    /// instance is on its own ([`crate::broker::Local`]).
+    pub broker: Option<Arc<dyn Broker>>,
     /// The memory allocator, asked to give freed memory back after bursts ([`crate::memory`]).
     pub allocator: Option<Arc<dyn Allocator>>,
 }
@@ -69,7 +70,7 @@ impl Server {
         if let Some(addr) = admin_addr.filter(|a| !a.ip().is_loopback()) {
             tracing::warn!(%addr, "the admin listener is not on loopback");
         }
-        let services = Services::new(Arc::new(config), workers, hooks.bus.clone());
+        let services = Services::new(Arc::new(config), workers, hooks.broker.clone());
         let handler = Arc::new(handler);
         let mut polls = Vec::new();
         let mut inboxes = Vec::new();
@@ -78,11 +79,17 @@ impl Server {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = mpsc::sync_channel(INBOX_CAPACITY);
-            peers.push(Peer { inbox: tx, waker });
+            peers.push(Peer {
+                inbox: tx,
+                waker: Some(waker),
+            });
             polls.push(poll);
             inboxes.push(rx);
         }
         let peers: Arc<[Peer]> = peers.into();
+        let delivery = Delivery::new(peers.clone(), services.metrics.clone());
+        // Before any connection, so no message from elsewhere finds the broker unattached.
+        services.broker.attach(delivery.clone());
         let start = Instant::now();
         let mut threads = Vec::new();
         for (index, ((poll, inbox), listener)) in
@@ -116,6 +123,7 @@ impl Server {
                 local_addr,
                 admin_addr,
                 peers,
+                delivery,
                 metrics: services.metrics.clone(),
                 rooms: services.rooms.clone(),
             },
@@ -217,25 +225,17 @@ impl ServerHandle {
         &self.rooms
     }
 
-    /// Publishes to a room on every worker of this instance (a bus calls this for messages
-    /// from other instances; it does not go back to the bus).
+    /// Publishes to a room's members on every worker of this instance, as
+    /// [`Delivery::publish`] does (not to the broker: other instances do not get it).
     pub fn publish(&self, room: &str, message: &Message) {
-        let outgoing = RoomMessage::new(message.clone());
-        let room: Arc<str> = Arc::from(room);
-        for (i, peer) in self.peers.iter().enumerate() {
-            match peer.offer(Remote::Publish(room.clone(), outgoing.clone())) {
-                Offered::Queued => drop(peer.waker.wake()),
-                Offered::Dropped => add(&self.metrics.worker(i).inbox_drops_total, 1),
-                Offered::Gone => {}
-            }
-        }
+        self.delivery.publish(room, message);
     }
 
     /// Starts the graceful shutdown (waiting for room in a full inbox, so it is never lost).
     pub fn shutdown(&self) {
         for peer in self.peers.iter() {
             let _ = peer.inbox.send(Remote::Shutdown);
-            let _ = peer.waker.wake();
+            peer.wake();
         }
     }
 }

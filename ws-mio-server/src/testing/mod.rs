@@ -30,14 +30,16 @@
 mod movement;
 mod observe;
 
+use crate::broker::{Broker, Delivery, Local};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metrics::{Metrics, Snapshot};
 use crate::rooms::RoomRegistry;
-use crate::worker::remote::Remote;
+use crate::worker::remote::{self, Remote, INBOX_CAPACITY};
 use crate::worker::{Key, Listener, Services, Worker};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 use ws_proto::deflate::DeflateConfig;
@@ -94,6 +96,8 @@ struct Client {
 pub struct TestServer<H: Handler> {
     handler: Arc<H>,
     workers: Vec<Worker<H>>,
+    /// Each worker's inbox, as [`Delivery`] fills it; read every round.
+    inboxes: Vec<Receiver<Remote>>,
     keys: Vec<HashMap<Key, usize>>,
     clients: Vec<Client>,
     services: Services,
@@ -115,15 +119,31 @@ impl<H: Handler> std::fmt::Debug for TestServer<H> {
 impl<H: Handler> TestServer<H> {
     /// `config.workers` workers (at least one) running `handler`; time starts at zero.
     pub fn new(config: Config, handler: H) -> TestServer<H> {
+        TestServer::with_broker(config, handler, Arc::new(Local))
+    }
+
+    /// Like [`Self::new`], with `broker` attached as [`crate::Server::start_with`] attaches
+    /// one: it is told of this instance's rooms and publishes, and what it hands to its
+    /// [`Delivery`] reaches the local members in the next round ([`Self::drive`]).
+    pub fn with_broker(config: Config, handler: H, broker: Arc<dyn Broker>) -> TestServer<H> {
         let workers = config.workers.max(1);
-        let mut services = Services::new(Arc::new(config), workers, None);
+        let mut services = Services::new(Arc::new(config), workers, Some(broker));
         // The same random draws on every run (reconnect hints), as the time is pretend.
         services.seed = 0x5eed;
         let handler = Arc::new(handler);
+        let (peers, inboxes): (Vec<remote::Peer>, Vec<Receiver<Remote>>) = (0..workers)
+            .map(|_| {
+                let (inbox, rx) = mpsc::sync_channel(INBOX_CAPACITY);
+                (remote::Peer { inbox, waker: None }, rx)
+            })
+            .unzip();
+        let delivery = Delivery::new(peers.into(), services.metrics.clone());
+        services.broker.attach(delivery);
         TestServer {
             workers: (0..workers)
                 .map(|i| Worker::new(i, handler.clone(), services.clone()))
                 .collect(),
+            inboxes,
             handler,
             keys: vec![HashMap::new(); workers],
             clients: Vec::new(),

@@ -20,11 +20,18 @@ impl<H: Handler> TestServer<H> {
         panic!("the server and its clients did not settle");
     }
 
-    /// One round, as an event loop's turn over every ready socket: each client's pipe is
-    /// written from its engine, each connection gets one turn of input (its budget's worth),
-    /// the workers carry out their orders, the clients read. Returns whether anything moved.
+    /// One round, as an event loop's turn over every ready socket: each worker's inbox is read
+    /// (what a broker delivered), each client's pipe is written from its engine, each
+    /// connection gets one turn of input (its budget's worth), the workers carry out their
+    /// orders, the clients read. Returns whether anything moved.
     pub fn round(&mut self) -> bool {
         let mut progress = false;
+        for (worker, inbox) in self.workers.iter_mut().zip(&self.inboxes) {
+            while let Ok(remote) = inbox.try_recv() {
+                worker.handle_remote(remote, self.now);
+                progress = true;
+            }
+        }
         for c in 0..self.clients.len() {
             progress |= self.client_sends(c);
             progress |= self.server_reads(c);

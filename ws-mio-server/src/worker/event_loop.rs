@@ -189,7 +189,7 @@ impl<H: Handler> EventLoop<H> {
         }
         for (worker, wake) in self.wake_peer.iter_mut().enumerate() {
             if std::mem::take(wake) {
-                let _ = self.peers[worker].waker.wake();
+                self.peers[worker].wake();
             }
         }
     }

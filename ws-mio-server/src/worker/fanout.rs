@@ -39,7 +39,8 @@ impl RoomIndex {
 }
 
 impl<H: Handler> Worker<H> {
-    /// Sends a room message to its members on every worker, and to the bus.
+    /// Sends a room message to its members on every worker, and to the broker (a message from
+    /// another instance comes in through [`Self::deliver`] instead, so it goes back to none).
     pub(super) fn publish(&mut self, room: Arc<str>, message: RoomMessage) {
         for worker in 0..self.services.workers {
             if worker != self.index as usize {
@@ -48,9 +49,7 @@ impl<H: Handler> Worker<H> {
             }
         }
         self.deliver(&room, &message);
-        if let Some(bus) = &self.services.bus {
-            bus.publish(&room, &message.message);
-        }
+        self.services.broker.publish(&room, &message.message);
     }
 
     /// Queues a room message to this worker's members: the same bytes to each member with the

@@ -36,6 +36,7 @@ pub(crate) mod remote;
 mod timers;
 mod upgrade;
 
+use crate::broker::{Broker, Local};
 use crate::config::any_contains;
 use crate::config::Config;
 use crate::handler::{CloseInfo, Command, ConnId, Handler};
@@ -43,7 +44,6 @@ use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::restart::Spread;
 use crate::rooms::{RoomLimits, RoomRegistry};
 use crate::timer::TimerWheel;
-use crate::Bus;
 use admission::{Admission, Refusal, Reservation};
 use driver::{AfterWrite, Driver};
 use fanout::RoomIndex;
@@ -101,14 +101,20 @@ pub(crate) struct Services {
     pub(crate) handshakes: Arc<HandshakeRate>,
     pub(crate) rooms: Arc<RoomRegistry>,
     pub(crate) metrics: Metrics,
-    pub(crate) bus: Option<Arc<dyn Bus>>,
+    /// Told of this instance's interest in rooms (by the registry) and of its publishes.
+    pub(crate) broker: Arc<dyn Broker>,
     pub(crate) workers: usize,
     /// Seeds each worker's random source (a fixed one on pretend time, for repeatable tests).
     pub(crate) seed: u64,
 }
 
 impl Services {
-    pub(crate) fn new(config: Arc<Config>, workers: usize, bus: Option<Arc<dyn Bus>>) -> Services {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        workers: usize,
+        broker: Option<Arc<dyn Broker>>,
+    ) -> Services {
+        let broker = broker.unwrap_or_else(|| Arc::new(Local));
         Services {
             admission: Arc::new(Admission::new(
                 config.max_connections,
@@ -116,13 +122,16 @@ impl Services {
                 config.ipv6_prefix_len,
             )),
             handshakes: Arc::new(HandshakeRate::new(&config)),
-            rooms: Arc::new(RoomRegistry::new(RoomLimits {
-                rooms: config.max_rooms,
-                members: config.max_room_members,
-                per_connection: config.max_rooms_per_connection,
-            })),
+            rooms: Arc::new(RoomRegistry::with_broker(
+                RoomLimits {
+                    rooms: config.max_rooms,
+                    members: config.max_room_members,
+                    per_connection: config.max_rooms_per_connection,
+                },
+                broker.clone(),
+            )),
             metrics: Metrics::new(workers),
-            bus,
+            broker,
             workers,
             seed: crate::restart::process_seed(),
             config,

@@ -44,7 +44,9 @@ pub(crate) const INBOX_CAPACITY: usize = 8192;
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub(crate) inbox: SyncSender<Remote>,
-    pub(crate) waker: Arc<mio::Waker>,
+    /// The worker's event loop, woken to read its inbox; none under
+    /// [`crate::testing::TestServer`], which reads every inbox each round.
+    pub(crate) waker: Option<Arc<mio::Waker>>,
 }
 
 /// What became of a message offered to an inbox.
@@ -65,6 +67,13 @@ impl Peer {
             Ok(()) => Offered::Queued,
             Err(TrySendError::Full(_)) => Offered::Dropped,
             Err(TrySendError::Disconnected(_)) => Offered::Gone,
+        }
+    }
+
+    /// Wakes the worker to read its inbox.
+    pub(crate) fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            let _ = waker.wake();
         }
     }
 }
