@@ -1,0 +1,322 @@
+//! A [`Broker`] over Redis, so that the members of one room can be spread over several
+//! instances of a ws-mio-server application: each instance serves its own clients, and a room
+//! message published on any of them reaches the room's members on all of them.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ws_mio_server::{Broadcast, Config, Hooks, Server};
+//! use ws_redis::{RedisBroker, RedisConfig};
+//!
+//! let broker = RedisBroker::start(RedisConfig::new("redis://127.0.0.1:6379"))?;
+//! let hooks = Hooks { broker: Some(Arc::new(broker)), ..Hooks::default() };
+//! let server = Server::start_with(Config::default(), Broadcast, hooks)?;
+//! server.run_until_signal()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! How, in the order a message meets it:
+//!
+//! - A room message published here reaches the local members first, as on a single instance;
+//!   then [`Broker::publish`] offers it to a bounded queue ([`RedisConfig::publish_queue`]
+//!   messages and [`RedisConfig::publish_queue_bytes`] bytes). When the queue is full the
+//!   message is not sent to Redis (counted): no worker ever waits on Redis.
+//! - The publisher thread ([`publisher`]) sends queued messages in pipelines of script calls:
+//!   each message crosses Redis once, in one call that gives it the room's next offset, appends
+//!   it to the room's stream and publishes it on the room's channel ([`naming`]), as one
+//!   envelope ([`envelope`]) that names the publishing instance.
+//! - The subscriber thread ([`subscriber`]) is subscribed to the channels of the rooms this
+//!   instance has members in, as the server reports them ([`Broker::subscribe`] at a room's
+//!   first local member, [`Broker::unsubscribe`] at its last; [`interest`]), and to nothing
+//!   else. It hands each message to the server's [`Delivery`], which queues it to every
+//!   worker's bounded inbox, encoded once; the server never gives such a message back to the
+//!   broker, so nothing loops.
+//! - Its own messages come back from Redis too (a channel has no notion of sender); the
+//!   subscriber skips them by the instance id in the envelope, since the local members had
+//!   them at once. This keeps local delivery independent of Redis: with Redis down, members of
+//!   one instance still talk to each other.
+//! - Either thread that loses its connection reconnects after a jittered backoff
+//!   ([`backoff`]); the subscriber then subscribes every wanted room again. Messages published
+//!   meanwhile are dropped (publisher) or missed (subscriber), and counted ([`Stats`]).
+//!
+//! Order: the messages of one publisher (one client, through one worker) keep their order on
+//! every instance, since one instance publishes through one connection and Redis delivers a
+//! connection's publishes in order.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backoff;
+pub mod envelope;
+mod interest;
+pub mod naming;
+mod options;
+pub mod publisher;
+mod stats;
+pub mod subscriber;
+
+pub use options::RedisOptions;
+pub use stats::Stats;
+
+use envelope::InstanceId;
+use interest::Interest;
+use naming::Names;
+use publisher::Outgoing;
+use stats::{add, Counters};
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use ws_mio_server::{Broker, Delivery};
+use ws_proto::Message;
+
+/// How long the subscriber waits for a message at most before it looks for new interest or a
+/// stop: the delay between a room's first local member and its subscription.
+pub(crate) const POLL: Duration = Duration::from_millis(20);
+
+/// The broker's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, or `unix:///PATH`.
+    pub url: String,
+    /// The first part of every key and channel ([`naming`]): instances with the same prefix
+    /// on one Redis form one cluster.
+    pub prefix: String,
+    /// Room messages waiting for the publisher at most; more are not sent to Redis.
+    pub publish_queue: usize,
+    /// Bytes of room messages (and room names) waiting for the publisher at most.
+    pub publish_queue_bytes: usize,
+    /// About how many messages each room's stream keeps (`XADD MAXLEN ~`).
+    pub stream_length: u64,
+    /// The largest message accepted from Redis, in bytes; larger ones are dropped (counted as
+    /// invalid). Set it to the server's `max_message_size`.
+    pub max_message_size: usize,
+    /// The first reconnection delay.
+    pub reconnect_min: Duration,
+    /// The longest reconnection delay.
+    pub reconnect_max: Duration,
+    /// How long a connection attempt or a command may take before the connection counts as
+    /// lost.
+    pub command_timeout: Duration,
+    /// Rooms whose interest changed that the subscriber is told of one by one; past it, it
+    /// compares all of them ([`interest`]).
+    pub max_interest_changes: usize,
+}
+
+impl RedisConfig {
+    /// The defaults, for the Redis at `url`.
+    ///
+    /// ```
+    /// let config = ws_redis::RedisConfig::new("redis://127.0.0.1:6379");
+    /// assert_eq!((config.prefix.as_str(), config.stream_length), ("ws", 1000));
+    /// ```
+    pub fn new(url: &str) -> RedisConfig {
+        RedisConfig {
+            url: url.to_string(),
+            prefix: "ws".to_string(),
+            publish_queue: 4096,
+            publish_queue_bytes: 64 << 20,
+            stream_length: 1000,
+            max_message_size: 16 << 20,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(2),
+            max_interest_changes: 65_536,
+        }
+    }
+}
+
+/// Why the broker could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The URL is not one the Redis client can use.
+    Url(redis::RedisError),
+    /// A thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Url(e) => write!(f, "the Redis URL is not usable: {e}"),
+            StartError::Thread(e) => write!(f, "cannot start the Redis broker's threads: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Url(e) => Some(e),
+            StartError::Thread(e) => Some(e),
+        }
+    }
+}
+
+/// What the broker and its two threads share.
+pub(crate) struct Shared {
+    pub(crate) config: RedisConfig,
+    pub(crate) names: Names,
+    pub(crate) instance: InstanceId,
+    pub(crate) interest: Interest,
+    /// The rooms Redis has confirmed a subscription to, on the subscriber's connection.
+    subscribed: Mutex<HashSet<Arc<str>>>,
+    pub(crate) delivery: OnceLock<Delivery>,
+    pub(crate) counters: Counters,
+    /// Bytes in the publish queue.
+    queued_bytes: AtomicUsize,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps for `delay`, or until the broker stops.
+    pub(crate) fn pause(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        while !self.stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(POLL));
+        }
+    }
+
+    pub(crate) fn subscribed(&self) -> MutexGuard<'_, HashSet<Arc<str>>> {
+        self.subscribed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn release_queued(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The Redis broker: give it to [`ws_mio_server::Hooks::broker`]. Its threads stop when it is
+/// dropped (when the server that holds it has shut down and the caller's copies are gone).
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+    queue: Option<SyncSender<Outgoing>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("instance", &self.shared.instance)
+            .field("prefix", &self.shared.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBroker {
+    /// Starts the publisher and subscriber threads. Redis need not be up: they connect when
+    /// they can, and until then this instance works on its own.
+    pub fn start(config: RedisConfig) -> Result<RedisBroker, StartError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(StartError::Url)?;
+        let (queue, outgoing) = mpsc::sync_channel(config.publish_queue.max(1));
+        let shared = Arc::new(Shared {
+            names: Names::new(&config.prefix),
+            instance: InstanceId::random(),
+            interest: Interest::new(config.max_interest_changes),
+            subscribed: Mutex::default(),
+            delivery: OnceLock::new(),
+            counters: Counters::default(),
+            queued_bytes: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            config,
+        });
+        let mut broker = RedisBroker {
+            shared: shared.clone(),
+            queue: Some(queue),
+            threads: Vec::new(),
+        };
+        let (s, c) = (shared.clone(), client.clone());
+        broker.threads.push(
+            std::thread::Builder::new()
+                .name("ws-redis-publish".into())
+                .spawn(move || publisher::run(s, c, outgoing))
+                .map_err(StartError::Thread)?,
+        );
+        broker.threads.push(
+            std::thread::Builder::new()
+                .name("ws-redis-subscribe".into())
+                .spawn(move || subscriber::run(shared, client))
+                .map_err(StartError::Thread)?,
+        );
+        Ok(broker)
+    }
+
+    /// This instance's id in the envelopes it publishes.
+    pub fn instance(&self) -> InstanceId {
+        self.shared.instance
+    }
+
+    /// What it did so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Whether Redis has confirmed the subscription to `room`'s channel: messages published
+    /// to the room from now on reach this instance.
+    pub fn is_subscribed(&self, room: &str) -> bool {
+        self.shared.subscribed().contains(room)
+    }
+
+    /// Rooms subscribed now.
+    pub fn subscribed_rooms(&self) -> usize {
+        self.shared.subscribed().len()
+    }
+}
+
+impl Broker for RedisBroker {
+    fn attach(&self, delivery: Delivery) {
+        if self.shared.delivery.set(delivery).is_err() {
+            tracing::warn!("a Redis broker serves one server: attached again, ignored");
+        }
+    }
+
+    fn subscribe(&self, room: &Arc<str>) {
+        self.shared.interest.set(room, true);
+    }
+
+    fn unsubscribe(&self, room: &Arc<str>) {
+        self.shared.interest.set(room, false);
+    }
+
+    fn publish(&self, room: &Arc<str>, message: &Message) {
+        let Some(queue) = &self.queue else { return };
+        let outgoing = Outgoing {
+            room: room.clone(),
+            message: message.clone(),
+        };
+        let size = outgoing.size();
+        let shared = &self.shared;
+        let before = shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if before.saturating_add(size) > shared.config.publish_queue_bytes {
+            shared.release_queued(size);
+            add(&shared.counters.publish_dropped, 1);
+            return;
+        }
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(outgoing)
+        {
+            shared.release_queued(size);
+            add(&shared.counters.publish_dropped, 1);
+        }
+    }
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // The publisher ends when the queue's last sender is gone, the subscriber at its next
+        // poll.
+        self.queue = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `--redis URL`, declared as the server's options are, for an application to flatten into its
+//! own ([`ws_mio_server::config::layered`]): from the command line, `WS_REDIS` or the file's
+//! `redis` key. Unset, the application runs on its own, as before.
+
+use crate::RedisConfig;
+use serde::{Deserialize, Serialize};
+use ws_mio_server::config::ConfigError;
+
+/// The broker's options.
+///
+/// ```
+/// use ws_redis::RedisOptions;
+/// let options = RedisOptions { redis: Some("redis://127.0.0.1:6379".into()) };
+/// options.validate()?;
+/// let config = options.config(65536).unwrap();
+/// assert_eq!(config.max_message_size, 65536);
+/// assert!(RedisOptions { redis: Some("http://x".into()) }.validate().is_err());
+/// # Ok::<(), ws_mio_server::config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+pub struct RedisOptions {
+    /// Redis to join a cluster of instances through (`redis://[USER:PASSWORD@]HOST:PORT[/DB]`):
+    /// room messages then reach the rooms' members on every instance that uses it. Unset, this
+    /// instance is on its own.
+    #[arg(long, env = "WS_REDIS", hide_env_values = true, value_name = "URL")]
+    #[serde(default)]
+    pub redis: Option<String>,
+}
+
+impl RedisOptions {
+    /// Checks the URL without connecting (it may hold a password: the error does not repeat it).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.redis {
+            Some(url) if redis::Client::open(url.as_str()).is_err() => Err(ConfigError::Invalid(
+                "redis: not a Redis URL (redis://HOST:PORT or unix:///PATH)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The broker's settings, if a URL is set, with the largest message the server accepts.
+    pub fn config(&self, max_message_size: usize) -> Option<RedisConfig> {
+        let url = self.redis.as_deref()?;
+        Some(RedisConfig {
+            max_message_size,
+            ..RedisConfig::new(url)
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! What the broker did, counted since it started: for tests, logs and (later) metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts since the broker started; see [`crate::RedisBroker::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Room messages Redis took (appended to their room's stream and published).
+    pub published: u64,
+    /// Room messages not sent to Redis: the publish queue was full, or Redis was unreachable.
+    /// Local members had them already; other instances miss them.
+    pub publish_dropped: u64,
+    /// Room messages sent to Redis whose publish failed or whose answer was lost with the
+    /// connection (they may or may not have reached other instances).
+    pub publish_failed: u64,
+    /// Messages received from Redis, of any kind: what interest routing keeps small.
+    pub received: u64,
+    /// Of those, this instance's own, skipped (delivered locally when published).
+    pub received_own: u64,
+    /// Of those, not an envelope on a room channel of this broker, or too large: dropped.
+    pub received_invalid: u64,
+    /// Of those, handed to local delivery.
+    pub delivered: u64,
+    /// Connections made to Redis, by the publisher and the subscriber together.
+    pub connects: u64,
+    /// Connections lost or failed, by either.
+    pub connection_errors: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_dropped: AtomicU64,
+    pub(crate) publish_failed: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) received_own: AtomicU64,
+    pub(crate) received_invalid: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) connects: AtomicU64,
+    pub(crate) connection_errors: AtomicU64,
+}
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            published: get(&self.published),
+            publish_dropped: get(&self.publish_dropped),
+            publish_failed: get(&self.publish_failed),
+            received: get(&self.received),
+            received_own: get(&self.received_own),
+            received_invalid: get(&self.received_invalid),
+            delivered: get(&self.delivered),
+            connects: get(&self.connects),
+            connection_errors: get(&self.connection_errors),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Several server instances in this process, each with its own listener and Redis broker,
+//! sharing one real redis-server on a loopback port (started by the test, killed when it
+//! ends), with WebSocket clients over real sockets: room messages reach every member on every
+//! instance exactly once and in each publisher's order; an instance receives only the rooms it
+//! has members in; with Redis gone each instance still serves its own members, and when Redis
+//! is back the instances find each other again. Every wait is bounded.
+
+#[path = "../../ws-mio-server/tests/common/mod.rs"]
+mod common;
+
+use common::{test_config, wait_until, TestClient, WAIT};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ws_mio_server::testing::TestServer;
+use ws_mio_server::{Context, Handler, Hooks, OpenDecision, OpenRequest, Server};
+use ws_proto::{Event, Message};
+use ws_redis::{RedisBroker, RedisConfig};
+
+/// A redis-server of the test's own, on loopback, persisting nothing; killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        // A port the system had free a moment ago.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        RedisServer::start_on(port)
+    }
+
+    fn start_on(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH (test.sh installs it: apt-get install redis-server)");
+        let server = RedisServer { child, port };
+        wait_until("redis-server to answer PING", || server.ping());
+        server
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut answer = [0; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut answer).is_ok()
+            && &answer == b"+PONG\r\n"
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain client, to look at what the brokers left in Redis.
+    fn client(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).unwrap();
+        client.get_connection_with_timeout(WAIT).unwrap()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Joins the room named by the request's path (`/lobby`) and publishes every message to it.
+struct Rooms;
+
+impl Handler for Rooms {
+    type Conn = String;
+    fn on_open(&self, request: &OpenRequest<'_>) -> OpenDecision<String> {
+        OpenDecision::accept(request.request.path().trim_start_matches('/').to_string())
+    }
+    fn on_connect(&self, ctx: &mut Context<'_>, room: &mut String) {
+        ctx.join(room);
+    }
+    fn on_message(&self, ctx: &mut Context<'_>, room: &mut String, message: Message) {
+        ctx.publish(room, message);
+    }
+}
+
+/// A server instance with its broker.
+struct Instance {
+    server: Option<Server>,
+    broker: Arc<RedisBroker>,
+}
+
+impl Instance {
+    fn start(redis: &RedisServer) -> Instance {
+        let config = RedisConfig {
+            reconnect_min: Duration::from_millis(20),
+            reconnect_max: Duration::from_millis(200),
+            ..RedisConfig::new(&redis.url())
+        };
+        let broker = Arc::new(RedisBroker::start(config).unwrap());
+        let hooks = Hooks {
+            broker: Some(broker.clone()),
+            ..Hooks::default()
+        };
+        let server = Server::start_with(test_config(), Rooms, hooks).unwrap();
+        Instance {
+            server: Some(server),
+            broker,
+        }
+    }
+
+    fn connect(&self, room: &str) -> TestClient {
+        let addr = self.server.as_ref().unwrap().local_addr();
+        TestClient::connect(addr, &format!("/{room}"))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.handle().shutdown();
+            let _ = server.join();
+        }
+    }
+}
+
+fn text(s: &str) -> Message {
+    Message::Text(s.to_string().into())
+}
+
+/// The messages that arrive within `quiet` (and none must be a protocol error).
+fn arriving_within(client: &mut TestClient, quiet: Duration) -> Vec<Message> {
+    client.stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0; 4096];
+    let mut messages = Vec::new();
+    loop {
+        match client.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => client.conn.receive(&buf[..n]).unwrap(),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("read failed: {e}"),
+        }
+        while let Some(event) = client.conn.poll_event() {
+            if let Event::Message(m) = event {
+                messages.push(m);
+            }
+        }
+    }
+    client.stream.set_read_timeout(Some(WAIT)).unwrap();
+    messages
+}
+
+#[test]
+fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_order() {
+    let redis = RedisServer::start();
+    let [a, b, c] = [(); 3].map(|_| Instance::start(&redis));
+    let mut members = vec![
+        ("a1", a.connect("lobby")),
+        ("a2", a.connect("lobby")),
+        ("b1", b.connect("lobby")),
+        ("b2", b.connect("lobby")),
+    ];
+    // C has a member elsewhere only.
+    let mut outsider = c.connect("side");
+    wait_until("the lobby and the side room subscribed", || {
+        a.broker.is_subscribed("lobby")
+            && b.broker.is_subscribed("lobby")
+            && c.broker.is_subscribed("side")
+    });
+    assert!(!c.broker.is_subscribed("lobby"));
+
+    const EACH: usize = 50;
+    for n in 0..EACH {
+        for (name, client) in &mut members {
+            client.send_text(&format!("{name}:{n}"));
+        }
+    }
+    let publishers: Vec<&str> = members.iter().map(|(name, _)| *name).collect();
+    for (name, client) in &mut members {
+        let mut got: HashMap<String, Vec<usize>> = HashMap::new();
+        for _ in 0..EACH * publishers.len() {
+            let text = client.next_text();
+            let (from, n) = text.split_once(':').expect("NAME:N");
+            got.entry(from.to_string())
+                .or_default()
+                .push(n.parse().unwrap());
+        }
+        for publisher in &publishers {
+            let want: Vec<usize> = (0..EACH).collect();
+            assert_eq!(got[*publisher], want, "{name} from {publisher}");
+        }
+        let more = arriving_within(client, Duration::from_millis(200));
+        assert!(more.is_empty(), "{name} got more: {more:?}");
+    }
+    assert!(arriving_within(&mut outsider, Duration::from_millis(50)).is_empty());
+
+    // Each instance published its own 100, took the other's 100 from Redis and skipped its own.
+    for (instance, name) in [(&a, "a"), (&b, "b")] {
+        let stats = instance.broker.stats();
+        assert_eq!(
+            (stats.published, stats.delivered, stats.received_own),
+            (100, 100, 100),
+            "{name}: {stats:?}"
+        );
+        assert_eq!(stats.publish_dropped + stats.publish_failed, 0, "{name}");
+        assert_eq!(stats.received_invalid, 0, "{name}");
+    }
+    // Interest routing: C has nobody in the lobby, so Redis sent it nothing.
+    assert_eq!(c.broker.stats().received, 0);
+
+    // Redis holds the room's offset and its stream, one entry per message.
+    let mut redis_client = redis.client();
+    let offset: u64 = redis::cmd("GET")
+        .arg("ws:{lobby}:offset")
+        .query(&mut redis_client)
+        .unwrap();
+    let length: u64 = redis::cmd("XLEN")
+        .arg("ws:{lobby}:log")
+        .query(&mut redis_client)
+        .unwrap();
+    assert_eq!((offset, length), (200, 200));
+
+    // Something on the channel that is not an envelope: counted, not delivered.
+    let _: u64 = redis::cmd("PUBLISH")
+        .arg("ws:{lobby}:msg")
+        .arg("not an envelope")
+        .query(&mut redis_client)
+        .unwrap();
+    wait_until("the garbage to be seen", || {
+        a.broker.stats().received_invalid == 1
+    });
+    assert!(arriving_within(&mut members[0].1, Duration::from_millis(50)).is_empty());
+
+    // The last member of the side room leaves: C unsubscribes, as Redis sees it.
+    outsider.close();
+    let subscribers = |client: &mut redis::Connection| -> u64 {
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("ws:{side}:msg")
+            .query(client)
+            .unwrap();
+        n
+    };
+    wait_until("C to unsubscribe the side room", || {
+        subscribers(&mut redis_client) == 0
+    });
+    assert!(!c.broker.is_subscribed("side"));
+}
+
+#[test]
+fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let (a, b) = (Instance::start(&redis), Instance::start(&redis));
+    let (mut a1, mut a2, mut b1) = (a.connect("lobby"), a.connect("lobby"), b.connect("lobby"));
+    let both_subscribed = || a.broker.is_subscribed("lobby") && b.broker.is_subscribed("lobby");
+    wait_until("the lobby subscribed", both_subscribed);
+    a1.send_text("before");
+    for client in [&mut a1, &mut a2, &mut b1] {
+        assert_eq!(client.next_text(), "before");
+    }
+
+    redis.stop();
+    a1.send_text("during");
+    for client in [&mut a1, &mut a2] {
+        assert_eq!(client.next_text(), "during", "local delivery goes on");
+    }
+    wait_until("the publisher to give the message up", || {
+        let stats = a.broker.stats();
+        stats.publish_failed + stats.publish_dropped == 1
+    });
+    assert!(arriving_within(&mut b1, Duration::from_millis(100)).is_empty());
+    wait_until("B to notice", || !b.broker.is_subscribed("lobby"));
+
+    let (a_connects, b_connects) = (a.broker.stats().connects, b.broker.stats().connects);
+    let _redis = RedisServer::start_on(port);
+    wait_until("both to subscribe again", || {
+        a.broker.stats().connects > a_connects
+            && b.broker.stats().connects > b_connects
+            && both_subscribed()
+    });
+    // The publisher finds its connection gone when it next uses it: what it was sending then
+    // is lost (counted), so say it until it gets through.
+    let deadline = Instant::now() + WAIT;
+    let mut said = 0;
+    let heard = loop {
+        assert!(Instant::now() < deadline, "nothing got through after the outage");
+        said += 1;
+        a1.send_text(&format!("after {said}"));
+        let arrived = arriving_within(&mut b1, Duration::from_millis(100));
+        if let Some(first) = arrived.first() {
+            break first.as_bytes().to_vec();
+        }
+    };
+    assert!(heard.starts_with(b"after "), "{}", String::from_utf8_lossy(&heard));
+    let stats = a.broker.stats();
+    assert!(stats.published >= 2, "{stats:?}");
+    assert!(stats.connects >= 3, "subscriber, publisher, publisher again: {stats:?}");
+}
+
+#[test]
+fn an_unreachable_redis_costs_the_members_of_one_instance_nothing() {
+    // Nothing listens on port 1 of loopback.
+    let config = RedisConfig {
+        reconnect_max: Duration::from_millis(100),
+        ..RedisConfig::new("redis://127.0.0.1:1")
+    };
+    let broker = Arc::new(RedisBroker::start(config).unwrap());
+    let mut server = TestServer::with_broker(test_config(), Rooms, broker.clone());
+    let (x, y) = (server.connect("/lobby"), server.connect("/lobby"));
+    server.send(x, text("hello"));
+    for client in [x, y] {
+        assert_eq!(server.messages(client), [text("hello")]);
+    }
+    wait_until("the message to be dropped for Redis", || {
+        broker.stats().publish_dropped == 1
+    });
+    let stats = broker.stats();
+    assert!(stats.connection_errors >= 1, "{stats:?}");
+    assert_eq!((stats.published, stats.received, stats.connects), (0, 0, 0));
+    assert!(!broker.is_subscribed("lobby"));
+}
