@@ -3,8 +3,9 @@
 # property, integration, doc examples), the no_std build, the benchmarks' build and a short
 # run of the server comparison, a short run of every fuzz target, the chat page in Chromium,
 # and the Autobahn|Testsuite run for both roles.
-# Installs what it needs (system packages through apt-get, cargo-fuzz through cargo, Chromium
-# and playwright-core, wstest into autobahn/.prefix). Exits non-zero on the first failure.
+# Installs what it needs (system packages through apt-get, redis-server among them, cargo-fuzz
+# through cargo, Chromium and playwright-core, wstest into autobahn/.prefix). Exits non-zero on
+# the first failure.
 # FUZZ_SMOKE_SECONDS sets the time per fuzz target (default 15).
 #
 #   ./test.sh
@@ -18,6 +19,8 @@ need=()
 command -v ss >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3)
+# ws-redis's tests start a redis-server of their own on a loopback port.
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
