@@ -7,80 +7,18 @@
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
+mod redis_server;
 
 use common::{test_config, wait_until, TestClient, WAIT};
+use redis_server::RedisServer;
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ws_mio_server::testing::TestServer;
 use ws_mio_server::{Context, Handler, Hooks, OpenDecision, OpenRequest, Server};
 use ws_proto::{Event, Message};
 use ws_redis::{RedisBroker, RedisConfig};
-
-/// A redis-server of the test's own, on loopback, persisting nothing; killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        // A port the system had free a moment ago.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port)
-    }
-
-    fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on the PATH (test.sh installs it: apt-get install redis-server)");
-        let server = RedisServer { child, port };
-        wait_until("redis-server to answer PING", || server.ping());
-        server
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        let mut answer = [0; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut answer).is_ok()
-            && &answer == b"+PONG\r\n"
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A plain client, to look at what the brokers left in Redis.
-    fn client(&self) -> redis::Connection {
-        let client = redis::Client::open(self.url()).unwrap();
-        client.get_connection_with_timeout(WAIT).unwrap()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Joins the room named by the request's path (`/lobby`) and publishes every message to it.
 struct Rooms;
@@ -223,7 +161,10 @@ fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_ord
     assert_eq!(c.broker.stats().received, 0);
 
     // Redis holds the room's offset and its stream, one entry per message.
-    let mut redis_client = redis.client();
+    let mut redis_client = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection_with_timeout(WAIT)
+        .unwrap();
     let offset: u64 = redis::cmd("GET")
         .arg("ws:{lobby}:offset")
         .query(&mut redis_client)
@@ -246,17 +187,10 @@ fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_ord
     assert!(arriving_within(&mut members[0].1, Duration::from_millis(50)).is_empty());
 
     // The last member of the side room leaves: C unsubscribes, as Redis sees it.
+    assert_eq!(redis.subscribers("ws:{side}:msg"), 1);
     outsider.close();
-    let subscribers = |client: &mut redis::Connection| -> u64 {
-        let (_, n): (String, u64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("ws:{side}:msg")
-            .query(client)
-            .unwrap();
-        n
-    };
     wait_until("C to unsubscribe the side room", || {
-        subscribers(&mut redis_client) == 0
+        redis.subscribers("ws:{side}:msg") == 0
     });
     assert!(!c.broker.is_subscribed("side"));
 }
@@ -298,7 +232,10 @@ fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again(
     let deadline = Instant::now() + WAIT;
     let mut said = 0;
     let heard = loop {
-        assert!(Instant::now() < deadline, "nothing got through after the outage");
+        assert!(
+            Instant::now() < deadline,
+            "nothing got through after the outage"
+        );
         said += 1;
         a1.send_text(&format!("after {said}"));
         let arrived = arriving_within(&mut b1, Duration::from_millis(100));
@@ -306,10 +243,17 @@ fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again(
             break first.as_bytes().to_vec();
         }
     };
-    assert!(heard.starts_with(b"after "), "{}", String::from_utf8_lossy(&heard));
+    assert!(
+        heard.starts_with(b"after "),
+        "{}",
+        String::from_utf8_lossy(&heard)
+    );
     let stats = a.broker.stats();
     assert!(stats.published >= 2, "{stats:?}");
-    assert!(stats.connects >= 3, "subscriber, publisher, publisher again: {stats:?}");
+    assert!(
+        stats.connects >= 3,
+        "subscriber, publisher, publisher again: {stats:?}"
+    );
 }
 
 #[test]
