@@ -1,13 +1,16 @@
 //! The `ws-chat` binary: `cargo run --release -p ws-chat` serves the chat and its page on
 //! 127.0.0.1:9001 with no configuration; `--help` lists the server's options and the chat's.
+//! With `--redis URL`, instances sharing that Redis share their rooms ([`ws_redis`]).
 
 // The server binary's allocator tuning, the same file: see it for why and the figures.
 #[path = "../../ws-mio-server/src/malloc_tuning.rs"]
 mod malloc_tuning;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use ws_chat::{Chat, Options};
 use ws_mio_server::{process, Server};
+use ws_redis::RedisBroker;
 
 fn main() -> ExitCode {
     // While the process has one thread.
@@ -19,7 +22,17 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let chat = Chat::new(options.chat);
-    let hooks = malloc_tuning::hooks();
+    let mut hooks = malloc_tuning::hooks();
+    let max_message = usize::try_from(options.server.max_message_size).unwrap_or(usize::MAX);
+    if let Some(config) = options.cluster.config(max_message) {
+        match RedisBroker::start(config) {
+            Ok(broker) => hooks.broker = Some(Arc::new(broker)),
+            Err(e) => {
+                eprintln!("ws-chat: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     process::serve("ws-chat", || {
         Server::start_with(options.server, chat, hooks)
     })

@@ -1,6 +1,7 @@
-//! The `ws-chat` binary's options: the server's ([`ws_mio_server::Config`]) and the chat's
-//! ([`ChatConfig`]), each declared once and resolved together: flags over `WS_*` variables
-//! over the TOML file (`--config FILE`) over the defaults.
+//! The `ws-chat` binary's options: the server's ([`ws_mio_server::Config`]), the chat's
+//! ([`ChatConfig`]) and the cluster's ([`RedisOptions`]), each declared once and resolved
+//! together: flags over `WS_*` variables over the TOML file (`--config FILE`) over the
+//! defaults.
 
 use crate::ChatConfig;
 use clap::Command;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::ffi::{OsStr, OsString};
 use ws_mio_server::config::{layered, ConfigError};
 use ws_mio_server::Config;
+use ws_redis::RedisOptions;
 
 /// Everything `ws-chat` can be told.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
@@ -20,6 +22,10 @@ pub struct Options {
     #[command(flatten, next_help_heading = "Chat")]
     #[serde(flatten)]
     pub chat: ChatConfig,
+    /// Several instances as one chat, through Redis.
+    #[command(flatten, next_help_heading = "Cluster")]
+    #[serde(flatten)]
+    pub cluster: RedisOptions,
 }
 
 /// The server options whose defaults the chat sets otherwise. Chat messages are small: a
@@ -52,6 +58,7 @@ impl Options {
         let options: Options = layered::resolve_command(Options::command(), args, env)?;
         options.server.validate()?;
         options.chat.validate()?;
+        options.cluster.validate()?;
         Ok(options)
     }
 }
@@ -107,6 +114,7 @@ mod tests {
         };
         assert_eq!(options.server, chat_sized);
         assert_eq!(options.chat, ChatConfig::default());
+        assert_eq!(options.cluster.redis, None, "on its own unless asked");
         assert_eq!(
             (options.chat.history_size, options.chat.max_message_bytes),
             (100, 8192)
@@ -127,7 +135,7 @@ mod tests {
             [&'static str; 4],
         );
         type Get = fn(&Options) -> String;
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (
                 ["--allowed-origins", "https://c"],
                 ("WS_ALLOWED_ORIGINS", "https://e1,https://e2"),
@@ -155,6 +163,18 @@ mod tests {
                 "max_chat_message = 100",
                 |o| o.chat.max_message_bytes.to_string(),
                 ["8192", "100", "200", "300"],
+            ),
+            (
+                ["--redis", "redis://c:6379"],
+                ("WS_REDIS", "redis://e:6379"),
+                "redis = \"redis://f:6379\"",
+                |o| format!("{:?}", o.cluster.redis),
+                [
+                    "None",
+                    "Some(\"redis://f:6379\")",
+                    "Some(\"redis://e:6379\")",
+                    "Some(\"redis://c:6379\")",
+                ],
             ),
             (
                 ["--max-rooms", "30"],
@@ -208,11 +228,27 @@ mod tests {
     }
 
     #[test]
-    fn help_hides_the_secret() {
+    fn help_hides_the_secret_and_the_redis_url_which_may_hold_a_password() {
         let mut command = Options::command();
         command.build();
-        let secret = command.get_arguments().find(|a| a.get_id() == "jwt_secret");
-        assert!(secret.unwrap().is_hide_env_values_set());
+        for id in ["jwt_secret", "redis"] {
+            let arg = command.get_arguments().find(|a| a.get_id() == id);
+            assert!(arg.unwrap().is_hide_env_values_set(), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_redis_url_that_is_not_one_is_refused_wherever_it_comes_from() {
+        let refused = |r: Result<Options, ConfigError>| matches!(r, Err(ConfigError::Invalid(m)) if m.starts_with("redis"));
+        assert!(refused(load(&["--redis", "http://x"], &[], None)));
+        assert!(refused(load(&[], &[("WS_REDIS", "nonsense")], None)));
+        let path = file("redis", "redis = \"localhost:6379\"\n");
+        assert!(refused(load(&[], &[], Some(&path))));
+        let ok = load(&["--redis", "redis://127.0.0.1:6379/2"], &[], None).unwrap();
+        assert_eq!(
+            ok.cluster.redis.as_deref(),
+            Some("redis://127.0.0.1:6379/2")
+        );
     }
 
     /// The README's table of options: the same flags, variables and defaults as the command.
