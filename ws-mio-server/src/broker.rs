@@ -67,6 +67,12 @@ pub trait Broker: Send + Sync + 'static {
     /// `message` was published to `room` on this instance, and has been queued to the local
     /// members already.
     fn publish(&self, room: &Arc<str>, message: &Message);
+
+    /// Appends the broker's own metrics, in Prometheus text, to what the admin listener's
+    /// `/metrics` serves. The default has none.
+    fn write_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// The broker of a single instance: nothing to carry, so nothing done.

@@ -46,6 +46,10 @@ impl Broker for Recorder {
     fn publish(&self, room: &Arc<str>, message: &Message) {
         self.note(Told::Publish(room.to_string(), message.as_bytes().to_vec()));
     }
+    fn write_metrics(&self, out: &mut String) {
+        let told = self.told.lock().unwrap().len();
+        out.push_str(&format!("recorder_told {told}\n"));
+    }
 }
 
 /// `join ROOM`, `leave ROOM`, `say ROOM TEXT`.
@@ -172,4 +176,18 @@ fn a_publish_goes_to_the_broker_once_and_a_delivery_from_it_goes_back_to_none() 
     assert_eq!(server.messages(outsider), []);
     assert_eq!(broker.take(), []);
     assert_eq!(server.snapshot().inbox_drops_total, 0);
+}
+
+#[test]
+fn the_brokers_metrics_follow_the_servers_on_the_admin_listener() {
+    let (mut server, broker) = server();
+    let a = server.connect("/");
+    say(&mut server, a, "join lobby");
+    let admin = server.connect_admin();
+    server.send_raw(admin, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = String::from_utf8_lossy(server.raw(admin)).into_owned();
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    assert!(body.contains("ws_connections_open 1\n"), "{body}");
+    assert!(body.ends_with("recorder_told 1\n"), "{body}");
+    assert_eq!(broker.take(), [sub("lobby")]);
 }

@@ -307,6 +307,10 @@ impl Broker for RedisBroker {
             add(&shared.counters.publish_dropped, 1);
         }
     }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.stats().write_prometheus(out, self.subscribed_rooms());
+    }
 }
 
 impl Drop for RedisBroker {

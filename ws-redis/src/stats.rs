@@ -1,4 +1,5 @@
-//! What the broker did, counted since it started: for tests, logs and (later) metrics.
+//! What the broker did, counted since it started: for tests, and for the admin listener's
+//! `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,6 +26,78 @@ pub struct Stats {
     pub connects: u64,
     /// Connections lost or failed, by either.
     pub connection_errors: u64,
+}
+
+impl Stats {
+    /// The counts in Prometheus text, `ws_redis_*`, with `subscribed_rooms` (a gauge) beside
+    /// them.
+    ///
+    /// ```
+    /// let stats = ws_redis::Stats { published: 3, ..Default::default() };
+    /// let mut text = String::new();
+    /// stats.write_prometheus(&mut text, 2);
+    /// assert!(text.contains("ws_redis_published_total 3\n"));
+    /// assert!(text.contains("ws_redis_subscribed_rooms 2\n"));
+    /// ```
+    pub fn write_prometheus(&self, out: &mut String, subscribed_rooms: usize) {
+        use std::fmt::Write;
+        let counters = [
+            (
+                "published_total",
+                "Room messages Redis took.",
+                self.published,
+            ),
+            (
+                "publish_dropped_total",
+                "Room messages not sent to Redis: queue full or Redis unreachable.",
+                self.publish_dropped,
+            ),
+            (
+                "publish_failed_total",
+                "Room messages whose publish failed or whose answer was lost.",
+                self.publish_failed,
+            ),
+            (
+                "received_total",
+                "Messages received from Redis.",
+                self.received,
+            ),
+            (
+                "received_own_total",
+                "Messages from Redis that this instance published, skipped.",
+                self.received_own,
+            ),
+            (
+                "received_invalid_total",
+                "Messages from Redis that were not a room message, dropped.",
+                self.received_invalid,
+            ),
+            (
+                "delivered_total",
+                "Messages from Redis handed to local delivery.",
+                self.delivered,
+            ),
+            (
+                "connects_total",
+                "Connections made to Redis.",
+                self.connects,
+            ),
+            (
+                "connection_errors_total",
+                "Connections to Redis lost or failed.",
+                self.connection_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP ws_redis_{name} {help}");
+            let _ = writeln!(out, "# TYPE ws_redis_{name} counter");
+            let _ = writeln!(out, "ws_redis_{name} {value}");
+        }
+        let name = "ws_redis_subscribed_rooms";
+        let _ = writeln!(out, "# HELP {name} Rooms whose channel is subscribed now.");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {subscribed_rooms}");
+    }
 }
 
 #[derive(Debug, Default)]

@@ -159,6 +159,15 @@ fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_ord
     }
     // Interest routing: C has nobody in the lobby, so Redis sent it nothing.
     assert_eq!(c.broker.stats().received, 0);
+    // What the admin listener says of it.
+    let admin = c.server.as_ref().unwrap().admin_addr().unwrap();
+    let metrics = common::http(admin, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    for line in [
+        "ws_redis_received_total 0\n",
+        "ws_redis_subscribed_rooms 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line:?} in {metrics}");
+    }
 
     // Redis holds the room's offset and its stream, one entry per message.
     let mut redis_client = redis::Client::open(redis.url())

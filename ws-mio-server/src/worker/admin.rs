@@ -1,4 +1,5 @@
-//! What the admin listener answers: `/metrics` (Prometheus text), `/healthz` (the process is
+//! What the admin listener answers: `/metrics` (Prometheus text: the server's, then the
+//! broker's), `/healthz` (the process is
 //! alive and serving) and `/readyz` (it takes new connections: 503 once draining, so a load
 //! balancer stops sending before the listener closes). `GET` only; nothing else is served
 //! there, and none of these on the public listener.
@@ -15,15 +16,15 @@ impl<H: Handler> Worker<H> {
                 .header("Allow", "GET");
         }
         match request.path() {
-            "/metrics" => HttpResponse::with_type(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.services
-                    .metrics
-                    .snapshot()
-                    .to_prometheus()
-                    .into_bytes(),
-            ),
+            "/metrics" => {
+                let mut text = self.services.metrics.snapshot().to_prometheus();
+                self.services.broker.write_metrics(&mut text);
+                HttpResponse::with_type(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    text.into_bytes(),
+                )
+            }
             "/healthz" => {
                 let body = format!(
                     "{{\"status\":\"ok\",\"connections\":{},\"rooms\":{}}}",
