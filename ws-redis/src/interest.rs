@@ -5,8 +5,9 @@
 //! in its final state, so churn costs no Redis command.
 //!
 //! Bounds: `wanted` holds at most the rooms that exist on this instance (the server's
-//! `--max-rooms`). `changed` holds at most [`Interest::new`]'s `max_changes` rooms; past that
-//! it is emptied and the next look compares everything instead (a resync), which is also what
+//! `--max-rooms`). `changed` holds at most
+//! [`max_interest_changes`](crate::RedisConfig::max_interest_changes) rooms; past that it is
+//! emptied and the next look compares everything instead (a resync), which is also what
 //! happens after a reconnect, when Redis has forgotten every subscription.
 
 use std::collections::HashSet;

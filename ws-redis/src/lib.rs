@@ -46,7 +46,7 @@
 
 pub mod backoff;
 pub mod envelope;
-mod interest;
+pub mod interest;
 pub mod naming;
 mod options;
 pub mod publisher;
@@ -322,5 +322,41 @@ impl Drop for RedisBroker {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker whose Redis is never reached (nothing listens on port 1 of loopback).
+    fn unreachable(publish_queue_bytes: usize) -> RedisBroker {
+        let config = RedisConfig {
+            publish_queue_bytes,
+            ..RedisConfig::new("redis://127.0.0.1:1")
+        };
+        RedisBroker::start(config).unwrap()
+    }
+
+    #[test]
+    fn a_message_past_the_queues_byte_bound_is_dropped_at_once_without_waiting() {
+        let broker = unreachable(64);
+        let room: Arc<str> = Arc::from("lobby");
+        broker.publish(&room, &Message::Binary(vec![0; 100].into()));
+        assert_eq!(broker.stats().publish_dropped, 1);
+        assert_eq!(broker.shared.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_at_start() {
+        let error = RedisBroker::start(RedisConfig::new("http://127.0.0.1")).unwrap_err();
+        assert!(matches!(error, StartError::Url(_)), "{error}");
+    }
+
+    #[test]
+    fn dropping_the_broker_stops_its_threads() {
+        let started = Instant::now();
+        drop(unreachable(1 << 20));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -4,11 +4,17 @@
 //! goes to the server's [`ws_mio_server::Delivery`] (bounded worker inboxes, encoded once
 //! there), except this instance's own, which its members had at once.
 //!
-//! The thread waits for messages at most [`crate::POLL`] at a time, then looks for interest
+//! The thread waits for messages at most 20 ms (`POLL`) at a time, then looks for interest
 //! changes: a room joined here is subscribed within about that long. One SUBSCRIBE or
 //! UNSUBSCRIBE per room, each waiting for Redis's confirmation, so a room counts as subscribed
 //! ([`crate::RedisBroker::is_subscribed`]) only once Redis would send it a message published
 //! from then on; a resync after a reconnect costs a round trip per room.
+//!
+//! While it waits for a confirmation, messages of the rooms already subscribed keep coming;
+//! the client (redis-rs's `PubSub`) holds them until they are read, right after. What it holds
+//! is bounded by time, not count: the traffic of one round trip per room being subscribed (a
+//! resync of many rooms holds the most). Counting confirmations on a raw connection, to
+//! subscribe many rooms in one command, would shorten that; not done yet.
 //!
 //! Redis forgets subscriptions with the connection: after a loss the thread reconnects after a
 //! jittered backoff and subscribes every wanted room again. Messages published in between are
