@@ -327,6 +327,73 @@ mod tests {
         assert_eq!(rooms.len(), 1);
     }
 
+    /// A broker that checks what it hears of each room alternates: subscribe, unsubscribe,
+    /// subscribe...
+    #[derive(Default)]
+    struct Alternation {
+        subscribed: Mutex<HashMap<String, bool>>,
+        heard: AtomicUsize,
+        out_of_turn: AtomicUsize,
+    }
+
+    impl Alternation {
+        fn hear(&self, room: &str, subscribe: bool) {
+            let mut subscribed = self.subscribed.lock().unwrap();
+            let was = subscribed.insert(room.to_string(), subscribe);
+            if was.unwrap_or(false) == subscribe {
+                self.out_of_turn.fetch_add(1, Ordering::Relaxed);
+            }
+            self.heard.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Broker for Alternation {
+        fn subscribe(&self, room: &Arc<str>) {
+            self.hear(room, true);
+        }
+        fn unsubscribe(&self, room: &Arc<str>) {
+            self.hear(room, false);
+        }
+        fn publish(&self, _: &Arc<str>, _: &ws_proto::Message) {}
+    }
+
+    /// Threads joining and leaving one room at once, as workers do, so that it empties and
+    /// fills again all the time: the broker hears of its first member and last in turn, and
+    /// ends subscribed exactly when it has members.
+    #[test]
+    fn the_broker_hears_a_rooms_changes_in_order_whatever_the_threads() {
+        let broker = Arc::new(Alternation::default());
+        let limits = RoomLimits {
+            rooms: 10,
+            members: 100,
+            per_connection: 4,
+        };
+        let rooms = Arc::new(RoomRegistry::with_broker(limits, broker.clone()));
+        let threads: Vec<_> = (0..8u32)
+            .map(|t| {
+                let rooms = rooms.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        let (outcome, _) = rooms.join("r", conn(t), None, 0);
+                        assert!(matches!(outcome, Join::Joined { .. }), "{outcome:?}");
+                        assert!(rooms.leave("r", conn(t), None).is_some());
+                    }
+                    // Half of them stay.
+                    if t % 2 == 0 {
+                        rooms.join("r", conn(t), None, 0);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(broker.out_of_turn.load(Ordering::Relaxed), 0);
+        assert!(broker.heard.load(Ordering::Relaxed) > 10);
+        assert_eq!(broker.subscribed.lock().unwrap().get("r"), Some(&true));
+        assert_eq!(rooms.member_count("r"), 4);
+    }
+
     proptest! {
         /// Whatever the order of joins and leaves, the count of rooms matches the rooms that
         /// have members, and everyone who left is gone.
