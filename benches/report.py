@@ -211,7 +211,8 @@ def attack_section(attacks):
              "memory during the attack over its memory before, per attacker; *budget* what the "
              "server may hold for one attacker by design (its queue up to the high-water mark "
              "plus the largest message, doubled for a growing buffer, and two reads; for a "
-             "deflate bomb the message limit); *after* what it still held per attacker once the "
+             "deflate bomb 1.5 times the message limit, as the inflated message grows by doubling, and its "
+             "inflater); *after* what it still held per attacker once the "
              "attackers had left and the bystanders had gone quiet. Bystander latency is the "
              "round trip (publish to delivery in the slow room), calm and under attack, with "
              "the bystanders' deliveries per second.", "",

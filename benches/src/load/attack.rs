@@ -244,7 +244,10 @@ fn plan(a: &AttackArgs) -> Result<Plan, String> {
 /// (`ws-mio-server/tests/hostile_clients.rs`) count it: its queue up to the high-water mark
 /// plus the largest message or reply (in a buffer that may have doubled as it grew), one read
 /// waiting in the engine and one being taken, and some change; for a partial message, what it
-/// holds of the message, up to the limit.
+/// holds of the message, up to the limit. A bomb's inflated message grows by doubling, so
+/// while its buffer doubles the last time the old half and the new whole both exist (1.5
+/// times the limit, the peak the server's resident memory sees), beside the inflater it holds
+/// for the message (its state and window, [`INFLATER`]).
 fn budget(a: &AttackArgs, trickled: u64) -> u64 {
     let base = 2 * SERVER_READ + (16 << 10);
     let queue = |largest: usize| 2 * (a.high_water_mark + largest) + base;
@@ -254,10 +257,14 @@ fn budget(a: &AttackArgs, trickled: u64) -> u64 {
         Kind::Ping => queue(frame(a.ping_size.min(MAX_CONTROL_PAYLOAD))),
         Kind::Requests => queue(frame(a.request_size)),
         Kind::SlowRoom => queue(frame(bystander_size(a))),
-        Kind::DeflateBomb => a.max_message_size + base,
+        Kind::DeflateBomb => a.max_message_size + a.max_message_size / 2 + INFLATER + base,
         Kind::Trickle => base + trickled as usize,
     }) as u64
 }
+
+/// An inflater with a 32 KiB window: zlib documents its memory as the window plus about 7 KiB
+/// of state; rounded up.
+const INFLATER: usize = 48 << 10;
 
 /// Bytes per bystander message.
 fn bystander_size(a: &AttackArgs) -> usize {
