@@ -6,28 +6,35 @@
 //! chat keeps only what is its own: each connection's identity (its [`Handler::Conn`]), each
 //! user's connections and rate bucket, and each room's history, in shards (by user, by room)
 //! so workers handling different users and rooms do not wait on one lock.
+//!
+//! The modules: `config` (the settings), [`auth`] (tokens and names at the handshake),
+//! [`protocol`] (the JSON messages), `requests` (what each client request does), `history`
+//! (rooms' recent messages and their expiry), [`rate`] (the per-user message rate), `sharded`
+//! (the locked tables); this file is the [`Handler`]: connections opening and closing.
 
 pub mod auth;
+mod config;
 mod history;
 mod options;
 pub mod protocol;
 pub mod rate;
+mod requests;
+mod sharded;
 
+pub use config::ChatConfig;
 pub use options::Options;
+pub(crate) use sharded::{Sharded, SHARDS};
 
-use auth::{identify, valid_name, verify, AuthError, TokenRules};
+use auth::{identify, verify, AuthError, TokenRules};
 use history::Histories;
-use protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
+use protocol::{ClientMessage, ErrorCode, ServerMessage};
 use rate::TokenBucket;
-use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use ws_mio_server::config::{layered, seconds};
-use ws_mio_server::rooms::Join;
 use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
 use ws_proto::handshake::server::Request;
 use ws_proto::{CloseCode, Message, StatusCode};
@@ -37,146 +44,6 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 
 /// The close code for a user over the connection limit.
 pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4008);
-
-/// The chat's settings, each declared once: its flag, `WS_*` variable, default, help text and
-/// file key (the field's name, or its serde rename) come from the field's attributes.
-#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
-pub struct ChatConfig {
-    /// HS256 secret for tokens: with one, a connection needs a valid token (401 otherwise);
-    /// without one, everyone is a guest. An empty one is refused at start: it would verify
-    /// tokens anyone can sign.
-    #[arg(long, env = "WS_JWT_SECRET", hide_env_values = true)]
-    #[arg(value_name = "SECRET")]
-    #[serde(default)]
-    pub jwt_secret: Option<String>,
-    /// Seconds of clock skew allowed on a token's `exp` and `nbf`.
-    #[arg(
-        long,
-        env = "WS_JWT_LEEWAY",
-        default_value_t = 5,
-        value_name = "SECONDS"
-    )]
-    pub jwt_leeway: u64,
-    /// The `aud` a token must carry (any, or none, when unset).
-    #[arg(long, env = "WS_JWT_AUDIENCE", value_name = "AUDIENCE")]
-    #[serde(default)]
-    pub jwt_audience: Option<String>,
-    /// The `iss` a token must carry (any, or none, when unset).
-    #[arg(long, env = "WS_JWT_ISSUER", value_name = "ISSUER")]
-    #[serde(default)]
-    pub jwt_issuer: Option<String>,
-    /// Characters kept of a token's `name` claim, the display name (0: none shown).
-    #[arg(long, env = "WS_MAX_DISPLAY_NAME", default_value_t = 64)]
-    #[arg(value_name = "CHARS")]
-    pub max_display_name: usize,
-    /// Origins allowed to connect, comma-separated (403 for others); none allows all.
-    #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
-    #[arg(value_name = "ORIGINS")]
-    pub allowed_origins: Vec<String>,
-    /// Messages kept per room for history.
-    #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
-    pub history_size: usize,
-    /// Seconds a room without members keeps its history after its last message or member
-    /// left (zero: kept while the chat runs).
-    #[arg(long, env = "WS_HISTORY_IDLE_EXPIRY", default_value = "3600")]
-    #[arg(value_name = "SECONDS")]
-    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
-    #[serde(with = "seconds")]
-    pub history_idle_expiry: Duration,
-    /// Rooms that may hold history at once; past it, a new room keeps none until others
-    /// expire (its messages are still delivered).
-    #[arg(long, env = "WS_MAX_HISTORY_ROOMS", default_value_t = 10_000)]
-    #[arg(value_name = "N")]
-    pub max_history_rooms: usize,
-    /// Open connections per user; more are closed with 4008.
-    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
-    #[arg(value_name = "N")]
-    pub max_connections_per_user: usize,
-    /// Messages a second per user, sustained (a token bucket).
-    #[arg(long, env = "WS_RATE_LIMIT", default_value_t = 10.0)]
-    #[arg(value_name = "RATE")]
-    pub rate_limit: f64,
-    /// Messages a user may send in a burst.
-    #[arg(long, env = "WS_RATE_BURST", default_value_t = 20.0, value_name = "N")]
-    pub rate_burst: f64,
-    /// Refused messages after which a user's connection is closed with 1008 (not an option).
-    #[arg(skip = 20u32)]
-    pub abuse_limit: u32,
-    /// The largest client message, in bytes of JSON (`too_large` beyond).
-    #[arg(long = "max-chat-message", env = "WS_MAX_CHAT_MESSAGE")]
-    #[arg(default_value_t = 8192, value_name = "BYTES")]
-    #[serde(rename = "max_chat_message")]
-    pub max_message_bytes: usize,
-}
-
-impl Default for ChatConfig {
-    /// The declared defaults, as `--help` shows them; the environment plays no part.
-    fn default() -> Self {
-        layered::defaults()
-    }
-}
-
-impl ChatConfig {
-    /// Checks the values a type cannot: a positive rate and a burst of at least one message.
-    pub fn validate(&self) -> Result<(), ws_mio_server::config::ConfigError> {
-        use ws_mio_server::config::ConfigError::Invalid;
-        if !(self.rate_limit > 0.0 && self.rate_burst >= 1.0) {
-            return Err(Invalid("rate_limit"));
-        }
-        if self
-            .jwt_secret
-            .as_deref()
-            .is_some_and(|s| s.trim().is_empty())
-        {
-            return Err(Invalid(
-                "jwt_secret: it is set but empty (unset it to let everyone in as a guest)",
-            ));
-        }
-        Ok(())
-    }
-
-    /// What tokens must satisfy, if a secret is set.
-    fn token_rules(&self) -> Option<TokenRules> {
-        Some(TokenRules {
-            secret: self.jwt_secret.clone()?.into_bytes(),
-            leeway: self.jwt_leeway,
-            audience: self.jwt_audience.clone(),
-            issuer: self.jwt_issuer.clone(),
-            max_display_name: self.max_display_name,
-        })
-    }
-}
-
-/// A map split into shards by key, each behind its own lock.
-#[derive(Debug)]
-pub(crate) struct Sharded<T> {
-    shards: Box<[Mutex<T>]>,
-    hasher: RandomState,
-}
-
-impl<T: Default> Sharded<T> {
-    pub(crate) fn new(shards: usize) -> Sharded<T> {
-        Sharded {
-            shards: (0..shards).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-
-    pub(crate) fn lock(&self, key: &str) -> MutexGuard<'_, T> {
-        let i = self.hasher.hash_one(key) as usize % self.shards.len();
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Each shard in turn, locked.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = MutexGuard<'_, T>> {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// Shards of each table: enough that two workers rarely want the same one.
-const SHARDS: usize = 64;
 
 /// One connection, as the chat knows it.
 #[derive(Debug)]
@@ -365,164 +232,6 @@ impl Chat {
             );
         }
         false
-    }
-
-    /// One message of `who`: the user, and its display name.
-    fn handle(&self, ctx: &mut Context<'_>, who: (&str, Option<&str>), message: ClientMessage) {
-        let (user, name) = who;
-        let id = ctx.id();
-        match message {
-            ClientMessage::Join { room } => {
-                if !valid_name(&room) {
-                    return error(
-                        ctx,
-                        ErrorCode::InvalidMessage,
-                        "room names are 1 to 32 letters, digits, - _ .",
-                        None,
-                    );
-                }
-                let now = ctx.now();
-                let is_empty = |r: &str| ctx.room_size(r) == 0;
-                self.history.joining(&room, now, is_empty);
-                match ctx.join(&room) {
-                    Join::Joined { first_of_user } => {
-                        if first_of_user {
-                            presence(ctx, &room, who, "joined");
-                        }
-                    }
-                    Join::AlreadyMember => {}
-                    Join::TooManyRooms => error(ctx, ErrorCode::Forbidden, "too many rooms", None),
-                    Join::RoomFull => error(ctx, ErrorCode::Forbidden, "the room is full", None),
-                    Join::TooManyJoined => {
-                        error(ctx, ErrorCode::Forbidden, "in too many rooms", None)
-                    }
-                }
-            }
-            ClientMessage::Leave { room } => match ctx.leave(&room) {
-                None => error(ctx, ErrorCode::NotFound, "not in that room", None),
-                Some(left) => {
-                    if ctx.room_size(&room) == 0 {
-                        self.history.emptied(&room, ctx.now());
-                    }
-                    if left.last_of_user {
-                        presence(ctx, &room, who, "left");
-                    }
-                }
-            },
-            ClientMessage::Send {
-                room,
-                text,
-                id: client_id,
-            } => {
-                if !ctx.in_room(&room) {
-                    return error(
-                        ctx,
-                        ErrorCode::Forbidden,
-                        "join the room before sending to it",
-                        client_id.as_deref(),
-                    );
-                }
-                let message = RoomMessage {
-                    id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
-                    room,
-                    from: user.to_string(),
-                    name: name.map(str::to_string),
-                    text,
-                    ts: self.now_ms(),
-                };
-                publish(ctx, &message.room, &ServerMessage::Message(&message));
-                let ack = ServerMessage::Ack {
-                    id: client_id.as_deref(),
-                    msg_id: message.id,
-                    ts: message.ts,
-                };
-                send(ctx, id, &ack);
-                let now = ctx.now();
-                self.history
-                    .push(message, now, |r: &str| ctx.room_size(r) == 0);
-            }
-            ClientMessage::Direct {
-                to,
-                text,
-                id: client_id,
-            } => {
-                let recipients = self
-                    .users
-                    .lock(&to)
-                    .get(to.as_str())
-                    .map(|u| u.conns.clone());
-                let Some(recipients) = recipients else {
-                    return error(
-                        ctx,
-                        ErrorCode::NotFound,
-                        "no such user online",
-                        client_id.as_deref(),
-                    );
-                };
-                let (msg_id, ts) = (
-                    self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
-                    self.now_ms(),
-                );
-                let direct = ServerMessage::Direct {
-                    id: msg_id,
-                    from: user,
-                    name,
-                    to: &to,
-                    text: &text,
-                    ts,
-                };
-                for conn in recipients {
-                    send(ctx, conn, &direct);
-                }
-                let ack = ServerMessage::Ack {
-                    id: client_id.as_deref(),
-                    msg_id,
-                    ts,
-                };
-                send(ctx, id, &ack);
-            }
-            ClientMessage::Typing { room } => {
-                if !ctx.in_room(&room) {
-                    return error(ctx, ErrorCode::Forbidden, "join the room first", None);
-                }
-                let typing = ServerMessage::Typing {
-                    room: &room,
-                    user,
-                    name,
-                };
-                publish(ctx, &room, &typing);
-            }
-            ClientMessage::History { room, limit } => {
-                let limit = limit.unwrap_or(self.config.history_size);
-                let now = ctx.now();
-                let members = ctx.room_size(&room);
-                let is_empty = |r: &str| ctx.room_size(r) == 0;
-                let reply = self.history.read(&room, limit, now, is_empty, |messages| {
-                    // A room with members but no messages yet has an empty history.
-                    let messages = messages.or_else(|| (members > 0).then(Vec::new))?;
-                    Some(
-                        ServerMessage::History {
-                            room: &room,
-                            messages,
-                        }
-                        .to_json(),
-                    )
-                });
-                match reply {
-                    Some(reply) => ctx.send(id, Message::Text(reply.into())),
-                    None => error(ctx, ErrorCode::NotFound, "no such room", None),
-                }
-            }
-            // Taken by `on_message`, which has the connection's state.
-            ClientMessage::Refresh { .. } => {}
-            ClientMessage::Who { room } => {
-                let Some(users) = ctx.room_users(&room) else {
-                    return error(ctx, ErrorCode::NotFound, "no such room", None);
-                };
-                let users = users.iter().map(|u| &**u).collect();
-                send(ctx, id, &ServerMessage::Members { room: &room, users });
-            }
-        }
     }
 }
 

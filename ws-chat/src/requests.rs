@@ -1,0 +1,175 @@
+//! What each request of a client does: joining and leaving rooms, messages to a room or a
+//! user, typing, history, who is in a room.
+
+use crate::auth::valid_name;
+use crate::protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
+use crate::{error, presence, publish, send, Chat};
+use std::sync::atomic::Ordering;
+use ws_mio_server::rooms::Join;
+use ws_mio_server::Context;
+use ws_proto::Message;
+
+impl Chat {
+    /// One message of `who`: the user, and its display name.
+    pub(crate) fn handle(
+        &self,
+        ctx: &mut Context<'_>,
+        who: (&str, Option<&str>),
+        message: ClientMessage,
+    ) {
+        let (user, name) = who;
+        let id = ctx.id();
+        match message {
+            ClientMessage::Join { room } => {
+                if !valid_name(&room) {
+                    return error(
+                        ctx,
+                        ErrorCode::InvalidMessage,
+                        "room names are 1 to 32 letters, digits, - _ .",
+                        None,
+                    );
+                }
+                let now = ctx.now();
+                let is_empty = |r: &str| ctx.room_size(r) == 0;
+                self.history.joining(&room, now, is_empty);
+                match ctx.join(&room) {
+                    Join::Joined { first_of_user } => {
+                        if first_of_user {
+                            presence(ctx, &room, who, "joined");
+                        }
+                    }
+                    Join::AlreadyMember => {}
+                    Join::TooManyRooms => error(ctx, ErrorCode::Forbidden, "too many rooms", None),
+                    Join::RoomFull => error(ctx, ErrorCode::Forbidden, "the room is full", None),
+                    Join::TooManyJoined => {
+                        error(ctx, ErrorCode::Forbidden, "in too many rooms", None)
+                    }
+                }
+            }
+            ClientMessage::Leave { room } => match ctx.leave(&room) {
+                None => error(ctx, ErrorCode::NotFound, "not in that room", None),
+                Some(left) => {
+                    if ctx.room_size(&room) == 0 {
+                        self.history.emptied(&room, ctx.now());
+                    }
+                    if left.last_of_user {
+                        presence(ctx, &room, who, "left");
+                    }
+                }
+            },
+            ClientMessage::Send {
+                room,
+                text,
+                id: client_id,
+            } => {
+                if !ctx.in_room(&room) {
+                    return error(
+                        ctx,
+                        ErrorCode::Forbidden,
+                        "join the room before sending to it",
+                        client_id.as_deref(),
+                    );
+                }
+                let message = RoomMessage {
+                    id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    room,
+                    from: user.to_string(),
+                    name: name.map(str::to_string),
+                    text,
+                    ts: self.now_ms(),
+                };
+                publish(ctx, &message.room, &ServerMessage::Message(&message));
+                let ack = ServerMessage::Ack {
+                    id: client_id.as_deref(),
+                    msg_id: message.id,
+                    ts: message.ts,
+                };
+                send(ctx, id, &ack);
+                let now = ctx.now();
+                self.history
+                    .push(message, now, |r: &str| ctx.room_size(r) == 0);
+            }
+            ClientMessage::Direct {
+                to,
+                text,
+                id: client_id,
+            } => {
+                let recipients = self
+                    .users
+                    .lock(&to)
+                    .get(to.as_str())
+                    .map(|u| u.conns.clone());
+                let Some(recipients) = recipients else {
+                    return error(
+                        ctx,
+                        ErrorCode::NotFound,
+                        "no such user online",
+                        client_id.as_deref(),
+                    );
+                };
+                let (msg_id, ts) = (
+                    self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    self.now_ms(),
+                );
+                let direct = ServerMessage::Direct {
+                    id: msg_id,
+                    from: user,
+                    name,
+                    to: &to,
+                    text: &text,
+                    ts,
+                };
+                for conn in recipients {
+                    send(ctx, conn, &direct);
+                }
+                let ack = ServerMessage::Ack {
+                    id: client_id.as_deref(),
+                    msg_id,
+                    ts,
+                };
+                send(ctx, id, &ack);
+            }
+            ClientMessage::Typing { room } => {
+                if !ctx.in_room(&room) {
+                    return error(ctx, ErrorCode::Forbidden, "join the room first", None);
+                }
+                let typing = ServerMessage::Typing {
+                    room: &room,
+                    user,
+                    name,
+                };
+                publish(ctx, &room, &typing);
+            }
+            ClientMessage::History { room, limit } => {
+                let limit = limit.unwrap_or(self.config.history_size);
+                let now = ctx.now();
+                let members = ctx.room_size(&room);
+                let is_empty = |r: &str| ctx.room_size(r) == 0;
+                let reply = self.history.read(&room, limit, now, is_empty, |messages| {
+                    // A room with members but no messages yet has an empty history.
+                    let messages = messages.or_else(|| (members > 0).then(Vec::new))?;
+                    Some(
+                        ServerMessage::History {
+                            room: &room,
+                            messages,
+                        }
+                        .to_json(),
+                    )
+                });
+                match reply {
+                    Some(reply) => ctx.send(id, Message::Text(reply.into())),
+                    None => error(ctx, ErrorCode::NotFound, "no such room", None),
+                }
+            }
+            // Taken by `on_message`, which has the connection's state.
+            ClientMessage::Refresh { .. } => {}
+            ClientMessage::Who { room } => {
+                let Some(users) = ctx.room_users(&room) else {
+                    return error(ctx, ErrorCode::NotFound, "no such room", None);
+                };
+                let users = users.iter().map(|u| &**u).collect();
+                send(ctx, id, &ServerMessage::Members { room: &room, users });
+            }
+        }
+    }
+}
