@@ -35,7 +35,7 @@ pub const CHAT_DEFAULTS: &[(&str, &str)] = &[("max_message_size", "65536")];
 
 impl Options {
     /// The command line: name, version, about text, `--config FILE` (`WS_CONFIG`), every
-    /// option, with the chat's defaults ([`CHAT_DEFAULTS`]).
+    /// option, with the chat's defaults (`CHAT_DEFAULTS`: a 64 KiB message limit).
     pub fn command() -> Command {
         layered::with_defaults(layered::command::<Options>(base_command()), CHAT_DEFAULTS)
     }
