@@ -6,8 +6,8 @@
 //! way the event loop does, over pipes with a bounded "kernel buffer" each way. Clients are
 //! ws-proto client connections (they answer pings by themselves) or raw byte streams. Time
 //! moves only through [`TestServer::advance`], which wakes the workers at each deadline due on
-//! the way. [`movement`] is the in-memory event loop: how bytes move between the clients'
-//! pipes and the workers, a round at a time; [`observe`] is what the clients received and
+//! the way. `movement` is the in-memory event loop: how bytes move between the clients'
+//! pipes and the workers, a round at a time; `observe` is what the clients received and
 //! what the server holds for them.
 //!
 //! ```
