@@ -11,6 +11,10 @@ use ws_proto::handshake::HandshakeLimits;
 
 const CONNECTIONS: usize = 10_000;
 
+/// The two tests take turns: each loads the machine (ten thousand handshakes, a burst of
+/// 800 MB), and each waits, with a deadline, for what the other's load would slow down.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -37,6 +41,7 @@ fn open(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn holds_10000_idle_connections_under_1_kib_each() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     // Each process needs a descriptor per connection and a few more.
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
     assert!(
@@ -86,6 +91,7 @@ fn holds_10000_idle_connections_under_1_kib_each() {
 
 #[test]
 fn memory_a_burst_took_comes_back_once_it_is_over() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let server = common::ServerProcess::spawn(
         env!("CARGO_BIN_EXE_ws-mio-server"),
         // One client opens them all, faster than the handshake rate lets a client.
