@@ -8,12 +8,14 @@
 //! so workers handling different users and rooms do not wait on one lock.
 //!
 //! The modules: `config` (the settings), [`auth`] (tokens and names at the handshake),
-//! [`protocol`] (the JSON messages), `requests` (what each client request does), `history`
+//! [`protocol`] (the JSON messages), `requests` (what each client request does), `dedup`
+//! (retries taken once), `history`
 //! (rooms' recent messages and their expiry), [`rate`] (the per-user message rate), `sharded`
 //! (the locked tables); this file is the [`Handler`]: connections opening and closing.
 
 pub mod auth;
 mod config;
+mod dedup;
 mod history;
 mod options;
 pub mod protocol;
@@ -26,6 +28,7 @@ pub use options::Options;
 pub(crate) use sharded::{Sharded, SHARDS};
 
 use auth::{identify, verify, AuthError, TokenRules};
+use dedup::RecentIds;
 use history::Histories;
 use protocol::{ClientMessage, ErrorCode, ServerMessage};
 use rate::TokenBucket;
@@ -73,6 +76,8 @@ pub struct Chat {
     users: Sharded<HashMap<Arc<str>, User>>,
     /// Recent messages, by room.
     history: Histories,
+    /// Client ids of recent messages, so a retry does not post twice.
+    recent_ids: RecentIds,
     next_message_id: AtomicU64,
     /// Token checks, with a secret configured.
     token_rules: Option<TokenRules>,
@@ -152,6 +157,7 @@ impl Chat {
             ),
             config,
             users: Sharded::new(SHARDS),
+            recent_ids: RecentIds::new(SHARDS),
             next_message_id: AtomicU64::new(0),
             next_guest: AtomicU64::new(0),
             guest_names: RandomState::new(),

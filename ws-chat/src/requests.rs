@@ -2,6 +2,7 @@
 //! user, typing, history, who is in a room.
 
 use crate::auth::valid_name;
+use crate::dedup::{Claim, Taken};
 use crate::protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use crate::{error, presence, publish, send, Chat};
 use std::sync::atomic::Ordering;
@@ -70,21 +71,20 @@ impl Chat {
                         client_id.as_deref(),
                     );
                 }
+                let taken = match self.claim(ctx, user, client_id.as_deref()) {
+                    Claim::New(taken) => taken,
+                    Claim::Retry(taken) => return self.ack(ctx, client_id.as_deref(), taken),
+                };
                 let message = RoomMessage {
-                    id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    id: taken.msg_id,
                     room,
                     from: user.to_string(),
                     name: name.map(str::to_string),
                     text,
-                    ts: self.now_ms(),
+                    ts: taken.ts,
                 };
                 publish(ctx, &message.room, &ServerMessage::Message(&message));
-                let ack = ServerMessage::Ack {
-                    id: client_id.as_deref(),
-                    msg_id: message.id,
-                    ts: message.ts,
-                };
-                send(ctx, id, &ack);
+                self.ack(ctx, client_id.as_deref(), taken);
                 let now = ctx.now();
                 self.history
                     .push(message, now, |r: &str| ctx.room_size(r) == 0);
@@ -107,27 +107,22 @@ impl Chat {
                         client_id.as_deref(),
                     );
                 };
-                let (msg_id, ts) = (
-                    self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
-                    self.now_ms(),
-                );
+                let taken = match self.claim(ctx, user, client_id.as_deref()) {
+                    Claim::New(taken) => taken,
+                    Claim::Retry(taken) => return self.ack(ctx, client_id.as_deref(), taken),
+                };
                 let direct = ServerMessage::Direct {
-                    id: msg_id,
+                    id: taken.msg_id,
                     from: user,
                     name,
                     to: &to,
                     text: &text,
-                    ts,
+                    ts: taken.ts,
                 };
                 for conn in recipients {
                     send(ctx, conn, &direct);
                 }
-                let ack = ServerMessage::Ack {
-                    id: client_id.as_deref(),
-                    msg_id,
-                    ts,
-                };
-                send(ctx, id, &ack);
+                self.ack(ctx, client_id.as_deref(), taken);
             }
             ClientMessage::Typing { room } => {
                 if !ctx.in_room(&room) {
@@ -171,5 +166,27 @@ impl Chat {
                 send(ctx, id, &ServerMessage::Members { room: &room, users });
             }
         }
+    }
+
+    /// A new message's id and time, or, for a client id this user's message already had
+    /// within the window, that message's (a retry).
+    fn claim(&self, ctx: &Context<'_>, user: &str, client_id: Option<&str>) -> Claim {
+        let take = || Taken {
+            msg_id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+            ts: self.now_ms(),
+        };
+        match client_id {
+            Some(client_id) => self.recent_ids.claim(user, client_id, ctx.now(), take),
+            None => Claim::New(take()),
+        }
+    }
+
+    fn ack(&self, ctx: &mut Context<'_>, client_id: Option<&str>, taken: Taken) {
+        let ack = ServerMessage::Ack {
+            id: client_id,
+            msg_id: taken.msg_id,
+            ts: taken.ts,
+        };
+        send(ctx, ctx.id(), &ack);
     }
 }

@@ -405,3 +405,47 @@ fn the_message_rate_refills_on_the_servers_time_and_repeated_abuse_closes_with_1
         Some((1008, "rate limit exceeded repeatedly".to_string()))
     );
 }
+
+/// The messages of a type a client received so far, others skipped.
+fn all_of_type(chat: &mut Chatroom, client: ClientId, kind: &str) -> Vec<Value> {
+    chat.server
+        .messages(client)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Text(text) => serde_json::from_str::<Value>(&text).ok(),
+            Message::Binary(_) => None,
+        })
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_send_retried_with_its_client_id_after_a_reconnect_posts_once_within_the_window() {
+    let mut chat = Chatroom::new(ChatConfig::default());
+    let fred = chat.connect("/ws?name=fred");
+    chat.send(fred, json!({"type": "join", "room": "r"}));
+    let say = json!({"type": "send", "room": "r", "text": "only once", "id": "m1"});
+    let erin = chat.connect("/ws?name=erin");
+    chat.send(erin, json!({"type": "join", "room": "r"}));
+    chat.send(erin, say.clone());
+    let first = recv_type(&mut chat, erin, "ack");
+    assert_eq!(all_of_type(&mut chat, fred, "message").len(), 1);
+    // The connection is lost before the client saw its ack; it comes back and sends again.
+    chat.server.close(erin, ws_proto::CloseCode::NORMAL);
+    chat.advance(secs(30.0));
+    let erin = chat.connect("/ws?name=erin");
+    chat.send(erin, json!({"type": "join", "room": "r"}));
+    chat.send(erin, say.clone());
+    let again = recv_type(&mut chat, erin, "ack");
+    assert_eq!(again["msg_id"], first["msg_id"]);
+    assert_eq!(again["id"], "m1");
+    assert!(all_of_type(&mut chat, fred, "message").is_empty());
+    // Without an id, or past the window, a message is new.
+    chat.send(erin, json!({"type": "send", "room": "r", "text": "no id"}));
+    assert_eq!(all_of_type(&mut chat, fred, "message").len(), 1);
+    chat.advance(secs(120.0));
+    chat.send(erin, say);
+    let later = recv_type(&mut chat, erin, "ack");
+    assert_ne!(later["msg_id"], first["msg_id"]);
+    assert_eq!(all_of_type(&mut chat, fred, "message").len(), 1);
+}
