@@ -22,6 +22,25 @@ fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// The binary in echo mode with two workers, as both tests run it.
+fn echo_server() -> common::ServerProcess {
+    common::ServerProcess::spawn(
+        env!("CARGO_BIN_EXE_ws-mio-server"),
+        // One client opens every connection, faster than the handshake rate lets a client.
+        &[
+            "--workers",
+            "2",
+            "--mode",
+            "echo",
+            "--admin-listen",
+            "off",
+            "--handshake-rate",
+            "0",
+        ],
+        &[],
+    )
+}
+
 fn open(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(common::WAIT)).unwrap();
@@ -48,21 +67,7 @@ fn holds_10000_idle_connections_under_1_kib_each() {
         limit >= CONNECTIONS as u64 + 100,
         "open-file limit {limit} is too low"
     );
-    let server = common::ServerProcess::spawn(
-        env!("CARGO_BIN_EXE_ws-mio-server"),
-        // One client opens them all, faster than the handshake rate lets a client.
-        &[
-            "--workers",
-            "2",
-            "--mode",
-            "echo",
-            "--admin-listen",
-            "off",
-            "--handshake-rate",
-            "0",
-        ],
-        &[],
-    );
+    let server = echo_server();
     let addr = server.addr;
     // Warm up so allocator arenas and worker buffers exist before the baseline.
     let warm: Vec<TcpStream> = (0..100).map(|_| open(addr)).collect();
@@ -92,21 +97,7 @@ fn holds_10000_idle_connections_under_1_kib_each() {
 #[test]
 fn memory_a_burst_took_comes_back_once_it_is_over() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let server = common::ServerProcess::spawn(
-        env!("CARGO_BIN_EXE_ws-mio-server"),
-        // One client opens them all, faster than the handshake rate lets a client.
-        &[
-            "--workers",
-            "2",
-            "--mode",
-            "echo",
-            "--admin-listen",
-            "off",
-            "--handshake-rate",
-            "0",
-        ],
-        &[],
-    );
+    let server = echo_server();
     let pid = server.child.id();
     let warm: Vec<TcpStream> = (0..20).map(|_| open(server.addr)).collect();
     drop(warm);
