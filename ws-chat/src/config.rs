@@ -2,8 +2,7 @@
 
 use crate::auth::TokenRules;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
-use ws_mio_server::config::{layered, seconds};
+use ws_mio_server::config::layered;
 
 /// The chat's settings, each declared once: its flag, `WS_*` variable, default, help text and
 /// file key (the field's name, or its serde rename) come from the field's attributes.
@@ -40,21 +39,6 @@ pub struct ChatConfig {
     #[arg(long, env = "WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     #[arg(value_name = "ORIGINS")]
     pub allowed_origins: Vec<String>,
-    /// Messages kept per room for history.
-    #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
-    pub history_size: usize,
-    /// Seconds a room without members keeps its history after its last message or member
-    /// left (zero: kept while the chat runs).
-    #[arg(long, env = "WS_HISTORY_IDLE_EXPIRY", default_value = "3600")]
-    #[arg(value_name = "SECONDS")]
-    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
-    #[serde(with = "seconds")]
-    pub history_idle_expiry: Duration,
-    /// Rooms that may hold history at once; past it, a new room keeps none until others
-    /// expire (its messages are still delivered).
-    #[arg(long, env = "WS_MAX_HISTORY_ROOMS", default_value_t = 10_000)]
-    #[arg(value_name = "N")]
-    pub max_history_rooms: usize,
     /// Open connections per user; more are closed with 4008.
     #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     #[arg(value_name = "N")]

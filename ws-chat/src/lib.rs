@@ -2,21 +2,22 @@
 //! indicators, identity at the handshake, per-user limits, and a web page, written against the
 //! public [`Handler`] API only.
 //!
-//! Who is in which room is the server's ([`Context::in_room`], [`Context::room_users`]); the
-//! chat keeps only what is its own: each connection's identity (its [`Handler::Conn`]), each
-//! user's connections and rate bucket, and each room's history, in shards (by user, by room)
-//! so workers handling different users and rooms do not wait on one lock.
+//! Who is in which room is the server's ([`Context::in_room`], [`Context::room_users`]), and
+//! so is each room's history ([`ws_mio_server::history`]: room messages are recorded, each
+//! with its offset and epoch, so a client that comes back is sent what it missed); the chat
+//! keeps only what is its own: each connection's identity (its [`Handler::Conn`]), each user's
+//! connections and rate bucket, in shards (by user) so workers handling different users do not
+//! wait on one lock.
 //!
 //! The modules: `config` (the settings), [`auth`] (tokens and names at the handshake),
 //! [`protocol`] (the JSON messages), `requests` (what each client request does), `dedup`
-//! (retries taken once), `history`
-//! (rooms' recent messages and their expiry), [`rate`] (the per-user message rate), `sharded`
-//! (the locked tables); this file is the [`Handler`]: connections opening and closing.
+//! (retries taken once), [`rate`] (the per-user message rate), `sharded` (the locked tables);
+//! this file is the [`Handler`]: connections opening and closing, messages rendered with
+//! their position, and answers from rooms' histories.
 
 pub mod auth;
 mod config;
 mod dedup;
-mod history;
 mod options;
 pub mod protocol;
 pub mod rate;
@@ -29,8 +30,7 @@ pub(crate) use sharded::{Sharded, SHARDS};
 
 use auth::{identify, verify, AuthError, TokenRules};
 use dedup::RecentIds;
-use history::Histories;
-use protocol::{ClientMessage, ErrorCode, ServerMessage};
+use protocol::{with_position, ClientMessage, ErrorCode, ServerMessage};
 use rate::TokenBucket;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -38,6 +38,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ws_mio_server::history::{Answer, Outcome, Position, Want};
 use ws_mio_server::{CloseInfo, ConnId, Context, Handler, HttpResponse, OpenDecision, OpenRequest};
 use ws_proto::handshake::server::Request;
 use ws_proto::{CloseCode, Message, StatusCode};
@@ -74,8 +75,6 @@ pub struct Chat {
     config: ChatConfig,
     /// Users with a connection, by name.
     users: Sharded<HashMap<Arc<str>, User>>,
-    /// Recent messages, by room.
-    history: Histories,
     /// Client ids of recent messages, so a retry does not post twice.
     recent_ids: RecentIds,
     next_message_id: AtomicU64,
@@ -147,14 +146,6 @@ impl Chat {
         Chat {
             clock: WallClock(Box::new(clock)),
             token_rules: config.token_rules(),
-            history: Histories::new(
-                SHARDS,
-                history::Limits {
-                    size: config.history_size,
-                    rooms: config.max_history_rooms,
-                    idle_expiry: config.history_idle_expiry,
-                },
-            ),
             config,
             users: Sharded::new(SHARDS),
             recent_ids: RecentIds::new(SHARDS),
@@ -192,12 +183,6 @@ impl Chat {
         ctx.expire_after(Some(token.expires.saturating_sub(now)));
         let exp = token.exp.max(0.0) as u64;
         send(ctx, ctx.id(), &ServerMessage::Refreshed { exp });
-    }
-
-    /// Rooms holding history now, for tests of its expiry (rooms whose history expired but
-    /// that no call has looked at since are counted).
-    pub fn rooms_with_history(&self) -> usize {
-        self.history.rooms()
     }
 
     /// Users with a connection counted against their limit, and those connections: what the
@@ -346,9 +331,6 @@ impl Handler for Chat {
             return;
         }
         for left in &info.left {
-            if ctx.room_size(&left.room) == 0 {
-                self.history.emptied(&left.room, ctx.now());
-            }
             if left.last_of_user {
                 presence(ctx, &left.room, (&conn.user, conn.name.as_deref()), "left");
             }
@@ -360,6 +342,42 @@ impl Handler for Chat {
                 users.remove(&conn.user);
             }
         }
+    }
+
+    /// A room message gets its position as its last fields (see [`with_position`]).
+    fn render(&self, _room: &str, position: Option<&Position>, payload: &Message) -> Message {
+        match payload {
+            Message::Text(object) => Message::Text(with_position(object, position).into()),
+            Message::Binary(_) => payload.clone(),
+        }
+    }
+
+    fn on_history(&self, ctx: &mut Context<'_>, _conn: &mut ChatConn, answer: &Answer) {
+        let room = &answer.read.room;
+        let page = &answer.page;
+        if answer.read.join {
+            let asked = matches!(answer.read.want, Want::Since(_));
+            let joined = ServerMessage::Joined {
+                room,
+                epoch: page.position.as_ref().map(|p| p.epoch.as_str()),
+                offset: page.position.as_ref().map(|p| p.offset),
+                recovered: asked.then_some(page.outcome == Outcome::Recovered),
+                missed: page.messages.len(),
+            };
+            return send(ctx, ctx.id(), &joined);
+        }
+        // A room never used (or whose history expired, with nobody in it) is not found; one
+        // with members but no message yet has an empty history.
+        if page.position.is_none() && ctx.room_size(room) == 0 {
+            return error(ctx, ErrorCode::NotFound, "no such room", None);
+        }
+        let raw = |m: &Message| match m {
+            Message::Text(text) => serde_json::value::RawValue::from_string(text.to_string()).ok(),
+            Message::Binary(_) => None,
+        };
+        let kept: Vec<_> = page.messages.iter().filter_map(raw).collect();
+        let messages = kept.iter().map(|m| &**m).collect();
+        send(ctx, ctx.id(), &ServerMessage::History { room, messages });
     }
 
     fn on_http(&self, request: &Request) -> HttpResponse {

@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(options.chat, ChatConfig::default());
         assert_eq!(options.cluster.redis, None, "on its own unless asked");
         assert_eq!(
-            (options.chat.history_size, options.chat.max_message_bytes),
+            (options.server.history_size, options.chat.max_message_bytes),
             (100, 8192)
         );
     }

@@ -6,10 +6,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// Enter a room.
+    /// Enter a room; coming back, with the position of the last message of it seen, to be
+    /// sent what was missed.
     Join {
         /// The room.
         room: String,
+        /// The epoch of the last message seen (with `offset`).
+        #[serde(default)]
+        epoch: Option<String>,
+        /// The offset of the last message seen (with `epoch`).
+        #[serde(default)]
+        offset: Option<u64>,
     },
     /// Leave a room.
     Leave {
@@ -59,7 +66,8 @@ pub enum ClientMessage {
     },
 }
 
-/// A message as stored in history and delivered to a room.
+/// A message as published to a room, before its position is known; delivered (and kept in
+/// history) with `"offset"` and `"epoch"` added ([`with_position`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomMessage {
     /// The server's id for it.
@@ -96,7 +104,7 @@ pub enum ErrorCode {
 }
 
 /// What the server sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage<'a> {
     /// Who the connection is.
@@ -109,8 +117,25 @@ pub enum ServerMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<&'a str>,
     },
-    /// A room message.
+    /// A room message (as published; see [`with_position`]).
     Message(&'a RoomMessage),
+    /// A room was joined: where its history stands, and whether what was missed follows.
+    Joined {
+        /// The room.
+        room: &'a str,
+        /// The room's epoch, when it has a history now.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
+        /// The offset of its last message (0: none yet), when it has a history now.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        /// For a join with a position: whether every message missed follows (true), or the
+        /// history no longer reaches back, or could not be read (false).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// How many missed messages follow.
+        missed: usize,
+    },
     /// A direct message.
     Direct {
         /// The server's id.
@@ -159,12 +184,12 @@ pub enum ServerMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<&'a str>,
     },
-    /// A room's recent messages, oldest first.
+    /// A room's recent messages, oldest first, each as it was delivered.
     History {
         /// The room.
         room: &'a str,
         /// The messages.
-        messages: Vec<&'a RoomMessage>,
+        messages: Vec<&'a serde_json::value::RawValue>,
     },
     /// Who is in a room.
     Members {
@@ -197,6 +222,35 @@ impl ServerMessage<'_> {
     }
 }
 
+/// A room message's JSON object (`{...}`, as [`ServerMessage::Message`] writes it) with its
+/// position in the room's history added as its last fields, `"offset"` and `"epoch"`: one copy,
+/// no parsing, since the object is the chat's own and an epoch is letters and digits. Without
+/// a position (the history out of reach) it stays as it is.
+///
+/// ```
+/// use ws_chat::protocol::with_position;
+/// use ws_mio_server::history::{Epoch, Position};
+/// let at = Position { epoch: Epoch::parse("e1").unwrap(), offset: 7 };
+/// assert_eq!(with_position(r#"{"type":"message"}"#, Some(&at)),
+///            r#"{"type":"message","offset":7,"epoch":"e1"}"#);
+/// ```
+pub fn with_position(object: &str, position: Option<&ws_mio_server::history::Position>) -> String {
+    let (Some(position), Some(body)) = (position, object.strip_suffix('}')) else {
+        return object.to_string();
+    };
+    let mut out = String::with_capacity(object.len() + 48);
+    out.push_str(body);
+    if body.len() > 1 {
+        out.push(',');
+    }
+    out.push_str("\"offset\":");
+    out.push_str(&position.offset.to_string());
+    out.push_str(",\"epoch\":\"");
+    out.push_str(position.epoch.as_str());
+    out.push_str("\"}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +273,16 @@ mod tests {
         assert!(
             serde_json::from_str::<ClientMessage>(r#"{"type":"join","room":"a","extra":1}"#)
                 .is_err()
+        );
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","room":"a","epoch":"e","offset":3}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Join {
+                room: "a".into(),
+                epoch: Some("e".into()),
+                offset: Some(3)
+            }
         );
         let m: ClientMessage = serde_json::from_str(r#"{"type":"refresh","token":"t"}"#).unwrap();
         assert_eq!(m, ClientMessage::Refresh { token: "t".into() });

@@ -6,6 +6,7 @@ use crate::dedup::{Claim, Taken};
 use crate::protocol::{ClientMessage, ErrorCode, RoomMessage, ServerMessage};
 use crate::{error, presence, publish, send, Chat};
 use std::sync::atomic::Ordering;
+use ws_mio_server::history::{Epoch, Position};
 use ws_mio_server::rooms::Join;
 use ws_mio_server::Context;
 use ws_proto::Message;
@@ -21,7 +22,11 @@ impl Chat {
         let (user, name) = who;
         let id = ctx.id();
         match message {
-            ClientMessage::Join { room } => {
+            ClientMessage::Join {
+                room,
+                epoch,
+                offset,
+            } => {
                 if !valid_name(&room) {
                     return error(
                         ctx,
@@ -30,10 +35,21 @@ impl Chat {
                         None,
                     );
                 }
-                let now = ctx.now();
-                let is_empty = |r: &str| ctx.room_size(r) == 0;
-                self.history.joining(&room, now, is_empty);
-                match ctx.join(&room) {
+                let since = match (epoch, offset) {
+                    (None, None) => None,
+                    (Some(epoch), Some(offset)) => match Epoch::parse(&epoch) {
+                        Some(epoch) => Some(Position { epoch, offset }),
+                        None => {
+                            let reason = "an epoch is 1 to 32 letters and digits";
+                            return error(ctx, ErrorCode::InvalidMessage, reason, None);
+                        }
+                    },
+                    _ => {
+                        let reason = "epoch and offset come together";
+                        return error(ctx, ErrorCode::InvalidMessage, reason, None);
+                    }
+                };
+                match ctx.join_with_history(&room, since) {
                     Join::Joined { first_of_user } => {
                         if first_of_user {
                             presence(ctx, &room, who, "joined");
@@ -50,9 +66,6 @@ impl Chat {
             ClientMessage::Leave { room } => match ctx.leave(&room) {
                 None => error(ctx, ErrorCode::NotFound, "not in that room", None),
                 Some(left) => {
-                    if ctx.room_size(&room) == 0 {
-                        self.history.emptied(&room, ctx.now());
-                    }
                     if left.last_of_user {
                         presence(ctx, &room, who, "left");
                     }
@@ -83,11 +96,9 @@ impl Chat {
                     text,
                     ts: taken.ts,
                 };
-                publish(ctx, &message.room, &ServerMessage::Message(&message));
+                let json = ServerMessage::Message(&message).to_json();
+                ctx.publish_recorded(&message.room, Message::Text(json.into()));
                 self.ack(ctx, client_id.as_deref(), taken);
-                let now = ctx.now();
-                self.history
-                    .push(message, now, |r: &str| ctx.room_size(r) == 0);
             }
             ClientMessage::Direct {
                 to,
@@ -136,25 +147,8 @@ impl Chat {
                 publish(ctx, &room, &typing);
             }
             ClientMessage::History { room, limit } => {
-                let limit = limit.unwrap_or(self.config.history_size);
-                let now = ctx.now();
-                let members = ctx.room_size(&room);
-                let is_empty = |r: &str| ctx.room_size(r) == 0;
-                let reply = self.history.read(&room, limit, now, is_empty, |messages| {
-                    // A room with members but no messages yet has an empty history.
-                    let messages = messages.or_else(|| (members > 0).then(Vec::new))?;
-                    Some(
-                        ServerMessage::History {
-                            room: &room,
-                            messages,
-                        }
-                        .to_json(),
-                    )
-                });
-                match reply {
-                    Some(reply) => ctx.send(id, Message::Text(reply.into())),
-                    None => error(ctx, ErrorCode::NotFound, "no such room", None),
-                }
+                // The answer comes to `on_history`.
+                ctx.read_history(&room, limit.unwrap_or(usize::MAX));
             }
             // Taken by `on_message`, which has the connection's state.
             ClientMessage::Refresh { .. } => {}

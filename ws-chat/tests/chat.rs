@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ws_chat::{Chat, ChatConfig};
-use ws_mio_server::{Server, ServerHandle};
+use ws_mio_server::{Config, Server, ServerHandle};
 use ws_proto::{CloseCode, Event, Message};
 
 const SECRET: &str = "test secret";
@@ -99,10 +99,15 @@ fn every_message_type() {
         (Some("alice"), Some("lobby"), Some("hello"))
     );
     assert!(m["id"].as_u64().is_some() && m["ts"].as_u64().unwrap() > 1_600_000_000_000);
-    let own = alice.recv_type("message");
-    assert_eq!(own["id"], m["id"]);
+    // The ack at once; the message, numbered in the room's history, through the room.
     let ack = alice.recv_type("ack");
     assert_eq!((ack["id"].as_str(), &ack["msg_id"]), (Some("c1"), &m["id"]));
+    let own = alice.recv_type("message");
+    assert_eq!(own["id"], m["id"]);
+    assert_eq!(
+        (own["offset"].as_u64(), &own["epoch"]),
+        (Some(1), &m["epoch"])
+    );
 
     // typing.
     bob.send(json!({"type": "typing", "room": "lobby"}));
@@ -377,10 +382,11 @@ fn origins_outside_the_allowlist_get_403() {
 
 #[test]
 fn history_after_a_rejoin() {
-    let (addr, handle, server) = start(ChatConfig {
+    let config = Config {
         history_size: 3,
-        ..ChatConfig::default()
-    });
+        ..common::test_config()
+    };
+    let (addr, handle, server) = common::start(config, Chat::new(ChatConfig::default()));
     let mut g = User::guest(addr, "gina");
     g.join("news", "gina");
     for i in 0..5 {

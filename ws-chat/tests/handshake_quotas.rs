@@ -199,7 +199,6 @@ impl Run {
                 max_connections_per_user: PER_USER,
                 rate_limit: 1000.0,
                 rate_burst: 1000.0,
-                history_idle_expiry: Duration::from_secs(5),
                 ..ChatConfig::default()
             },
             move || Duration::from_millis(clock.load(Ordering::Relaxed)),
@@ -213,6 +212,7 @@ impl Run {
             close_timeout: Duration::from_secs(1),
             ping_interval: Duration::from_secs(5),
             pong_timeout: Duration::from_secs(5),
+            history_idle_expiry: Duration::from_secs(5),
             ..Config::default()
         };
         Run {

@@ -28,15 +28,19 @@ struct Chatroom {
 
 impl Chatroom {
     fn new(chat: ChatConfig) -> Chatroom {
+        let config = Config {
+            workers: 2,
+            ..Config::default()
+        };
+        Chatroom::with_server(chat, config)
+    }
+
+    fn with_server(chat: ChatConfig, config: Config) -> Chatroom {
         let wall_ms = Arc::new(AtomicU64::new(EPOCH * 1000));
         let clock = wall_ms.clone();
         let chat = Chat::with_clock(chat, move || {
             Duration::from_millis(clock.load(Ordering::Relaxed))
         });
-        let config = Config {
-            workers: 2,
-            ..Config::default()
-        };
         Chatroom {
             server: TestServer::new(config, chat),
             wall_ms,
@@ -291,12 +295,17 @@ fn a_tokens_name_is_only_a_display_name_cleaned_and_capped_and_never_an_identity
 
 /// A chat whose empty rooms keep their history for ten minutes.
 fn forgetful() -> Chatroom {
-    Chatroom::new(ChatConfig {
-        history_idle_expiry: secs(600.0),
+    let chat = ChatConfig {
         rate_limit: 1000.0,
         rate_burst: 1000.0,
         ..ChatConfig::default()
-    })
+    };
+    let server = Config {
+        workers: 2,
+        history_idle_expiry: secs(600.0),
+        ..Config::default()
+    };
+    Chatroom::with_server(chat, server)
 }
 
 fn history_of(chat: &mut Chatroom, client: ClientId, room: &str) -> Value {
@@ -332,7 +341,7 @@ fn an_empty_room_idle_for_the_history_idle_expiry_loses_its_history_and_one_with
     chat.advance(secs(36_000.0));
     chat.server.messages(bob);
     assert_eq!(history_of(&mut chat, bob, "kept")[0]["text"], "kept");
-    assert_eq!(chat.server.handler().rooms_with_history(), 1);
+    assert_eq!(chat.server.rooms_with_history(), 1);
 }
 
 #[test]
@@ -368,7 +377,7 @@ fn rooms_with_history_do_not_pile_up_when_rooms_are_used_once() {
         chat.server.messages(alice);
         chat.advance(secs(6.0));
     }
-    let left = chat.server.handler().rooms_with_history();
+    let left = chat.server.rooms_with_history();
     assert!(left < 250, "{left} rooms still hold history");
     assert!(left >= 100, "the last expiry's rooms keep theirs: {left}");
 }

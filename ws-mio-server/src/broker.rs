@@ -6,9 +6,16 @@
 //! to the local members the same way, encoded once, and never back to the broker: a message
 //! crosses between instances once and cannot loop.
 //!
-//! The default, [`Local`], does nothing: one instance needs nothing carried. A broker over
-//! Redis lives in its own crate (`ws-redis`), so the server itself does not depend on a Redis
-//! client.
+//! Recorded messages ([`crate::Context::publish_recorded`], [`crate::history`]) are numbered
+//! and kept by the broker when it [`Broker::records`]: it delivers each, numbered, to every
+//! instance's members in the order of its offsets ([`Delivery::deliver_recorded`], this
+//! instance's included), and answers reads of a room's history ([`Broker::read`],
+//! [`Delivery::answer`]). A broker that does not record leaves that to the server, which keeps
+//! each room's history in memory.
+//!
+//! The default, [`Local`], does nothing: one instance needs nothing carried, and its history
+//! is the server's own. A broker over Redis lives in its own crate (`ws-redis`), so the server
+//! itself does not depend on a Redis client.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +46,7 @@
 //! assert_eq!(interest.0.load(Ordering::Relaxed), 0);
 //! ```
 
+use crate::history::{Answer, Position, Read};
 use crate::metrics::{add, Metrics};
 use crate::worker::remote::{Offered, Peer, Remote, RoomMessage};
 use std::sync::Arc;
@@ -68,12 +76,53 @@ pub trait Broker: Send + Sync + 'static {
     /// members already.
     fn publish(&self, room: &Arc<str>, message: &Message);
 
+    /// Whether this broker numbers and keeps recorded messages itself ([`Self::record`],
+    /// [`Self::read`]). The default does not: the server does, in memory.
+    fn records(&self) -> bool {
+        false
+    }
+
+    /// A recorded message was published to `room` here (only called when [`Self::records`]):
+    /// number it, keep it, and deliver it to the members of every instance, this one's
+    /// through [`Delivery::deliver_recorded`], in the order of the room's offsets. When that
+    /// cannot be done now, deliver it here without a position, so local members still get it.
+    fn record(&self, room: &Arc<str>, payload: &Message) {
+        let _ = (room, payload);
+    }
+
+    /// A connection asks to read a room's history (only called when [`Self::records`]):
+    /// answer through [`Delivery::answer`], always (with [`crate::history::Page::unavailable`]
+    /// when the history is out of reach), since a joining connection waits for the answer to
+    /// get the room's messages.
+    fn read(&self, read: Read) {
+        let _ = read;
+    }
+
+    /// How well it works now: `/readyz` and `/metrics` on the admin listener report it.
+    fn health(&self) -> Health {
+        Health::Healthy
+    }
+
     /// Appends the broker's own metrics, in Prometheus text, to what the admin listener's
     /// `/metrics` serves. The default has none.
     fn write_metrics(&self, out: &mut String) {
         let _ = out;
     }
 }
+
+/// How well a broker works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// As it should.
+    Healthy,
+    /// This instance serves its own clients, but what crosses between instances does not (the
+    /// broker's store is out of reach): the reason, for people.
+    Degraded(&'static str),
+}
+
+/// Renders a recorded message for delivery once its position is known: the handler's
+/// [`crate::Handler::render`].
+pub(crate) type Render = Arc<dyn Fn(&str, Option<&Position>, &Message) -> Message + Send + Sync>;
 
 /// The broker of a single instance: nothing to carry, so nothing done.
 #[derive(Debug, Default, Clone, Copy)]
@@ -87,23 +136,66 @@ impl Broker for Local {
 
 /// Where a broker delivers a message published on another instance: to this instance's
 /// members of the room, on every worker. Cheap to clone; usable from any thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Delivery {
     peers: Arc<[Peer]>,
     metrics: Metrics,
+    render: Render,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("workers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Delivery {
-    pub(crate) fn new(peers: Arc<[Peer]>, metrics: Metrics) -> Delivery {
-        Delivery { peers, metrics }
+    pub(crate) fn new(peers: Arc<[Peer]>, metrics: Metrics, render: Render) -> Delivery {
+        Delivery {
+            peers,
+            metrics,
+            render,
+        }
     }
 
-    /// Queues `message` for `room`'s local members: encoded once, offered once to each
-    /// worker's bounded inbox without waiting. A worker whose inbox is full misses it
-    /// (counted in `ws_inbox_drops_total`), as for a message from another worker. It does not
-    /// go to the broker again.
-    pub fn publish(&self, room: &str, message: &Message) {
-        let outgoing = RoomMessage::new(message.clone());
+    /// Delivers a recorded message to `room`'s local members, at `position` (`None`: it has
+    /// none, its history being out of reach): rendered by the handler and encoded once, then
+    /// offered to each worker's bounded inbox as [`Self::publish`] does. Returns it as
+    /// rendered, for a history to keep. Calls for one room must come in the order of its
+    /// offsets (from one thread, or under the room's lock).
+    pub fn deliver_recorded(
+        &self,
+        room: &str,
+        position: Option<&Position>,
+        payload: &Message,
+    ) -> Message {
+        let rendered = (self.render)(room, position, payload);
+        let outgoing = RoomMessage::at(rendered.clone(), position.cloned());
+        self.offer_all(room, outgoing);
+        rendered
+    }
+
+    /// Hands the answer to a read to the worker of the connection that asked, waiting for
+    /// room in its inbox (an answer is never dropped: a joining connection waits for it).
+    /// For a broker's own threads; a worker never calls it.
+    pub fn answer(&self, answer: Answer) {
+        let Some(peer) = self.peers.get(answer.read.conn.worker()) else {
+            return;
+        };
+        if peer.inbox.send(Remote::Answer(Box::new(answer))).is_ok() {
+            peer.wake();
+        }
+    }
+
+    /// Renders a message as [`Self::deliver_recorded`] does, without delivering it: for a
+    /// broker filling a history from its store.
+    pub fn render(&self, room: &str, position: Option<&Position>, payload: &Message) -> Message {
+        (self.render)(room, position, payload)
+    }
+
+    fn offer_all(&self, room: &str, outgoing: RoomMessage) {
         let room: Arc<str> = Arc::from(room);
         for (i, peer) in self.peers.iter().enumerate() {
             match peer.offer(Remote::Publish(room.clone(), outgoing.clone())) {
@@ -112,5 +204,13 @@ impl Delivery {
                 Offered::Gone => {}
             }
         }
+    }
+
+    /// Queues `message` for `room`'s local members: encoded once, offered once to each
+    /// worker's bounded inbox without waiting. A worker whose inbox is full misses it
+    /// (counted in `ws_inbox_drops_total`), as for a message from another worker. It does not
+    /// go to the broker again.
+    pub fn publish(&self, room: &str, message: &Message) {
+        self.offer_all(room, RoomMessage::new(message.clone()));
     }
 }

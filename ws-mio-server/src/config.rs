@@ -217,6 +217,21 @@ pub struct Config {
     #[arg(long, env = "WS_MAX_ROOMS_PER_CONNECTION", default_value_t = 64)]
     #[arg(value_name = "N")]
     pub max_rooms_per_connection: usize,
+    /// Recorded messages kept per room for history and recovery ([`crate::history`]).
+    #[arg(long, env = "WS_HISTORY_SIZE", default_value_t = 100, value_name = "N")]
+    pub history_size: usize,
+    /// Seconds a room without members keeps its history after its last message or member
+    /// left (zero: kept while the server runs).
+    #[arg(long, env = "WS_HISTORY_IDLE_EXPIRY", default_value = "3600")]
+    #[arg(value_name = "SECONDS")]
+    #[arg(value_parser = seconds::parse, allow_negative_numbers = true)]
+    #[serde(with = "seconds")]
+    pub history_idle_expiry: Duration,
+    /// Rooms that may hold history at once; past it, a new room keeps none until others
+    /// expire (its messages are still delivered, without a position).
+    #[arg(long, env = "WS_MAX_HISTORY_ROOMS", default_value_t = 10_000)]
+    #[arg(value_name = "N")]
+    pub max_history_rooms: usize,
 }
 
 /// Half of the machine's memory (from /proc/meminfo), or 1 GiB where that cannot be read.
@@ -236,6 +251,15 @@ fn one_per_core() -> usize {
 }
 
 impl Config {
+    /// What rooms' histories may hold.
+    pub fn history_limits(&self) -> crate::history::HistoryLimits {
+        crate::history::HistoryLimits {
+            size: self.history_size,
+            rooms: self.max_history_rooms,
+            idle_expiry: self.history_idle_expiry,
+        }
+    }
+
     /// The permessage-deflate settings, if compression is on.
     pub fn deflate(&self) -> Option<ws_proto::deflate::DeflateConfig> {
         self.compression.then(|| ws_proto::deflate::DeflateConfig {

@@ -6,6 +6,7 @@
 //! engine, handler, fanout, write queues, socket. Room membership is the server's
 //! ([`crate::rooms::RoomRegistry`]): a handler asks it, and keeps no copy of who is where.
 
+use crate::history::{Answer, Position, Read, Want};
 use crate::rooms::{Join, RoomRegistry};
 use bytes::Bytes;
 use std::fmt;
@@ -253,6 +254,25 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (ctx, conn, info);
     }
 
+    /// Renders a recorded message ([`Context::publish_recorded`]) for its room's members once
+    /// its place in the room's history is known (`None`: it has none, the history being out
+    /// of reach): called once per message per instance, whichever worker or thread delivers
+    /// it, and what it returns is what every member gets and what the history keeps. The
+    /// default sends the payload as it is.
+    fn render(&self, room: &str, position: Option<&Position>, payload: &Message) -> Message {
+        let _ = (room, position);
+        payload.clone()
+    }
+
+    /// A read of a room's history that connection `ctx.id()` asked for has its answer
+    /// ([`Context::join_with_history`], [`Context::read_history`]). When it came with a join
+    /// (`answer.read.join`), the page's messages are sent to the connection after what this
+    /// call sends, and the live ones after them; a connection that left the room meanwhile
+    /// gets no call. The default does nothing.
+    fn on_history(&self, ctx: &mut Context<'_>, conn: &mut Self::Conn, answer: &Answer) {
+        let _ = (ctx, conn, answer);
+    }
+
     /// A plain HTTP request (no upgrade) arrived on the public listener. The server answers
     /// nothing there itself: `/metrics`, `/healthz` and `/readyz` are on the admin listener.
     fn on_http(&self, request: &Request) -> HttpResponse {
@@ -271,6 +291,11 @@ pub(crate) enum Command {
     Join(ConnId, Arc<str>),
     Leave(ConnId, Arc<str>),
     Publish(Arc<str>, Message),
+    /// A message to number and keep in the room's history, then deliver.
+    Record(Arc<str>, Message),
+    /// The connection reads a room's history (joining the room with it, when the read says
+    /// so: the registry knows already; the fanout index follows once the answer is sent).
+    Read(Read),
     /// The connection's credentials expire after this long from now; `None`: never.
     Expire(ConnId, Option<Duration>),
 }
@@ -284,7 +309,8 @@ impl Command {
             | Command::Join(id, _)
             | Command::Leave(id, _)
             | Command::Expire(id, _) => Some(*id),
-            Command::Publish(..) => None,
+            Command::Read(read) => Some(read.conn),
+            Command::Publish(..) | Command::Record(..) => None,
         }
     }
 }
@@ -474,6 +500,80 @@ impl Context<'_> {
     pub fn publish(&mut self, room: &str, message: Message) {
         self.commands
             .push(Command::Publish(Arc::from(room), message));
+    }
+
+    /// Publishes a message that the room's history records ([`crate::history`]): numbered
+    /// in the room, rendered once by [`Handler::render`] with its position, delivered to
+    /// every member in the order of the offsets (on every instance, through a broker that
+    /// records), and kept for members that come back. A little slower than
+    /// [`Self::publish`]: even this worker's members get it through its inbox, in order.
+    pub fn publish_recorded(&mut self, room: &str, payload: Message) {
+        self.commands
+            .push(Command::Record(Arc::from(room), payload));
+    }
+
+    /// Joins a room as [`Self::join`] does, with its history: `since`, the position of the
+    /// last message of the room the client saw, asks for every message after it; `None`
+    /// asks only for the room's position. The answer comes to [`Handler::on_history`]; then
+    /// the connection is sent the messages it missed, then the live ones, none twice.
+    ///
+    /// ```
+    /// use ws_mio_server::history::{Answer, Outcome, Position};
+    /// use ws_mio_server::{Context, Handler, OpenDecision, OpenRequest};
+    /// use ws_proto::Message;
+    ///
+    /// /// One room; each message sent to it is numbered, and a client that comes back with
+    /// /// `?since=EPOCH:OFFSET` in its URL gets what it missed.
+    /// struct Numbered;
+    /// impl Handler for Numbered {
+    ///     type Conn = Option<Position>;
+    ///     fn on_open(&self, _: &OpenRequest<'_>) -> OpenDecision<Option<Position>> {
+    ///         OpenDecision::accept(None) // (the URL's `since`, parsed)
+    ///     }
+    ///     fn on_connect(&self, ctx: &mut Context<'_>, since: &mut Option<Position>) {
+    ///         ctx.join_with_history("room", since.take());
+    ///     }
+    ///     fn on_message(&self, ctx: &mut Context<'_>, _: &mut Option<Position>, m: Message) {
+    ///         ctx.publish_recorded("room", m);
+    ///     }
+    ///     fn render(&self, _: &str, at: Option<&Position>, m: &Message) -> Message {
+    ///         let offset = at.map_or(0, |p| p.offset);
+    ///         let text = format!("{offset} {}", String::from_utf8_lossy(m.as_bytes()));
+    ///         Message::Text(text.into())
+    ///     }
+    ///     fn on_history(&self, ctx: &mut Context<'_>, _: &mut Option<Position>, a: &Answer) {
+    ///         let recovered = a.page.outcome == Outcome::Recovered;
+    ///         ctx.reply(Message::Text(format!("recovered: {recovered}").into()));
+    ///     }
+    /// }
+    /// ```
+    pub fn join_with_history(&mut self, room: &str, since: Option<Position>) -> Join {
+        let (outcome, name) = self.rooms.join(room, self.id, self.user, self.joined);
+        if let Some(room) = name {
+            self.joined += 1;
+            let want = match since {
+                Some(since) => Want::Since(since),
+                None => Want::Position,
+            };
+            self.commands.push(Command::Read(Read {
+                room,
+                want,
+                conn: self.id,
+                join: true,
+            }));
+        }
+        outcome
+    }
+
+    /// Reads the last `last` messages of a room's history (member or not); the answer comes
+    /// to [`Handler::on_history`].
+    pub fn read_history(&mut self, room: &str, last: usize) {
+        self.commands.push(Command::Read(Read {
+            room: Arc::from(room),
+            want: Want::Last(last),
+            conn: self.id,
+            join: false,
+        }));
     }
 }
 

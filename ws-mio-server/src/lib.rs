@@ -40,6 +40,7 @@ pub mod broker;
 pub mod config;
 pub mod forwarded;
 pub mod handler;
+pub mod history;
 pub mod memory;
 pub mod metrics;
 pub mod process;

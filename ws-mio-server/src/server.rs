@@ -2,7 +2,7 @@
 //! spreads connections and no accept lock is shared), the admin listener on the first worker,
 //! a thread per worker, and a handle to publish from outside, read metrics and shut down.
 
-use crate::broker::{Broker, Delivery};
+use crate::broker::{Broker, Delivery, Render};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::memory::{Allocator, MemoryReturn};
@@ -70,7 +70,6 @@ impl Server {
         if let Some(addr) = admin_addr.filter(|a| !a.ip().is_loopback()) {
             tracing::warn!(%addr, "the admin listener is not on loopback");
         }
-        let services = Services::new(Arc::new(config), workers, hooks.broker.clone());
         let handler = Arc::new(handler);
         let mut polls = Vec::new();
         let mut inboxes = Vec::new();
@@ -87,7 +86,9 @@ impl Server {
             inboxes.push(rx);
         }
         let peers: Arc<[Peer]> = peers.into();
-        let delivery = Delivery::new(peers.clone(), services.metrics.clone());
+        let render = renderer(&handler);
+        let services = Services::new(Arc::new(config), (peers.clone(), render), hooks.broker);
+        let delivery = services.delivery.clone();
         // Before any connection, so no message from elsewhere finds the broker unattached.
         services.broker.attach(delivery.clone());
         let start = Instant::now();
@@ -238,6 +239,12 @@ impl ServerHandle {
             peer.wake();
         }
     }
+}
+
+/// The handler's [`Handler::render`], for deliveries from any thread.
+pub(crate) fn renderer<H: Handler>(handler: &Arc<H>) -> Render {
+    let handler = handler.clone();
+    Arc::new(move |room, position, payload| handler.render(room, position, payload))
 }
 
 /// A non-blocking listener on `addr`, sharing the port with others when `shared`; an error

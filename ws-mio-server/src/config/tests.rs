@@ -71,6 +71,9 @@ fn no_configuration_gives_the_defaults_on_loopback_9001() {
         max_rooms: 10_000,
         max_room_members: 100_000,
         max_rooms_per_connection: 64,
+        history_size: 100,
+        history_idle_expiry: Duration::from_secs(3600),
+        max_history_rooms: 10_000,
         memory_budget: half_the_memory(),
         admin_listen: OptionalAddr(Some("127.0.0.1:9002".parse().unwrap())),
     };

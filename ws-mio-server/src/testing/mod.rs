@@ -30,7 +30,7 @@
 mod movement;
 mod observe;
 
-use crate::broker::{Broker, Delivery, Local};
+use crate::broker::{Broker, Local};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metrics::{Metrics, Snapshot};
@@ -96,7 +96,7 @@ struct Client {
 pub struct TestServer<H: Handler> {
     handler: Arc<H>,
     workers: Vec<Worker<H>>,
-    /// Each worker's inbox, as [`Delivery`] fills it; read every round.
+    /// Each worker's inbox, as [`crate::Delivery`] fills it; read every round.
     inboxes: Vec<Receiver<Remote>>,
     keys: Vec<HashMap<Key, usize>>,
     clients: Vec<Client>,
@@ -124,12 +124,9 @@ impl<H: Handler> TestServer<H> {
 
     /// Like [`Self::new`], with `broker` attached as [`crate::Server::start_with`] attaches
     /// one: it is told of this instance's rooms and publishes, and what it hands to its
-    /// [`Delivery`] reaches the local members in the next round ([`Self::drive`]).
+    /// [`crate::Delivery`] reaches the local members in the next round ([`Self::drive`]).
     pub fn with_broker(config: Config, handler: H, broker: Arc<dyn Broker>) -> TestServer<H> {
         let workers = config.workers.max(1);
-        let mut services = Services::new(Arc::new(config), workers, Some(broker));
-        // The same random draws on every run (reconnect hints), as the time is pretend.
-        services.seed = 0x5eed;
         let handler = Arc::new(handler);
         let (peers, inboxes): (Vec<remote::Peer>, Vec<Receiver<Remote>>) = (0..workers)
             .map(|_| {
@@ -137,8 +134,11 @@ impl<H: Handler> TestServer<H> {
                 (remote::Peer { inbox, waker: None }, rx)
             })
             .unzip();
-        let delivery = Delivery::new(peers.into(), services.metrics.clone());
-        services.broker.attach(delivery);
+        let render = crate::server::renderer(&handler);
+        let mut services = Services::new(Arc::new(config), (peers.into(), render), Some(broker));
+        // The same random draws on every run (reconnect hints), as the time is pretend.
+        services.seed = 0x5eed;
+        services.broker.attach(services.delivery.clone());
         TestServer {
             workers: (0..workers)
                 .map(|i| Worker::new(i, handler.clone(), services.clone()))
@@ -178,6 +178,12 @@ impl<H: Handler> TestServer<H> {
     /// The application the workers run, to ask it what it holds.
     pub fn handler(&self) -> &H {
         &self.handler
+    }
+
+    /// Rooms holding history in the server's own store now (rooms whose history expired but
+    /// that no call has looked at since are counted).
+    pub fn rooms_with_history(&self) -> usize {
+        self.services.history.rooms()
     }
 
     /// The server's rooms.

@@ -307,8 +307,19 @@ impl<H: Handler> Worker<H> {
                 let conn = self.conns.get_mut(key).expect("live");
                 conn.rooms.retain(|r| r != &room);
                 self.fanout.leave(&room, key);
+                if self.services.rooms.member_count(&room) == 0 {
+                    self.services.history.emptied(&room, self.now);
+                }
             }
             (Command::Publish(room, message), _) => self.publish(room, RoomMessage::new(message)),
+            (Command::Record(room, payload), _) => self.record(room, payload),
+            (Command::Read(read), Some(key)) => {
+                if read.join {
+                    let conn = self.conns.get_mut(key).expect("live");
+                    conn.rooms.push(read.room.clone());
+                }
+                self.read(read);
+            }
             (Command::Expire(_, after), Some(key)) => {
                 let now = self.now;
                 if let Some(conn) = self.conns.get_mut(key) {

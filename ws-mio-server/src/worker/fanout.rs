@@ -7,6 +7,7 @@ use super::remote::{Remote, RoomMessage};
 use super::{Key, Worker};
 use crate::config::SlowConsumerPolicy;
 use crate::handler::Handler;
+use crate::history::Position;
 use crate::metrics::add;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,25 +17,63 @@ use ws_proto::{CloseCode, EncodedFrame};
 /// This worker's members of each room.
 #[derive(Debug, Default)]
 pub(super) struct RoomIndex {
-    rooms: HashMap<Arc<str>, Vec<Key>>,
+    rooms: HashMap<Arc<str>, Members>,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    keys: Vec<Key>,
+    /// Members that joined with a page of history ending at this position, while recorded
+    /// messages up to it may still be in the inbox: those are not sent to them again. A
+    /// member leaves this list at the first recorded message past its position.
+    catching_up: Vec<(Key, Position)>,
 }
 
 impl RoomIndex {
     pub(super) fn join(&mut self, room: Arc<str>, key: Key) {
-        self.rooms.entry(room).or_default().push(key);
+        self.rooms.entry(room).or_default().keys.push(key);
+    }
+
+    /// Adds a member that has had the room's recorded messages up to `seen`.
+    pub(super) fn join_after(&mut self, room: Arc<str>, key: Key, seen: Option<Position>) {
+        let members = self.rooms.entry(room).or_default();
+        members.keys.push(key);
+        if let Some(seen) = seen {
+            members.catching_up.push((key, seen));
+        }
     }
 
     pub(super) fn leave(&mut self, room: &str, key: Key) {
         if let Some(members) = self.rooms.get_mut(room) {
-            members.retain(|&m| m != key);
-            if members.is_empty() {
+            members.keys.retain(|&m| m != key);
+            members.catching_up.retain(|&(m, _)| m != key);
+            if members.keys.is_empty() {
                 self.rooms.remove(room);
             }
         }
     }
 
-    fn members(&self, room: &str) -> &[Key] {
-        self.rooms.get(room).map_or(&[], Vec::as_slice)
+    pub(super) fn contains(&self, room: &str, key: Key) -> bool {
+        self.rooms.get(room).is_some_and(|m| m.keys.contains(&key))
+    }
+
+    /// The members of `room` that should get a message at `position`: all, except members
+    /// still catching up that had it already.
+    fn members(&mut self, room: &str, position: Option<&Position>) -> (&[Key], Vec<Key>) {
+        let Some(members) = self.rooms.get_mut(room) else {
+            return (&[], Vec::new());
+        };
+        let mut had_it = Vec::new();
+        if let Some(at) = position.filter(|_| !members.catching_up.is_empty()) {
+            members.catching_up.retain(|(key, seen)| {
+                let had = seen.epoch == at.epoch && at.offset <= seen.offset;
+                if had {
+                    had_it.push(*key);
+                }
+                had
+            });
+        }
+        (&members.keys, had_it)
     }
 }
 
@@ -64,7 +103,11 @@ impl<H: Handler> Worker<H> {
         let mut compressed: [Option<EncodedFrame>; 16] = Default::default();
         let high_water = self.config.high_water_mark;
         let mut slow = Vec::new();
-        for &key in self.fanout.members(room) {
+        let (members, had_it) = self.fanout.members(room, message.position.as_ref());
+        for &key in members {
+            if had_it.contains(&key) {
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };

@@ -32,14 +32,16 @@ pub(crate) mod event_loop;
 mod fanout;
 pub(crate) mod handshake_rate;
 mod proxied;
+mod recorded;
 pub(crate) mod remote;
 mod timers;
 mod upgrade;
 
-use crate::broker::{Broker, Local};
+use crate::broker::{Broker, Delivery, Local, Render};
 use crate::config::any_contains;
 use crate::config::Config;
 use crate::handler::{CloseInfo, Command, ConnId, Handler};
+use crate::history::Histories;
 use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::restart::Spread;
 use crate::rooms::{RoomLimits, RoomRegistry};
@@ -103,19 +105,30 @@ pub(crate) struct Services {
     pub(crate) metrics: Metrics,
     /// Told of this instance's interest in rooms (by the registry) and of its publishes.
     pub(crate) broker: Arc<dyn Broker>,
+    /// Every worker's inbox, for recorded messages: they reach this worker's members through
+    /// its inbox too, in the order of their offsets.
+    pub(crate) delivery: Delivery,
+    /// Rooms' histories, when the broker does not keep them.
+    pub(crate) history: Arc<Histories>,
     pub(crate) workers: usize,
     /// Seeds each worker's random source (a fixed one on pretend time, for repeatable tests).
     pub(crate) seed: u64,
 }
 
 impl Services {
+    /// The services of `workers` workers reached through `peers`, recorded messages rendered
+    /// by `render`.
     pub(crate) fn new(
         config: Arc<Config>,
-        workers: usize,
+        (peers, render): (Arc<[remote::Peer]>, Render),
         broker: Option<Arc<dyn Broker>>,
     ) -> Services {
+        let workers = peers.len();
         let broker = broker.unwrap_or_else(|| Arc::new(Local));
+        let metrics = Metrics::new(workers);
         Services {
+            delivery: Delivery::new(peers, metrics.clone(), render),
+            history: Arc::new(Histories::new(config.history_limits())),
             admission: Arc::new(Admission::new(
                 config.max_connections,
                 config.max_connections_per_ip,
@@ -130,7 +143,7 @@ impl Services {
                 },
                 broker.clone(),
             )),
-            metrics: Metrics::new(workers),
+            metrics,
             broker,
             workers,
             seed: crate::restart::process_seed(),
@@ -393,6 +406,7 @@ impl<H: Handler> Worker<H> {
         match remote {
             Remote::Publish(room, message) => self.deliver(&room, &message),
             Remote::Command(command) => self.apply_local(command),
+            Remote::Answer(answer) => self.answered(*answer),
             Remote::Shutdown => self.begin_drain(),
         }
     }
@@ -537,6 +551,9 @@ impl<H: Handler> Worker<H> {
             self.fanout.leave(&room, key);
             if let Some(l) = self.services.rooms.leave(&room, id, conn.user.as_ref()) {
                 left.push(l);
+            }
+            if self.services.rooms.member_count(&room) == 0 {
+                self.services.history.emptied(&room, self.now);
             }
         }
         if conn.app.is_some() {

@@ -7,6 +7,7 @@
 //! nobody waits on it. Only the order to shut down waits for room.
 
 use crate::handler::Command;
+use crate::history::{Answer, Position};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use ws_proto::{EncodedFrame, Message};
@@ -18,6 +19,8 @@ pub(crate) enum Remote {
     Publish(Arc<str>, RoomMessage),
     /// A handler's command about a connection this worker owns.
     Command(Command),
+    /// The answer to a read of a room's history by a connection this worker owns.
+    Answer(Box<Answer>),
     /// Start the graceful shutdown.
     Shutdown,
 }
@@ -28,12 +31,22 @@ pub(crate) enum Remote {
 pub(crate) struct RoomMessage {
     pub(crate) message: Message,
     pub(crate) plain: EncodedFrame,
+    /// Its place in the room's history, when it was recorded there.
+    pub(crate) position: Option<Position>,
 }
 
 impl RoomMessage {
     pub(crate) fn new(message: Message) -> RoomMessage {
+        RoomMessage::at(message, None)
+    }
+
+    pub(crate) fn at(message: Message, position: Option<Position>) -> RoomMessage {
         let plain = EncodedFrame::new(message.kind(), message.as_bytes());
-        RoomMessage { message, plain }
+        RoomMessage {
+            message,
+            plain,
+            position,
+        }
     }
 }
 

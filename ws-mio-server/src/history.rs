@@ -1,0 +1,597 @@
+//! Room history: recorded room messages numbered per room, and kept for a while, so that a
+//! client that loses its connection can come back (to this instance or, through a broker that
+//! records, to another) and be sent exactly what it missed.
+//!
+//! A recorded message ([`crate::Context::publish_recorded`]) gets a [`Position`] in its room:
+//! an offset, one more than the message before it, within an [`Epoch`], which names one
+//! unbroken numbering. A history that is lost (it expired, or the store that held it lost it)
+//! starts a new epoch, so an offset is never taken for another message's. A client keeps the
+//! position of the last message it saw in each room, and re-joins with it
+//! ([`crate::Context::join_with_history`]): if the history still reaches back that far in the
+//! same epoch, it is sent every message after it and then the live ones, none twice and none
+//! missed ([`Outcome::Recovered`]); if not, it is told so ([`Outcome::Lost`]) with the room's
+//! current position, from which it can start again.
+//!
+//! [`Histories`] is the in-memory store: the history of a single instance, and the cache a
+//! broker that records elsewhere (Redis) keeps of the rooms this instance has members in. It
+//! holds at most [`HistoryLimits::size`] messages per room in at most
+//! [`HistoryLimits::rooms`] rooms, and drops a room's history once the room has had no member
+//! and no message for [`HistoryLimits::idle_expiry`]. Expiry is lazy and bounded: a room asked
+//! about is checked itself, and each call looks at [`SWEEP`] more rooms of its shard in turn.
+//! Whether a room has members is the caller's to say, through the `is_empty` each call takes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ws_mio_server::history::{Histories, HistoryLimits, Outcome, Want};
+//! use ws_proto::Message;
+//!
+//! let histories = Histories::new(HistoryLimits::default());
+//! let now = Duration::ZERO;
+//! let mut positions = Vec::new();
+//! for text in ["a", "b", "c"] {
+//!     histories.record("lobby", now, |_| false, |position| {
+//!         positions.push(position.cloned().unwrap());
+//!         Message::Text(text.into())
+//!     });
+//! }
+//! // A client that saw "a" comes back.
+//! let page = histories.read("lobby", Want::Since(positions[0].clone()), now, |_| false);
+//! assert_eq!(page.outcome, Outcome::Recovered);
+//! assert_eq!(page.messages.len(), 2);
+//! assert_eq!(page.position, Some(positions[2].clone()));
+//! ```
+
+use crate::handler::ConnId;
+use indexmap::IndexMap;
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use ws_proto::Message;
+
+/// Rooms of a shard each call looks at, besides its own: enough that every room with history
+/// is looked at again after its shard has seen as many calls as half its rooms.
+pub const SWEEP: usize = 2;
+
+/// Shards of the store: enough that two workers rarely want the same one.
+const SHARDS: usize = 64;
+
+/// The longest epoch accepted from a client or a store.
+pub const MAX_EPOCH_LEN: usize = 32;
+
+/// One unbroken numbering of a room's messages: letters and digits, at most
+/// [`MAX_EPOCH_LEN`] of them. Opaque to clients, which only compare it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Epoch(Arc<str>);
+
+impl Epoch {
+    /// `text` as an epoch, if it is one (1 to 32 ASCII letters and digits: safe in JSON, in a
+    /// header line, in a URL).
+    ///
+    /// ```
+    /// use ws_mio_server::history::Epoch;
+    /// assert!(Epoch::parse("f3a9c2").is_some());
+    /// assert!(Epoch::parse("").is_none());
+    /// assert!(Epoch::parse("a b").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Epoch> {
+        let valid = (1..=MAX_EPOCH_LEN).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric());
+        valid.then(|| Epoch(Arc::from(text)))
+    }
+
+    /// The epoch as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A new epoch, unlike any this process made before and, with the process's random keys
+    /// in it, unlike another process's.
+    fn fresh() -> Epoch {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let hash = KEYS.get_or_init(RandomState::new).hash_one(n);
+        Epoch(Arc::from(format!("{hash:016x}")))
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a recorded message sits in its room's history: the room's `offset`-th message of
+/// `epoch` (the first is 1; offset 0 is the position of a history with no message yet).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// The numbering.
+    pub epoch: Epoch,
+    /// The message's number in it.
+    pub offset: u64,
+}
+
+/// What a read of a room's history asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Every message after this position (a client coming back).
+    Since(Position),
+    /// The last so many messages.
+    Last(usize),
+    /// None: only the room's current position (a client joining for the first time).
+    Position,
+}
+
+/// How far a read could answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every message asked for is in the answer.
+    Recovered,
+    /// The history no longer reaches back as far as asked (it was trimmed, expired or lost,
+    /// or its epoch is not the one asked about): the answer has none of it, and the room's
+    /// current position.
+    Lost,
+    /// The history could not be read now (its store is out of reach): nothing is known
+    /// about what was missed.
+    Unavailable,
+}
+
+/// The answer to a read: the messages asked for, oldest first, as they were delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// How far it could answer.
+    pub outcome: Outcome,
+    /// The room's position when it was read: that of the last message in its history (offset
+    /// 0 when it has none yet); `None` when the room has no history (none may be kept, or it
+    /// is out of reach).
+    pub position: Option<Position>,
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
+impl Page {
+    /// An answer that knows nothing: the store is out of reach.
+    pub fn unavailable() -> Page {
+        Page {
+            outcome: Outcome::Unavailable,
+            position: None,
+            messages: Vec::new(),
+        }
+    }
+}
+
+/// A read of a room's history asked for by a connection, on its way to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The room.
+    pub room: Arc<str>,
+    /// What is asked for.
+    pub want: Want,
+    /// The connection that asked.
+    pub conn: ConnId,
+    /// Whether the connection is joining the room with it
+    /// ([`crate::Context::join_with_history`]): it is sent the page's messages, then the live
+    /// ones. Otherwise ([`crate::Context::read_history`]) the page goes to the handler only.
+    pub join: bool,
+}
+
+/// The answer to a [`Read`], as [`crate::Handler::on_history`] gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// What was asked.
+    pub read: Read,
+    /// The answer.
+    pub page: Page,
+}
+
+/// What histories may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Messages kept per room.
+    pub size: usize,
+    /// Rooms with history at once; past it, a new room keeps none (its messages are delivered
+    /// without a position) until another expires.
+    pub rooms: usize,
+    /// How long a room without members keeps its history after its last message or member;
+    /// zero keeps it.
+    pub idle_expiry: Duration,
+}
+
+impl Default for HistoryLimits {
+    /// 100 messages per room, 10,000 rooms, an hour.
+    fn default() -> HistoryLimits {
+        HistoryLimits {
+            size: 100,
+            rooms: 10_000,
+            idle_expiry: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Every room's history, in memory.
+#[derive(Debug)]
+pub struct Histories {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    limits: HistoryLimits,
+    /// Rooms with history in all shards, within `limits.rooms`.
+    rooms: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    rooms: IndexMap<Arc<str>, History>,
+    /// The next room the sweep looks at.
+    cursor: usize,
+}
+
+#[derive(Debug)]
+struct History {
+    epoch: Epoch,
+    /// The offset of the last message (0 before the first).
+    last: u64,
+    /// The offset the history reaches back to: a client that saw this one can be sent all
+    /// that followed. Below the first message kept when messages were trimmed, or when the
+    /// history began in the middle of a numbering (a cache filled from live messages).
+    base: u64,
+    /// The messages after `base`, the newest last, with their offsets.
+    messages: VecDeque<(u64, Message)>,
+    /// The last message or member leaving: idle since then.
+    last_active: Duration,
+}
+
+impl History {
+    fn new(epoch: Epoch, base: u64, now: Duration) -> History {
+        History {
+            epoch,
+            last: base,
+            base,
+            messages: VecDeque::new(),
+            last_active: now,
+        }
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch.clone(),
+            offset: self.last,
+        }
+    }
+
+    fn push(&mut self, offset: u64, message: Message, size: usize) {
+        self.last = offset;
+        self.messages.push_back((offset, message));
+        while self.messages.len() > size {
+            if let Some((dropped, _)) = self.messages.pop_front() {
+                self.base = dropped;
+            }
+        }
+        if size == 0 {
+            self.base = offset;
+        }
+    }
+
+    fn expired(
+        &self,
+        room: &str,
+        now: Duration,
+        expiry: Duration,
+        is_empty: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        !expiry.is_zero() && now.saturating_sub(self.last_active) >= expiry && is_empty(room)
+    }
+
+    /// The answer to `want` from what is here.
+    fn page(&self, want: &Want) -> Page {
+        let (outcome, after) = match want {
+            Want::Position => (Outcome::Recovered, self.last),
+            Want::Last(n) => {
+                let kept = self.messages.len().min(*n);
+                let after = self.messages.len() - kept;
+                let messages = self.messages.iter().skip(after).map(|(_, m)| m.clone());
+                return Page {
+                    outcome: Outcome::Recovered,
+                    position: Some(self.position()),
+                    messages: messages.collect(),
+                };
+            }
+            Want::Since(since) => {
+                let reaches = since.epoch == self.epoch
+                    && since.offset >= self.base
+                    && since.offset <= self.last;
+                match reaches {
+                    true => (Outcome::Recovered, since.offset),
+                    false => (Outcome::Lost, self.last),
+                }
+            }
+        };
+        let messages = self
+            .messages
+            .iter()
+            .filter(|(offset, _)| *offset > after)
+            .map(|(_, m)| m.clone())
+            .collect();
+        Page {
+            outcome,
+            position: Some(self.position()),
+            messages,
+        }
+    }
+}
+
+impl Histories {
+    /// An empty store within `limits`.
+    pub fn new(limits: HistoryLimits) -> Histories {
+        Histories::with_shards(limits, SHARDS)
+    }
+
+    fn with_shards(limits: HistoryLimits, shards: usize) -> Histories {
+        Histories {
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            limits,
+            rooms: AtomicUsize::new(0),
+        }
+    }
+
+    /// What it may hold.
+    pub fn limits(&self) -> HistoryLimits {
+        self.limits
+    }
+
+    fn shard(&self, room: &str) -> MutexGuard<'_, Shard> {
+        let i = self.hasher.hash_one(room) as usize % self.shards.len();
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn removed(&self, n: usize) {
+        self.rooms.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Reserves a room's place within the cap.
+    fn reserve(&self) -> bool {
+        let cap = self.limits.rooms;
+        let reserve = |n: usize| (n < cap).then_some(n + 1);
+        self.rooms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, reserve)
+            .is_ok()
+    }
+
+    /// `room`'s history, made (empty, in a new epoch) if it has none and the cap allows;
+    /// expired rooms go first, so a room used again after its expiry starts afresh.
+    fn entry<'s>(
+        &self,
+        shard: &'s mut Shard,
+        room: &str,
+        now: Duration,
+        is_empty: &dyn Fn(&str) -> bool,
+    ) -> Option<&'s mut History> {
+        let expiry = self.limits.idle_expiry;
+        self.removed(shard.expire(room, now, expiry, is_empty));
+        self.removed(shard.sweep(now, expiry, is_empty));
+        if !shard.rooms.contains_key(room) {
+            if !self.reserve() {
+                return None;
+            }
+            let history = History::new(Epoch::fresh(), 0, now);
+            shard.rooms.insert(Arc::from(room), history);
+        }
+        shard.rooms.get_mut(room)
+    }
+
+    /// Numbers the next message of `room` and keeps it: `deliver` is called with its
+    /// position, while the room is locked (so messages are delivered in the order of their
+    /// offsets), and returns the message as delivered, which is what the history keeps. A
+    /// room that may keep no history (the cap on rooms) gets no position, and keeps nothing.
+    pub fn record(
+        &self,
+        room: &str,
+        now: Duration,
+        is_empty: impl Fn(&str) -> bool,
+        deliver: impl FnOnce(Option<&Position>) -> Message,
+    ) {
+        let mut shard = self.shard(room);
+        let size = self.limits.size;
+        let Some(history) = self.entry(&mut shard, room, now, &is_empty) else {
+            drop(shard);
+            deliver(None);
+            return;
+        };
+        let position = Position {
+            epoch: history.epoch.clone(),
+            offset: history.last + 1,
+        };
+        let delivered = deliver(Some(&position));
+        history.push(position.offset, delivered, size);
+        history.last_active = now;
+    }
+
+    /// Keeps a message numbered elsewhere (by a broker), as delivered. It follows on from
+    /// what is kept when it is the next offset of the same epoch; one already kept is
+    /// ignored; after a gap, or in another epoch, the history starts again from it.
+    pub fn keep(&self, room: &str, position: &Position, message: Message, now: Duration) {
+        let mut shard = self.shard(room);
+        let size = self.limits.size;
+        if let Some(history) = shard.rooms.get_mut(room) {
+            history.last_active = now;
+            if history.epoch == position.epoch {
+                if position.offset <= history.last {
+                    return;
+                }
+                if position.offset == history.last + 1 {
+                    return history.push(position.offset, message, size);
+                }
+            }
+            let base = position.offset.saturating_sub(1);
+            *history = History::new(position.epoch.clone(), base, now);
+            return history.push(position.offset, message, size);
+        }
+        if !self.reserve() {
+            return;
+        }
+        let base = position.offset.saturating_sub(1);
+        let mut history = History::new(position.epoch.clone(), base, now);
+        history.push(position.offset, message, size);
+        shard.rooms.insert(Arc::from(room), history);
+    }
+
+    /// Puts what a store sent (`messages`: offsets after `base` up to `last`, in order, in
+    /// `epoch`) under what is kept of `room`: messages kept already that follow `last` in the
+    /// same epoch stay after them; the rest is replaced.
+    pub fn fill(
+        &self,
+        room: &str,
+        epoch: &Epoch,
+        base: u64,
+        last: u64,
+        messages: Vec<(u64, Message)>,
+        now: Duration,
+    ) {
+        let mut shard = self.shard(room);
+        let size = self.limits.size;
+        let newer: Vec<(u64, Message)> = match shard.rooms.get_mut(room) {
+            Some(history) if history.epoch == *epoch && history.base <= last => history
+                .messages
+                .drain(..)
+                .filter(|(o, _)| *o > last)
+                .collect(),
+            Some(_) => Vec::new(),
+            None => {
+                if !self.reserve() {
+                    return;
+                }
+                Vec::new()
+            }
+        };
+        let mut history = History::new(epoch.clone(), base, now);
+        history.last = last;
+        for (offset, message) in messages.into_iter().chain(newer) {
+            history.push(offset, message, size);
+        }
+        history.last = history.last.max(last);
+        shard.rooms.insert(Arc::from(room), history);
+    }
+
+    /// Answers `want` about `room`. For a join ([`Want::Since`], [`Want::Position`]) a room
+    /// without history gets one (a new epoch) when the cap allows, so a first joiner learns
+    /// the position to come back with; otherwise such a room's answer is [`Outcome::Lost`]
+    /// with no position (so reads of rooms nobody uses take no place).
+    pub fn read(
+        &self,
+        room: &str,
+        want: Want,
+        now: Duration,
+        is_empty: impl Fn(&str) -> bool,
+    ) -> Page {
+        let mut shard = self.shard(room);
+        let found = match want {
+            Want::Last(_) => {
+                let expiry = self.limits.idle_expiry;
+                self.removed(shard.expire(room, now, expiry, &is_empty));
+                self.removed(shard.sweep(now, expiry, &is_empty));
+                shard.rooms.get_mut(room)
+            }
+            Want::Since(_) | Want::Position => self.entry(&mut shard, room, now, &is_empty),
+        };
+        match found {
+            Some(history) => history.page(&want),
+            None => Page {
+                outcome: Outcome::Lost,
+                position: None,
+                messages: Vec::new(),
+            },
+        }
+    }
+
+    /// Answers `want` from what is kept, without making or expiring anything: `None` when
+    /// `room` has nothing kept or what is kept does not reach back as far as asked (a cache
+    /// that must ask its store).
+    pub fn cached(&self, room: &str, want: &Want) -> Option<Page> {
+        let shard = self.shard(room);
+        let history = shard.rooms.get(room)?;
+        let page = history.page(want);
+        let complete = match want {
+            Want::Since(_) => page.outcome == Outcome::Recovered,
+            Want::Last(n) => page.messages.len() >= *n || history.base == 0,
+            Want::Position => true,
+        };
+        complete.then_some(page)
+    }
+
+    /// The last member left `room`: it is idle from now.
+    pub fn emptied(&self, room: &str, now: Duration) {
+        if let Some(history) = self.shard(room).rooms.get_mut(room) {
+            history.last_active = now;
+        }
+    }
+
+    /// Drops what is kept of `room`.
+    pub fn forget(&self, room: &str) {
+        if self.shard(room).rooms.swap_remove(room).is_some() {
+            self.removed(1);
+        }
+    }
+
+    /// Drops everything (a cache whose store may have changed while out of reach).
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            self.removed(shard.rooms.len());
+            shard.rooms.clear();
+            shard.cursor = 0;
+        }
+    }
+
+    /// Rooms with history now (expired ones not yet looked at included).
+    pub fn rooms(&self) -> usize {
+        self.rooms.load(Ordering::Relaxed)
+    }
+}
+
+impl Shard {
+    /// Drops `room`'s history if it has expired; how many rooms it dropped.
+    fn expire(
+        &mut self,
+        room: &str,
+        now: Duration,
+        expiry: Duration,
+        is_empty: &dyn Fn(&str) -> bool,
+    ) -> usize {
+        let expired = self
+            .rooms
+            .get(room)
+            .is_some_and(|h| h.expired(room, now, expiry, is_empty));
+        if expired {
+            self.rooms.swap_remove(room);
+        }
+        usize::from(expired)
+    }
+
+    /// Looks at the next [`SWEEP`] rooms in turn, dropping those expired; how many it dropped.
+    fn sweep(&mut self, now: Duration, expiry: Duration, is_empty: &dyn Fn(&str) -> bool) -> usize {
+        let mut dropped = 0;
+        for _ in 0..SWEEP {
+            if self.cursor >= self.rooms.len() {
+                self.cursor = 0;
+            }
+            let Some((room, history)) = self.rooms.get_index(self.cursor) else {
+                break;
+            };
+            if history.expired(room, now, expiry, is_empty) {
+                // The last room takes its place, and is looked at next.
+                self.rooms.swap_remove_index(self.cursor);
+                dropped += 1;
+            } else {
+                self.cursor += 1;
+            }
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests;
