@@ -24,7 +24,9 @@ fn main() -> ExitCode {
     let chat = Chat::new(options.chat);
     let mut hooks = malloc_tuning::hooks();
     let max_message = usize::try_from(options.server.max_message_size).unwrap_or(usize::MAX);
-    if let Some(config) = options.cluster.config(max_message) {
+    if let Some(mut config) = options.cluster.config(max_message) {
+        // The cache of the rooms' history holds what an instance's own history would.
+        config.cache = options.server.history_limits();
         match RedisBroker::start(config) {
             Ok(broker) => hooks.broker = Some(Arc::new(broker)),
             Err(e) => {

@@ -65,15 +65,24 @@ fn two_chat_processes_on_one_redis_share_a_room() {
         (heard["from"].as_str(), heard["text"].as_str()),
         (Some("alice"), Some("hello from one"))
     );
-    assert_eq!(alice.recv_type("message")["text"], "hello from one");
+    assert_eq!(heard["offset"], 1, "numbered in Redis, the room's first");
     assert_eq!(alice.recv_type("ack")["msg_id"], heard["id"]);
+    let own = alice.recv_type("message");
+    assert_eq!(
+        (&own["text"], &own["offset"], &own["epoch"]),
+        (&heard["text"], &heard["offset"], &heard["epoch"])
+    );
 
     bob.send(json!({"type": "send", "room": "lobby", "text": "hi from two"}));
-    assert_eq!(bob.recv_type("message")["text"], "hi from two");
+    assert_eq!(bob.recv_type("message")["offset"], 2);
     // Alice's next message is Bob's, not a second copy of her own.
     let heard = alice.recv_type("message");
     assert_eq!(
-        (heard["from"].as_str(), heard["text"].as_str()),
-        (Some("bob"), Some("hi from two"))
+        (
+            heard["from"].as_str(),
+            heard["text"].as_str(),
+            heard["offset"].as_u64()
+        ),
+        (Some("bob"), Some("hi from two"), Some(2))
     );
 }

@@ -91,11 +91,14 @@ pub trait Broker: Send + Sync + 'static {
     }
 
     /// A connection asks to read a room's history (only called when [`Self::records`]):
-    /// answer through [`Delivery::answer`], always (with [`crate::history::Page::unavailable`]
-    /// when the history is out of reach), since a joining connection waits for the answer to
-    /// get the room's messages.
-    fn read(&self, read: Read) {
-        let _ = read;
+    /// answer now (`Some`) or later through [`Delivery::answer`] (`None`), but always (with
+    /// [`crate::history::Page::unavailable`] when the history is out of reach), since a
+    /// joining connection waits for the answer to get the room's live messages.
+    fn read(&self, read: Read) -> Option<Answer> {
+        Some(Answer {
+            read,
+            page: crate::history::Page::unavailable(),
+        })
     }
 
     /// How well it works now: `/readyz` and `/metrics` on the admin listener report it.
@@ -175,6 +178,12 @@ impl Delivery {
         let outgoing = RoomMessage::at(rendered.clone(), position.cloned());
         self.offer_all(room, outgoing);
         rendered
+    }
+
+    /// Delivers a recorded message rendered already (by [`Self::render`], for a history) at
+    /// `position`, as [`Self::deliver_recorded`] does.
+    pub fn deliver_rendered(&self, room: &str, position: &Position, rendered: Message) {
+        self.offer_all(room, RoomMessage::at(rendered, Some(position.clone())));
     }
 
     /// Hands the answer to a read to the worker of the connection that asked, waiting for

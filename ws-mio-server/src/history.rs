@@ -439,6 +439,21 @@ impl Histories {
         shard.rooms.insert(Arc::from(room), history);
     }
 
+    /// Whether a message at `position` is newer than what is kept of `room`: not when the
+    /// room's history is in the same epoch and has that offset or a later one.
+    pub fn is_new(&self, room: &str, position: &Position) -> bool {
+        let shard = self.shard(room);
+        match shard.rooms.get(room) {
+            Some(h) => h.epoch != position.epoch || position.offset > h.last,
+            None => true,
+        }
+    }
+
+    /// The position of the last message kept of `room`, if it has a history here.
+    pub fn last(&self, room: &str) -> Option<Position> {
+        self.shard(room).rooms.get(room).map(History::position)
+    }
+
     /// Puts what a store sent (`messages`: offsets after `base` up to `last`, in order, in
     /// `epoch`) under what is kept of `room`: messages kept already that follow `last` in the
     /// same epoch stay after them; the rest is replaced.

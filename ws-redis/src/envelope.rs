@@ -2,22 +2,27 @@
 //! are, so a message is copied, never re-encoded, on its way.
 //!
 //! ```text
-//! ws1 <instance: 16 hex digits> <t|b> <offset>\n<payload>
+//! ws2 <instance: 16 hex digits> <t|b> <epoch> <offset>\n<payload>
 //! ```
 //!
-//! `ws1` is the format's version; the instance is the publisher's (an instance skips its own
-//! messages when Redis sends them back, having delivered them locally already); `t` or `b` is
-//! text or binary; the offset is the room's counter after this message, given by the publish
-//! script, which builds the envelope from the header's first part ([`header_prefix`]).
+//! `ws2` is the format's version; the instance is the publisher's; `t` or `b` is text or
+//! binary. A recorded message ([`ws_mio_server::Context::publish_recorded`]) has its position
+//! in the room's history: the epoch and offset the publish script gave it, building the
+//! envelope from the header's first part ([`header_prefix`]); every instance delivers it when
+//! Redis sends it, its publisher's too, so each delivers a room's messages in the order of their
+//! offsets. Any other room message has `-` and `0` there: its publisher delivered it to its own
+//! members at once, and skips it when Redis sends it back.
 
 use bytes::Bytes;
 use std::fmt;
+use ws_mio_server::history::{Epoch, Position, MAX_EPOCH_LEN};
 use ws_proto::{Message, MessageKind};
 
 /// The format's version, first in every header.
-const VERSION: &str = "ws1";
-/// The longest header: version, instance, kind, a 20-digit offset, spaces and the newline.
-const MAX_HEADER: usize = 3 + 1 + 16 + 1 + 1 + 1 + 20 + 1;
+const VERSION: &str = "ws2";
+/// The longest header: version, instance, kind, an epoch, a 20-digit offset, spaces and the
+/// newline.
+const MAX_HEADER: usize = 3 + 1 + 16 + 1 + 1 + 1 + MAX_EPOCH_LEN + 1 + 20 + 1;
 
 /// An instance of the server, as envelopes name their publisher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,8 +49,8 @@ impl fmt::Display for InstanceId {
 pub struct Envelope {
     /// The instance that published it.
     pub instance: InstanceId,
-    /// The room's offset after it.
-    pub offset: u64,
+    /// Its position in the room's history, when it was recorded.
+    pub position: Option<Position>,
     /// The message.
     pub message: Message,
 }
@@ -55,7 +60,7 @@ pub struct Envelope {
 pub enum EnvelopeError {
     /// No newline ends a header of at most its longest length.
     NoHeader,
-    /// The header is not `ws1 INSTANCE KIND OFFSET`.
+    /// The header is not `ws2 INSTANCE KIND EPOCH OFFSET`.
     BadHeader,
     /// A text message that is not UTF-8.
     NotUtf8,
@@ -67,7 +72,7 @@ impl fmt::Display for EnvelopeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             EnvelopeError::NoHeader => "no header line",
-            EnvelopeError::BadHeader => "the header is not `ws1 INSTANCE KIND OFFSET`",
+            EnvelopeError::BadHeader => "the header is not `ws2 INSTANCE KIND EPOCH OFFSET`",
             EnvelopeError::NotUtf8 => "a text message that is not UTF-8",
             EnvelopeError::TooLarge => "larger than the largest message accepted",
         })
@@ -76,17 +81,18 @@ impl fmt::Display for EnvelopeError {
 
 impl std::error::Error for EnvelopeError {}
 
-/// The header up to the offset, which the publish script appends with the newline and the
-/// payload.
+/// The header up to the epoch, which the publish script appends with the offset, the newline
+/// and the payload.
 ///
 /// ```
 /// use ws_redis::envelope::{header_prefix, Envelope, InstanceId};
 /// use ws_proto::{Message, MessageKind};
 /// let mut bytes = header_prefix(InstanceId(0xab), MessageKind::Text);
-/// assert_eq!(bytes, b"ws1 00000000000000ab t ");
-/// bytes.extend_from_slice(b"7\nhello");
+/// assert_eq!(bytes, b"ws2 00000000000000ab t ");
+/// bytes.extend_from_slice(b"e1 7\nhello");
 /// let envelope = Envelope::decode(&bytes, 1024).unwrap();
-/// assert_eq!((envelope.offset, envelope.message), (7, Message::Text("hello".into())));
+/// assert_eq!(envelope.position.unwrap().offset, 7);
+/// assert_eq!(envelope.message, Message::Text("hello".into()));
 /// ```
 pub fn header_prefix(instance: InstanceId, kind: MessageKind) -> Vec<u8> {
     let kind = match kind {
@@ -94,6 +100,14 @@ pub fn header_prefix(instance: InstanceId, kind: MessageKind) -> Vec<u8> {
         MessageKind::Binary => 'b',
     };
     format!("{VERSION} {instance} {kind} ").into_bytes()
+}
+
+/// A whole envelope for a message that is not recorded.
+pub fn unrecorded(instance: InstanceId, message: &Message) -> Vec<u8> {
+    let mut bytes = header_prefix(instance, message.kind());
+    bytes.extend_from_slice(b"- 0\n");
+    bytes.extend_from_slice(message.as_bytes());
+    bytes
 }
 
 impl Envelope {
@@ -107,7 +121,8 @@ impl Envelope {
         let header = std::str::from_utf8(&bytes[..end]).map_err(|_| EnvelopeError::BadHeader)?;
         let payload = &bytes[end + 1..];
         let mut fields = header.split(' ');
-        let (Some(VERSION), Some(instance), Some(kind), Some(offset), None) = (
+        let (Some(VERSION), Some(instance), Some(kind), Some(epoch), Some(offset), None) = (
+            fields.next(),
             fields.next(),
             fields.next(),
             fields.next(),
@@ -128,6 +143,13 @@ impl Envelope {
             .then(|| offset.parse::<u64>().ok())
             .flatten()
             .ok_or(EnvelopeError::BadHeader)?;
+        let position = match epoch {
+            "-" if offset == 0 => None,
+            _ => Some(Position {
+                epoch: Epoch::parse(epoch).ok_or(EnvelopeError::BadHeader)?,
+                offset,
+            }),
+        };
         if payload.len() > max_payload {
             return Err(EnvelopeError::TooLarge);
         }
@@ -139,7 +161,7 @@ impl Envelope {
         };
         Ok(Envelope {
             instance: InstanceId(instance),
-            offset,
+            position,
             message,
         })
     }
@@ -152,8 +174,18 @@ mod tests {
 
     fn envelope(instance: InstanceId, kind: MessageKind, offset: u64, payload: &[u8]) -> Vec<u8> {
         let mut bytes = header_prefix(instance, kind);
-        bytes.extend_from_slice(format!("{offset}\n").as_bytes());
+        bytes.extend_from_slice(format!("e1 {offset}\n").as_bytes());
         bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    fn encode(e: &Envelope) -> Vec<u8> {
+        let mut bytes = header_prefix(e.instance, e.message.kind());
+        match &e.position {
+            Some(p) => bytes.extend_from_slice(format!("{} {}\n", p.epoch, p.offset).as_bytes()),
+            None => bytes.extend_from_slice(b"- 0\n"),
+        }
+        bytes.extend_from_slice(e.message.as_bytes());
         bytes
     }
 
@@ -163,7 +195,7 @@ mod tests {
         let text = envelope(id, MessageKind::Text, u64::MAX, "hé\n".as_bytes());
         let decoded = Envelope::decode(&text, 16).unwrap();
         assert_eq!(decoded.instance, id);
-        assert_eq!(decoded.offset, u64::MAX);
+        assert_eq!(decoded.position.unwrap().offset, u64::MAX);
         assert_eq!(decoded.message, Message::Text("hé\n".into()));
         let binary = envelope(InstanceId(1), MessageKind::Binary, 1, &[0xff, b'\n', 0]);
         let decoded = Envelope::decode(&binary, 3).unwrap();
@@ -176,23 +208,32 @@ mod tests {
             Envelope::decode(&empty, 0).unwrap().message,
             Message::Text("".into())
         );
+        let plain = unrecorded(id, &Message::Text("hi".into()));
+        let decoded = Envelope::decode(&plain, 2).unwrap();
+        assert_eq!(
+            (decoded.position, decoded.message),
+            (None, Message::Text("hi".into()))
+        );
     }
 
     #[test]
     fn anything_else_is_refused_with_its_reason() {
         let id = InstanceId(7);
-        let cases: [(&[u8], EnvelopeError); 11] = [
-            (b"ws1 000000000000000A t 1\nx", EnvelopeError::BadHeader),
-            (b"ws1 0000000000000007 t 01\nx", EnvelopeError::BadHeader),
+        let cases: [(&[u8], EnvelopeError); 14] = [
+            (b"ws2 000000000000000A t e 1\nx", EnvelopeError::BadHeader),
+            (b"ws2 0000000000000007 t e 01\nx", EnvelopeError::BadHeader),
             (b"", EnvelopeError::NoHeader),
-            (b"ws1 0000000000000007 t 1", EnvelopeError::NoHeader),
+            (b"ws2 0000000000000007 t e 1", EnvelopeError::NoHeader),
+            (b"ws1 0000000000000007 t e 1\nx", EnvelopeError::BadHeader),
+            (b"ws2 7 t e 1\nx", EnvelopeError::BadHeader),
+            (b"ws2 0000000000000007 x e 1\nx", EnvelopeError::BadHeader),
+            (b"ws2 0000000000000007 t e +1\nx", EnvelopeError::BadHeader),
+            (b"ws2 0000000000000007 t e 1 2\nx", EnvelopeError::BadHeader),
+            (b"ws2 0000000000000007 t e-1 1\nx", EnvelopeError::BadHeader),
+            (b"ws2 0000000000000007 t - 1\nx", EnvelopeError::BadHeader),
             (b"ws2 0000000000000007 t 1\nx", EnvelopeError::BadHeader),
-            (b"ws1 7 t 1\nx", EnvelopeError::BadHeader),
-            (b"ws1 0000000000000007 x 1\nx", EnvelopeError::BadHeader),
-            (b"ws1 0000000000000007 t +1\nx", EnvelopeError::BadHeader),
-            (b"ws1 0000000000000007 t 1 2\nx", EnvelopeError::BadHeader),
-            (b"ws1 0000000000000007 t 1\n\xff", EnvelopeError::NotUtf8),
-            (b"ws1 0000000000000007 b 1\nxyz", EnvelopeError::TooLarge),
+            (b"ws2 0000000000000007 t e 1\n\xff", EnvelopeError::NotUtf8),
+            (b"ws2 0000000000000007 b e 1\nxyz", EnvelopeError::TooLarge),
         ];
         for (bytes, error) in cases {
             let max = 2;
@@ -203,7 +244,7 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
-        let long_header = [&b"ws1 0000000000000007 t "[..], &[b'1'; 40], b"\nx"].concat();
+        let long_header = [&b"ws2 0000000000000007 t e "[..], &[b'1'; 80], b"\nx"].concat();
         assert_eq!(
             Envelope::decode(&long_header, 9),
             Err(EnvelopeError::NoHeader)
@@ -217,8 +258,7 @@ mod tests {
         #[test]
         fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             if let Ok(e) = Envelope::decode(&bytes, 64) {
-                let again = envelope(e.instance, e.message.kind(), e.offset, e.message.as_bytes());
-                prop_assert_eq!(again, bytes);
+                prop_assert_eq!(encode(&e), bytes);
             }
         }
     }

@@ -51,6 +51,11 @@ impl Interest {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether something changed since the subscriber last looked.
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// The room is wanted (`true`) or no longer (`false`).
     pub(crate) fn set(&self, room: &Arc<str>, wanted: bool) {
         let mut state = self.lock();

@@ -14,33 +14,35 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The broker records ([`Broker::records`]): rooms' histories live in Redis, so a client
+//! that comes back to any instance with the position of the last message it saw is sent what
+//! it missed ([`ws_mio_server::history`]).
+//!
 //! How, in the order a message meets it:
 //!
-//! - A room message published here reaches the local members first, as on a single instance;
-//!   then [`Broker::publish`] offers it to a bounded queue ([`RedisConfig::publish_queue`]
-//!   messages and [`RedisConfig::publish_queue_bytes`] bytes). When the queue is full the
-//!   message is not sent to Redis (counted): no worker ever waits on Redis.
-//! - The publisher thread ([`publisher`]) sends queued messages in pipelines of script calls:
-//!   each message crosses Redis once, in one call that gives it the room's next offset, appends
-//!   it to the room's stream and publishes it on the room's channel ([`naming`]), as one
-//!   envelope ([`envelope`]) that names the publishing instance.
+//! - A recorded room message published here ([`Broker::record`]) is offered to a bounded queue
+//!   ([`RedisConfig::publish_queue`] messages and [`RedisConfig::publish_queue_bytes`]
+//!   bytes); any other room message reaches the local members first, as on a single instance,
+//!   then goes to the same queue ([`Broker::publish`]). No worker ever waits on Redis: when the
+//!   queue is full a recorded message goes to the local members without a position, any other
+//!   is not sent (both counted).
+//! - The publisher thread ([`publisher`]) sends queued messages in pipelines: a recorded
+//!   message crosses Redis once, in one script call that gives it the room's next offset in its
+//!   epoch, appends it to the room's stream and publishes it on the room's channel
+//!   ([`naming`]), as one envelope ([`envelope`]) that names the publishing instance.
 //! - The subscriber thread ([`subscriber`]) is subscribed to the channels of the rooms this
 //!   instance has members in, as the server reports them ([`Broker::subscribe`] at a room's
 //!   first local member, [`Broker::unsubscribe`] at its last; [`interest`]), and to nothing
-//!   else. It hands each message to the server's [`Delivery`], which queues it to every
-//!   worker's bounded inbox, encoded once; the server never gives such a message back to the
-//!   broker, so nothing loops.
-//! - Its own messages come back from Redis too (a channel has no notion of sender); the
-//!   subscriber skips them by the instance id in the envelope, since the local members had
-//!   them at once. This keeps local delivery independent of Redis: with Redis down, members of
-//!   one instance still talk to each other.
+//!   else. It hands each recorded message to the server's [`Delivery`], this instance's own
+//!   included, so every instance delivers a room's messages in the order of their offsets, and
+//!   keeps it in a cache of recent history. It serves reads of history
+//!   ([`Broker::read`]; [`reader`]) from that cache or from the room's stream.
+//! - An unrecorded message of this instance's own comes back from Redis too (a channel has no
+//!   notion of sender); the subscriber skips it by the instance id in the envelope.
 //! - Either thread that loses its connection reconnects after a jittered backoff
-//!   ([`backoff`]); the subscriber then subscribes every wanted room again. Messages published
-//!   meanwhile are dropped (publisher) or missed (subscriber), and counted ([`Stats`]).
-//!
-//! Order: the messages of one publisher (one client, through one worker) keep their order on
-//! every instance, since one instance publishes through one connection and Redis delivers a
-//! connection's publishes in order.
+//!   ([`backoff`]); meanwhile the instance serves its own clients (recorded messages without
+//!   positions) and reports itself degraded ([`Broker::health`]). The subscriber then
+//!   subscribes every wanted room again and catches each up from its stream.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -50,6 +52,7 @@ pub mod interest;
 pub mod naming;
 mod options;
 pub mod publisher;
+pub mod reader;
 mod stats;
 pub mod subscriber;
 
@@ -61,13 +64,15 @@ use interest::Interest;
 use naming::Names;
 use publisher::Outgoing;
 use stats::{add, Counters};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use ws_mio_server::broker::Health;
+use ws_mio_server::history::{Answer, Histories, HistoryLimits, Page, Read};
 use ws_mio_server::{Broker, Delivery};
 use ws_proto::Message;
 
@@ -102,6 +107,18 @@ pub struct RedisConfig {
     /// Rooms whose interest changed that the subscriber is told of one by one; past it, it
     /// compares all of them ([`interest`]).
     pub max_interest_changes: usize,
+    /// How long a room's stream outlives its last message (0: for ever): the age bound of
+    /// history, besides [`Self::stream_length`].
+    pub history_ttl: Duration,
+    /// How long a room's epoch and last offset outlive its last message or join (0: for
+    /// ever). Past it a client coming back is told its history is lost, with a new epoch.
+    pub meta_ttl: Duration,
+    /// What the instance's cache of its rooms' recent history holds (its `idle_expiry` is
+    /// not used: a room's cache goes when its last member here leaves).
+    pub cache: HistoryLimits,
+    /// Reads of history waiting for the subscriber at most; past it a read is answered as
+    /// unavailable at once.
+    pub max_pending_reads: usize,
 }
 
 impl RedisConfig {
@@ -123,7 +140,16 @@ impl RedisConfig {
             reconnect_max: Duration::from_secs(5),
             command_timeout: Duration::from_secs(2),
             max_interest_changes: 65_536,
+            history_ttl: Duration::from_secs(3600),
+            meta_ttl: Duration::from_secs(7 * 24 * 3600),
+            cache: HistoryLimits::default(),
+            max_pending_reads: 4096,
         }
+    }
+
+    /// The command that publishes to a room's channel.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        "PUBLISH"
     }
 }
 
@@ -167,6 +193,13 @@ pub(crate) struct Shared {
     /// Bytes in the publish queue.
     queued_bytes: AtomicUsize,
     stop: AtomicBool,
+    /// Recent history of the rooms this instance has members in, as delivered here.
+    pub(crate) cache: Histories,
+    /// Reads of history waiting for the subscriber.
+    reads: Mutex<VecDeque<Read>>,
+    /// Whether each thread has its connection now.
+    pub(crate) publisher_up: AtomicBool,
+    pub(crate) subscriber_up: AtomicBool,
 }
 
 impl Shared {
@@ -192,6 +225,18 @@ impl Shared {
 
     pub(crate) fn release_queued(&self, bytes: usize) {
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    fn reads(&self) -> MutexGuard<'_, VecDeque<Read>> {
+        self.reads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn next_read(&self) -> Option<Read> {
+        self.reads().pop_front()
+    }
+
+    pub(crate) fn has_reads(&self) -> bool {
+        !self.reads().is_empty()
     }
 }
 
@@ -227,6 +272,13 @@ impl RedisBroker {
             counters: Counters::default(),
             queued_bytes: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            cache: Histories::new(HistoryLimits {
+                idle_expiry: Duration::ZERO,
+                ..config.cache
+            }),
+            reads: Mutex::default(),
+            publisher_up: AtomicBool::new(false),
+            subscriber_up: AtomicBool::new(false),
             config,
         });
         let mut broker = RedisBroker {
@@ -272,6 +324,35 @@ impl RedisBroker {
     }
 }
 
+impl RedisBroker {
+    /// Offers a message to the publisher's queue without waiting; gives it back when the queue
+    /// is full (in messages or bytes).
+    fn enqueue(&self, room: &Arc<str>, message: &Message, recorded: bool) -> Result<(), Outgoing> {
+        let outgoing = Outgoing {
+            room: room.clone(),
+            message: message.clone(),
+            recorded,
+        };
+        let Some(queue) = &self.queue else {
+            return Err(outgoing);
+        };
+        let size = outgoing.size();
+        let shared = &self.shared;
+        let before = shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if before.saturating_add(size) > shared.config.publish_queue_bytes {
+            shared.release_queued(size);
+            return Err(outgoing);
+        }
+        match queue.try_send(outgoing) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(out) | TrySendError::Disconnected(out)) => {
+                shared.release_queued(size);
+                Err(out)
+            }
+        }
+    }
+}
+
 impl Broker for RedisBroker {
     fn attach(&self, delivery: Delivery) {
         if self.shared.delivery.set(delivery).is_err() {
@@ -288,23 +369,42 @@ impl Broker for RedisBroker {
     }
 
     fn publish(&self, room: &Arc<str>, message: &Message) {
-        let Some(queue) = &self.queue else { return };
-        let outgoing = Outgoing {
-            room: room.clone(),
-            message: message.clone(),
-        };
-        let size = outgoing.size();
-        let shared = &self.shared;
-        let before = shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
-        if before.saturating_add(size) > shared.config.publish_queue_bytes {
-            shared.release_queued(size);
-            add(&shared.counters.publish_dropped, 1);
-            return;
+        if let Err(out) = self.enqueue(room, message, false) {
+            drop(out);
+            add(&self.shared.counters.publish_dropped, 1);
         }
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(outgoing)
-        {
-            shared.release_queued(size);
-            add(&shared.counters.publish_dropped, 1);
+    }
+
+    fn records(&self) -> bool {
+        true
+    }
+
+    fn record(&self, room: &Arc<str>, payload: &Message) {
+        if let Err(out) = self.enqueue(room, payload, true) {
+            add(&self.shared.counters.publish_dropped, 1);
+            publisher::deliver_here(&self.shared, &[out]);
+        }
+    }
+
+    fn read(&self, read: Read) -> Option<Answer> {
+        let mut reads = self.shared.reads();
+        if reads.len() >= self.shared.config.max_pending_reads {
+            drop(reads);
+            add(&self.shared.counters.reads_refused, 1);
+            let page = Page::unavailable();
+            return Some(Answer { read, page });
+        }
+        reads.push_back(read);
+        None
+    }
+
+    fn health(&self) -> Health {
+        let shared = &self.shared;
+        let up = shared.publisher_up.load(Ordering::Relaxed)
+            && shared.subscriber_up.load(Ordering::Relaxed);
+        match up {
+            true => Health::Healthy,
+            false => Health::Degraded("redis unreachable"),
         }
     }
 

@@ -1,12 +1,12 @@
 //! Where a room lives in Redis. Every name of a room carries the room in a hash tag,
-//! `PREFIX:{ROOM}:...`, so that under Redis Cluster the room's offset counter, its stream and
+//! `PREFIX:{ROOM}:...`, so that under Redis Cluster the room's meta hash, its stream and
 //! its channel hash to one slot: the publish script can touch them together, and the channel
 //! works with sharded pub/sub (SSUBSCRIBE/SPUBLISH) unchanged.
 //!
 //! | name | type | holds |
 //! | --- | --- | --- |
-//! | `PREFIX:{ROOM}:offset` | string | the room's last offset, a counter |
-//! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope |
+//! | `PREFIX:{ROOM}:meta` | hash | the room's `epoch`, and its last `offset` |
+//! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope, by offset |
 //! | `PREFIX:{ROOM}:msg` | channel | each message as it is published, an envelope |
 //!
 //! Redis takes the tag from the first `{` to the first `}` after it, and hashes the whole name
@@ -30,7 +30,7 @@ pub struct Names {
 }
 
 const CHANNEL: &[u8] = b"}:msg";
-const OFFSET: &[u8] = b"}:offset";
+const META: &[u8] = b"}:meta";
 const LOG: &[u8] = b"}:log";
 
 impl Names {
@@ -65,9 +65,9 @@ impl Names {
         self.name(room, CHANNEL)
     }
 
-    /// The key of the room's offset counter.
-    pub fn offset_key(&self, room: &str) -> Vec<u8> {
-        self.name(room, OFFSET)
+    /// The key of the room's meta hash: its epoch and last offset.
+    pub fn meta_key(&self, room: &str) -> Vec<u8> {
+        self.name(room, META)
     }
 
     /// The key of the room's stream of recent messages.
@@ -144,7 +144,7 @@ mod tests {
             let channel = names.channel(room);
             let tag = hashed_part(&channel);
             assert!(tag.len() < channel.len(), "{room:?} has a tag");
-            assert_eq!(hashed_part(&names.offset_key(room)), tag, "{room:?}");
+            assert_eq!(hashed_part(&names.meta_key(room)), tag, "{room:?}");
             assert_eq!(hashed_part(&names.log_key(room)), tag, "{room:?}");
             assert_eq!(names.room_of(&channel).as_deref(), Some(room), "{room:?}");
         }

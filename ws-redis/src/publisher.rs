@@ -1,40 +1,56 @@
-//! The publishing side: one thread with one connection, fed by a bounded queue. Each room
-//! message crosses Redis once, in one script call that numbers it, appends it to the room's
-//! stream and publishes it ([`SCRIPT`]); the calls for the messages queued together go in one
-//! pipeline, one round trip.
+//! The publishing side: one thread with one connection, fed by a bounded queue, in pipelines
+//! of up to [`BATCH`] commands, one round trip each.
 //!
-//! While Redis cannot be reached the thread keeps taking the queue and drops what it takes
-//! (counted in [`crate::Stats::publish_dropped`]): local members had those messages already,
-//! and a burst of stale ones when Redis comes back would help nobody. It tries to connect again
-//! after a jittered backoff ([`crate::backoff`]).
+//! A recorded message crosses Redis once, in one script call ([`SCRIPT`]) that numbers it in
+//! its room's epoch, appends it to the room's stream and publishes it; every instance then
+//! delivers it as Redis sends it back, this one included. Any other room message went to this
+//! instance's members at once and is only published, for the other instances.
+//!
+//! While Redis cannot be reached the thread keeps taking the queue: recorded messages go to
+//! this instance's members without a position (they cannot be numbered; other instances miss
+//! them, and the history will not have them), the others are dropped (counted in
+//! [`crate::Stats::publish_dropped`]): a burst of stale messages when Redis comes back would
+//! help nobody. It tries to connect again after a jittered backoff ([`crate::backoff`]).
 
 use crate::backoff::{Backoff, Jitter};
-use crate::envelope::header_prefix;
+use crate::envelope::{header_prefix, unrecorded};
 use crate::stats::add;
 use crate::Shared;
 use redis::{Client, Connection, RedisResult, Script};
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Instant;
 use ws_proto::Message;
 
-/// One publish, atomic in Redis: the room's next offset (`KEYS[1]`, a counter), the envelope
-/// built around it (`ARGV[1]` is its header up to the offset, `ARGV[2]` the payload), appended
-/// to the room's stream (`KEYS[2]`, trimmed to about `ARGV[3]` entries) and published on the
-/// room's channel (`ARGV[4]`: a channel is not a key). Returns the offset.
+/// One recorded message, atomic in Redis. `KEYS[1]` is the room's meta hash (`epoch`, the
+/// last `offset`), `KEYS[2]` its stream; `ARGV[1]` the envelope's header up to the epoch,
+/// `ARGV[2]` the payload, `ARGV[3]` about how many entries the stream keeps, `ARGV[4]` the
+/// room's channel, `ARGV[5]` and `ARGV[6]` the seconds the stream and the meta hash outlive the
+/// room's last message (0: for ever), `ARGV[7]` `PUBLISH` or `SPUBLISH` (Redis Cluster).
 ///
-/// The stream's entry ids are Redis's own (`*`), the offset a field of the envelope: a counter
-/// lost without its stream then restarts the numbering (an epoch the chat will have to tell)
-/// instead of making every publish fail on an id not above the stream's last.
+/// A room without a meta hash (never used, expired, or lost with Redis's data) starts a new
+/// epoch, named after Redis's clock, and drops whatever stream it had, so an offset is never
+/// given twice in one epoch. The stream's entry ids are the offsets (`OFFSET-0`), so a
+/// recovery reads from an offset directly. Returns the offset.
 pub const SCRIPT: &str = r"
-local offset = redis.call('INCR', KEYS[1])
-local envelope = ARGV[1] .. string.format('%d', offset) .. '\n' .. ARGV[2]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', envelope)
-redis.call('PUBLISH', ARGV[4], envelope)
-return offset
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  local t = redis.call('TIME')
+  epoch = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local offset = string.format('%d', redis.call('HINCRBY', KEYS[1], 'offset', 1))
+local envelope = ARGV[1] .. epoch .. ' ' .. offset .. '\n' .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'm', envelope)
+if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
+if tonumber(ARGV[6]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[6]) end
+redis.call(ARGV[7], ARGV[4], envelope)
+return tonumber(offset)
 ";
 
-/// Messages sent to Redis in one pipeline at most.
+/// Commands sent to Redis in one pipeline at most.
 const BATCH: usize = 64;
 
 /// A room message waiting in the queue.
@@ -42,6 +58,8 @@ const BATCH: usize = 64;
 pub(crate) struct Outgoing {
     pub(crate) room: Arc<str>,
     pub(crate) message: Message,
+    /// To be numbered and kept ([`SCRIPT`]), or only published.
+    pub(crate) recorded: bool,
 }
 
 impl Outgoing {
@@ -60,22 +78,14 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
     let mut retry_at = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        // The broker holds the queue's only sender: dropping it ends this thread.
-        let Ok(first) = queue.recv() else { return };
-        batch.push(first);
-        while batch.len() < BATCH {
-            let Ok(next) = queue.try_recv() else { break };
-            batch.push(next);
-        }
-        let bytes: usize = batch.iter().map(Outgoing::size).sum();
-        shared.release_queued(bytes);
-        let count = batch.len() as u64;
+        // Connected before the first message, so the instance is ready (not degraded) at once.
         if connection.is_none() && Instant::now() >= retry_at {
             match connect(&client, &script, &shared) {
                 Ok(con) => {
                     add(&shared.counters.connects, 1);
                     backoff.reset();
                     tracing::info!("redis publisher connected");
+                    shared.publisher_up.store(true, Ordering::Relaxed);
                     connection = Some(con);
                 }
                 Err(error) => {
@@ -85,14 +95,35 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
                 }
             }
         }
+        // The broker holds the queue's only sender: dropping it ends this thread.
+        let first = match queue.recv_timeout(crate::POLL) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        batch.push(first);
+        while batch.len() < BATCH {
+            let Ok(next) = queue.try_recv() else { break };
+            batch.push(next);
+        }
+        let bytes: usize = batch.iter().map(Outgoing::size).sum();
+        shared.release_queued(bytes);
+        let count = batch.len() as u64;
         match connection.as_mut() {
-            None => add(&shared.counters.publish_dropped, count),
+            None => {
+                add(&shared.counters.publish_dropped, count);
+                deliver_here(&shared, &batch);
+            }
             Some(con) => match send(con, &script, &shared, &batch) {
                 Ok(()) => add(&shared.counters.published, count),
                 Err(error) => {
                     add(&shared.counters.publish_failed, count);
                     add(&shared.counters.connection_errors, 1);
                     tracing::warn!(%error, "redis publish failed; reconnecting");
+                    shared.publisher_up.store(false, Ordering::Relaxed);
+                    // Whether Redis took them is unknown; this instance's members get them
+                    // (rather twice than never).
+                    deliver_here(&shared, &batch);
                     // The connection may be out of step: start again on a new one.
                     connection = None;
                     retry_at = Instant::now() + backoff.next_delay(jitter.next());
@@ -100,6 +131,18 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
             },
         }
         batch.clear();
+    }
+}
+
+/// Recorded messages that Redis will not deliver: to this instance's members, without a
+/// position. (The others reached them when published.)
+pub(crate) fn deliver_here(shared: &Shared, batch: &[Outgoing]) {
+    let Some(delivery) = shared.delivery.get() else {
+        return;
+    };
+    for out in batch.iter().filter(|o| o.recorded) {
+        delivery.deliver_recorded(&out.room, None, &out.message);
+        add(&shared.counters.delivered_unnumbered, 1);
     }
 }
 
@@ -113,26 +156,38 @@ fn connect(client: &Client, script: &Script, shared: &Shared) -> RedisResult<Con
     Ok(con)
 }
 
-/// One pipeline of script calls for `batch`.
+/// One pipeline for `batch`.
 fn send(
     con: &mut Connection,
     script: &Script,
     shared: &Shared,
     batch: &[Outgoing],
 ) -> RedisResult<()> {
+    let config = &shared.config;
+    let names = &shared.names;
     let mut pipe = redis::pipe();
     for out in batch {
+        let channel = names.channel(&out.room);
+        if !out.recorded {
+            let envelope = unrecorded(shared.instance, &out.message);
+            pipe.cmd(config.publish_command())
+                .arg(channel)
+                .arg(envelope);
+            continue;
+        }
         pipe.cmd("EVALSHA")
             .arg(script.get_hash())
             .arg(2)
-            .arg(shared.names.offset_key(&out.room))
-            .arg(shared.names.log_key(&out.room))
+            .arg(names.meta_key(&out.room))
+            .arg(names.log_key(&out.room))
             .arg(header_prefix(shared.instance, out.message.kind()))
             .arg(out.message.as_bytes())
-            .arg(shared.config.stream_length)
-            .arg(shared.names.channel(&out.room));
+            .arg(config.stream_length)
+            .arg(channel)
+            .arg(config.history_ttl.as_secs())
+            .arg(config.meta_ttl.as_secs())
+            .arg(config.publish_command());
     }
-    let offsets: Vec<u64> = pipe.query(con)?;
-    debug_assert_eq!(offsets.len(), batch.len());
+    pipe.query::<redis::Value>(con)?;
     Ok(())
 }

@@ -16,12 +16,29 @@ pub struct Stats {
     pub publish_failed: u64,
     /// Messages received from Redis, of any kind: what interest routing keeps small.
     pub received: u64,
-    /// Of those, this instance's own, skipped (delivered locally when published).
+    /// Of those, this instance's own unrecorded ones, skipped (delivered locally when
+    /// published).
     pub received_own: u64,
     /// Of those, not an envelope on a room channel of this broker, or too large: dropped.
     pub received_invalid: u64,
     /// Of those, handed to local delivery.
     pub delivered: u64,
+    /// Recorded messages delivered here without a position, Redis being out of reach or the queue full: other instances miss them, and history does not keep them.
+    pub delivered_unnumbered: u64,
+    /// Recorded messages from Redis whose offset was delivered here already (a catch-up met them), skipped.
+    pub received_again: u64,
+    /// History reads answered from this instance's cache, without a round trip.
+    pub reads_cached: u64,
+    /// History reads that went to Redis.
+    pub reads_fetched: u64,
+    /// History reads that failed (answered as unavailable).
+    pub read_errors: u64,
+    /// History reads answered as unavailable at once: too many were waiting.
+    pub reads_refused: u64,
+    /// Recorded messages delivered by a catch-up after a reconnect: missed live, kept by Redis.
+    pub caught_up: u64,
+    /// Rooms whose catch-up after a reconnect found their history lost (a new epoch) or trimmed past what was missed.
+    pub catch_up_lost: u64,
     /// Connections made to Redis, by the publisher and the subscriber together.
     pub connects: u64,
     /// Connections lost or failed, by either.
@@ -78,6 +95,46 @@ impl Stats {
                 self.delivered,
             ),
             (
+                "delivered_unnumbered_total",
+                "Recorded messages delivered here without a position: Redis could not number them.",
+                self.delivered_unnumbered,
+            ),
+            (
+                "received_again_total",
+                "Recorded messages from Redis delivered here already, skipped.",
+                self.received_again,
+            ),
+            (
+                "reads_cached_total",
+                "History reads answered from the instance's cache.",
+                self.reads_cached,
+            ),
+            (
+                "reads_fetched_total",
+                "History reads that went to Redis.",
+                self.reads_fetched,
+            ),
+            (
+                "read_errors_total",
+                "History reads that failed: answered as unavailable.",
+                self.read_errors,
+            ),
+            (
+                "reads_refused_total",
+                "History reads refused with the queue of reads full.",
+                self.reads_refused,
+            ),
+            (
+                "caught_up_total",
+                "Recorded messages delivered by a catch-up after a reconnect.",
+                self.caught_up,
+            ),
+            (
+                "catch_up_lost_total",
+                "Rooms whose catch-up found the history lost or trimmed.",
+                self.catch_up_lost,
+            ),
+            (
                 "connects_total",
                 "Connections made to Redis.",
                 self.connects,
@@ -109,6 +166,14 @@ pub(crate) struct Counters {
     pub(crate) received_own: AtomicU64,
     pub(crate) received_invalid: AtomicU64,
     pub(crate) delivered: AtomicU64,
+    pub(crate) delivered_unnumbered: AtomicU64,
+    pub(crate) received_again: AtomicU64,
+    pub(crate) reads_cached: AtomicU64,
+    pub(crate) reads_fetched: AtomicU64,
+    pub(crate) read_errors: AtomicU64,
+    pub(crate) reads_refused: AtomicU64,
+    pub(crate) caught_up: AtomicU64,
+    pub(crate) catch_up_lost: AtomicU64,
     pub(crate) connects: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
 }
@@ -128,6 +193,14 @@ impl Counters {
             received_own: get(&self.received_own),
             received_invalid: get(&self.received_invalid),
             delivered: get(&self.delivered),
+            delivered_unnumbered: get(&self.delivered_unnumbered),
+            received_again: get(&self.received_again),
+            reads_cached: get(&self.reads_cached),
+            reads_fetched: get(&self.reads_fetched),
+            read_errors: get(&self.read_errors),
+            reads_refused: get(&self.reads_refused),
+            caught_up: get(&self.caught_up),
+            catch_up_lost: get(&self.catch_up_lost),
             connects: get(&self.connects),
             connection_errors: get(&self.connection_errors),
         }

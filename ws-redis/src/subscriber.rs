@@ -1,45 +1,65 @@
 //! The receiving side: one thread with one pub/sub connection, subscribed to the channels of
 //! the rooms this instance has members in ([`crate::interest`]) and to no others, so an
-//! instance receives the messages of its own rooms, not the cluster's. Each message received
-//! goes to the server's [`ws_mio_server::Delivery`] (bounded worker inboxes, encoded once
-//! there), except this instance's own, which its members had at once.
+//! instance receives the messages of its own rooms, not the cluster's; and a second, plain
+//! connection for reads of rooms' histories ([`crate::reader`]), which this thread serves too,
+//! so a read and the live messages it meets are put in one order.
+//!
+//! A recorded message received is delivered to the server's [`ws_mio_server::Delivery`]
+//! (rendered and encoded once, bounded worker inboxes) unless this instance delivered its
+//! offset already, and kept in the instance's cache of its rooms' recent history
+//! ([`ws_mio_server::history::Histories`]), from which most reads are answered without a round
+//! trip. Any other message is delivered unless it is this instance's own, which its members had
+//! at once.
 //!
 //! The thread waits for messages at most 20 ms (`POLL`) at a time, then looks for interest
-//! changes: a room joined here is subscribed within about that long. One SUBSCRIBE or
-//! UNSUBSCRIBE per room, each waiting for Redis's confirmation, so a room counts as subscribed
-//! ([`crate::RedisBroker::is_subscribed`]) only once Redis would send it a message published
-//! from then on; a resync after a reconnect costs a round trip per room.
-//!
-//! While it waits for a confirmation, messages of the rooms already subscribed keep coming;
-//! the client (redis-rs's `PubSub`) holds them until they are read, right after. What it holds
-//! is bounded by time, not count: the traffic of one round trip per room being subscribed (a
-//! resync of many rooms holds the most). Counting confirmations on a raw connection, to
-//! subscribe many rooms in one command, would shorten that; not done yet.
+//! changes and reads: a room joined here is subscribed within about that long, and a joining
+//! connection's read is answered right after its room's subscription is confirmed, so nothing
+//! published from the moment of the read on can be missed. One SUBSCRIBE or UNSUBSCRIBE per
+//! room, each waiting for Redis's confirmation; meanwhile the messages of the rooms already
+//! subscribed keep coming, and the client holds them until they are read, right after.
 //!
 //! Redis forgets subscriptions with the connection: after a loss the thread reconnects after a
-//! jittered backoff and subscribes every wanted room again. Messages published in between are
-//! missed (their rooms' streams keep them for a recovery to come). What Redis holds for a
-//! subscriber that does not keep up is bounded by its `client-output-buffer-limit pubsub`,
-//! past which Redis drops the connection and the same reconnection follows.
+//! jittered backoff, subscribes every wanted room again, and then catches up each room it has
+//! a history of: the messages published while it was away are read from the room's stream and
+//! delivered, in order, so the members here miss nothing Redis kept. While it is away, reads
+//! are answered at once as unavailable, so joining connections still get this instance's live
+//! messages. What Redis holds for a subscriber that does not keep up is bounded by its
+//! `client-output-buffer-limit pubsub`, past which Redis drops the connection and the same
+//! reconnection follows.
 
 use crate::backoff::{Backoff, Jitter};
 use crate::envelope::Envelope;
+use crate::reader::{self, READ_SCRIPT};
 use crate::stats::add;
 use crate::Shared;
-use redis::{Client, Connection, Msg, PubSub, RedisResult};
+use redis::{Client, Connection, Msg, PubSub, RedisResult, Script};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
+use ws_mio_server::history::{Answer, Outcome, Page, Position, Read, Want};
+use ws_proto::Message;
+
+/// Reads served between two looks at the pub/sub connection at most.
+const READS_PER_TURN: usize = 256;
 
 pub(crate) fn run(shared: Arc<Shared>, client: Client) {
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut jitter = Jitter::new();
+    let script = Script::new(READ_SCRIPT);
     while !shared.stopping() {
         match client.get_connection_with_timeout(config.command_timeout) {
             Ok(mut con) => {
                 add(&shared.counters.connects, 1);
                 backoff.reset();
                 tracing::info!("redis subscriber connected");
-                if let Err(error) = listen(&shared, &mut con) {
+                let mut reads = Reads {
+                    shared: &shared,
+                    client: &client,
+                    script: &script,
+                    data: None,
+                };
+                if let Err(error) = listen(&shared, &mut con, &mut reads) {
                     add(&shared.counters.connection_errors, 1);
                     tracing::warn!(%error, "redis subscriber connection lost; reconnecting");
                 }
@@ -49,32 +69,48 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client) {
                 tracing::warn!(%error, "redis subscriber cannot connect");
             }
         }
+        shared.subscriber_up.store(false, Ordering::Relaxed);
         // A new connection starts with no subscription.
         shared.subscribed().clear();
         shared.interest.resync();
-        if !shared.stopping() {
-            shared.pause(backoff.next_delay(jitter.next()));
+        let until = Instant::now() + backoff.next_delay(jitter.next());
+        while !shared.stopping() && Instant::now() < until {
+            answer_unavailable(&shared);
+            shared.pause(crate::POLL);
         }
     }
+    answer_unavailable(&shared);
 }
 
-/// Follows the interest and delivers messages until the connection fails or the broker stops.
-fn listen(shared: &Shared, con: &mut Connection) -> RedisResult<()> {
+/// Follows the interest, serves reads and delivers messages until the connection fails or the
+/// broker stops.
+fn listen(shared: &Shared, con: &mut Connection, reads: &mut Reads<'_>) -> RedisResult<()> {
     con.set_write_timeout(Some(shared.config.command_timeout))?;
     let mut pubsub = con.as_pubsub();
+    follow_interest(shared, &mut pubsub)?;
+    shared.subscriber_up.store(true, Ordering::Relaxed);
+    reads.catch_up();
     while !shared.stopping() {
         follow_interest(shared, &mut pubsub)?;
+        reads.serve();
         pubsub.set_read_timeout(Some(crate::POLL))?;
-        match pubsub.get_message() {
-            Ok(message) => receive(shared, &message),
-            Err(error) if error.is_timeout() => {}
-            Err(error) => return Err(error),
+        // What came meanwhile first, then wait a poll at most.
+        loop {
+            match pubsub.get_message() {
+                Ok(message) => receive(shared, &message),
+                Err(error) if error.is_timeout() => break,
+                Err(error) => return Err(error),
+            }
+            if shared.interest.pending() || shared.has_reads() {
+                break;
+            }
         }
     }
     Ok(())
 }
 
-/// Subscribes the rooms newly wanted and unsubscribes those no longer wanted.
+/// Subscribes the rooms newly wanted and unsubscribes those no longer wanted (forgetting what
+/// the cache holds of them).
 fn follow_interest(shared: &Shared, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
     let changes = shared.interest.take_changes(&shared.subscribed());
     let Some(changes) = changes else {
@@ -89,11 +125,12 @@ fn follow_interest(shared: &Shared, pubsub: &mut PubSub<'_>) -> RedisResult<()> 
     for room in changes.unsubscribe {
         pubsub.unsubscribe(shared.names.channel(&room))?;
         shared.subscribed().remove(&room);
+        shared.cache.forget(&room);
     }
     Ok(())
 }
 
-/// One message from Redis: to local delivery unless it is this instance's own or not ours.
+/// One message from Redis: delivered here unless it is not ours, or was delivered already.
 fn receive(shared: &Shared, message: &Msg) {
     let counters = &shared.counters;
     add(&counters.received, 1);
@@ -111,12 +148,178 @@ fn receive(shared: &Shared, message: &Msg) {
                 return;
             }
         };
-    if envelope.instance == shared.instance {
-        add(&counters.received_own, 1);
+    let Some(delivery) = shared.delivery.get() else {
+        return;
+    };
+    match &envelope.position {
+        Some(position) => deliver_recorded(shared, &room, position, &envelope.message),
+        None if envelope.instance == shared.instance => add(&counters.received_own, 1),
+        None => {
+            delivery.publish(&room, &envelope.message);
+            add(&counters.delivered, 1);
+        }
+    }
+}
+
+/// A recorded message, to this instance's members and its cache, unless delivered already.
+fn deliver_recorded(shared: &Shared, room: &str, position: &Position, payload: &Message) {
+    if !shared.cache.is_new(room, position) {
+        add(&shared.counters.received_again, 1);
         return;
     }
-    if let Some(delivery) = shared.delivery.get() {
-        delivery.publish(&room, &envelope.message);
-        add(&counters.delivered, 1);
+    let Some(delivery) = shared.delivery.get() else {
+        return;
+    };
+    let rendered = delivery.deliver_recorded(room, Some(position), payload);
+    add(&shared.counters.delivered, 1);
+    shared
+        .cache
+        .keep(room, position, rendered, std::time::Duration::ZERO);
+}
+
+/// While Redis is out of reach: every read waiting is answered as unavailable.
+fn answer_unavailable(shared: &Shared) {
+    let Some(delivery) = shared.delivery.get() else {
+        return;
+    };
+    while let Some(read) = shared.next_read() {
+        delivery.answer(Answer {
+            read,
+            page: Page::unavailable(),
+        });
+    }
+}
+
+/// The reads' side of the thread: a plain connection, made when first needed.
+struct Reads<'a> {
+    shared: &'a Shared,
+    client: &'a Client,
+    script: &'a Script,
+    data: Option<Connection>,
+}
+
+impl Reads<'_> {
+    /// The connection for reads, made if need be.
+    fn connection(&mut self) -> RedisResult<&mut Connection> {
+        if self.data.is_none() {
+            let timeout = self.shared.config.command_timeout;
+            let con = self.client.get_connection_with_timeout(timeout)?;
+            con.set_read_timeout(Some(timeout))?;
+            con.set_write_timeout(Some(timeout))?;
+            self.data = Some(con);
+        }
+        Ok(self.data.as_mut().expect("made above"))
+    }
+
+    /// What Redis holds of `room` for `want`, the messages rendered; `None` when Redis could
+    /// not be read (the connection is dropped, to be made again).
+    fn fetch(&mut self, room: &str, want: &Want) -> Option<(Page, Vec<u64>)> {
+        let shared = self.shared;
+        let script = self.script;
+        let stored = self
+            .connection()
+            .and_then(|con| reader::read(con, script, shared, room, want));
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                add(&shared.counters.read_errors, 1);
+                tracing::warn!(%error, room, "redis history read failed");
+                self.data = None;
+                return None;
+            }
+        };
+        let offsets = stored.entries.iter().map(|(o, _)| *o).collect();
+        let delivery = shared.delivery.get()?;
+        let render = |at: &Position, m: &Message| delivery.render(room, Some(at), m);
+        Some((reader::page(want, stored, render), offsets))
+    }
+
+    /// Answers the reads waiting, a bounded number of them.
+    fn serve(&mut self) {
+        for _ in 0..READS_PER_TURN {
+            let Some(read) = self.shared.next_read() else {
+                return;
+            };
+            let page = self.answer(&read);
+            if let Some(delivery) = self.shared.delivery.get() {
+                delivery.answer(Answer { read, page });
+            }
+        }
+    }
+
+    fn answer(&mut self, read: &Read) -> Page {
+        let shared = self.shared;
+        if let Some(page) = shared.cache.cached(&read.room, &read.want) {
+            add(&shared.counters.reads_cached, 1);
+            return page;
+        }
+        add(&shared.counters.reads_fetched, 1);
+        let Some((page, offsets)) = self.fetch(&read.room, &read.want) else {
+            return Page::unavailable();
+        };
+        // A room subscribed here with nothing cached yet starts its cache from this read; once
+        // it has one, live messages extend it, and reads that reach further back fetch.
+        let subscribed = shared.subscribed().contains(&*read.room);
+        let fresh = shared.cache.last(&read.room).is_none();
+        if let (true, true, Outcome::Recovered, Some(position)) =
+            (subscribed, fresh, page.outcome, &page.position)
+        {
+            if offsets.len() == page.messages.len() {
+                let base = match &read.want {
+                    Want::Since(since) => since.offset,
+                    Want::Last(_) => offsets.first().map_or(position.offset, |o| o - 1),
+                    Want::Position => position.offset,
+                };
+                let kept = offsets.iter().copied().zip(page.messages.iter().cloned());
+                let when = std::time::Duration::ZERO;
+                let (epoch, last) = (&position.epoch, position.offset);
+                shared
+                    .cache
+                    .fill(&read.room, epoch, base, last, kept.collect(), when);
+            }
+        }
+        page
+    }
+
+    /// After a reconnect: each room with a history here gets the messages published while
+    /// this instance was away, as Redis kept them.
+    fn catch_up(&mut self) {
+        let shared = self.shared;
+        let rooms: Vec<_> = shared.subscribed().iter().cloned().collect();
+        for room in rooms {
+            let Some(last) = shared.cache.last(&room) else {
+                continue;
+            };
+            let want = Want::Since(last.clone());
+            let Some((page, offsets)) = self.fetch(&room, &want) else {
+                return;
+            };
+            let Some(position) = page.position.clone() else {
+                continue;
+            };
+            if page.outcome != Outcome::Recovered {
+                // Lost (Redis lost its data: a new epoch; or too much was missed): the members
+                // here cannot be given what they missed; the next live message starts afresh.
+                add(&shared.counters.catch_up_lost, 1);
+                shared.cache.forget(&room);
+                continue;
+            }
+            let Some(delivery) = shared.delivery.get() else {
+                return;
+            };
+            for (offset, rendered) in offsets.into_iter().zip(page.messages) {
+                let at = Position {
+                    epoch: position.epoch.clone(),
+                    offset,
+                };
+                if shared.cache.is_new(&room, &at) {
+                    delivery.deliver_rendered(&room, &at, rendered.clone());
+                    shared
+                        .cache
+                        .keep(&room, &at, rendered, std::time::Duration::ZERO);
+                    add(&shared.counters.caught_up, 1);
+                }
+            }
+        }
     }
 }

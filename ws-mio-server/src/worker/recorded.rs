@@ -36,7 +36,10 @@ impl<H: Handler> Worker<H> {
     pub(super) fn read(&mut self, read: Read) {
         let services = &self.services;
         if services.broker.records() {
-            return services.broker.read(read);
+            if let Some(answer) = services.broker.read(read) {
+                self.answered(answer);
+            }
+            return;
         }
         let rooms = &services.rooms;
         // A joining connection is in the registry already: its room counts as empty when it
