@@ -12,12 +12,11 @@ mod redis_server;
 use common::{test_config, wait_until, TestClient, WAIT};
 use redis_server::RedisServer;
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ws_mio_server::testing::TestServer;
 use ws_mio_server::{Context, Handler, Hooks, OpenDecision, OpenRequest, Server};
-use ws_proto::{Event, Message};
+use ws_proto::Message;
 use ws_redis::{RedisBroker, RedisConfig};
 
 /// Joins the room named by the request's path (`/lobby`) and publishes every message to it.
@@ -80,28 +79,6 @@ fn text(s: &str) -> Message {
     Message::Text(s.to_string().into())
 }
 
-/// The messages that arrive within `quiet` (and none must be a protocol error).
-fn arriving_within(client: &mut TestClient, quiet: Duration) -> Vec<Message> {
-    client.stream.set_read_timeout(Some(quiet)).unwrap();
-    let mut buf = [0; 4096];
-    let mut messages = Vec::new();
-    loop {
-        match client.stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => client.conn.receive(&buf[..n]).unwrap(),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-            Err(e) => panic!("read failed: {e}"),
-        }
-        while let Some(event) = client.conn.poll_event() {
-            if let Event::Message(m) = event {
-                messages.push(m);
-            }
-        }
-    }
-    client.stream.set_read_timeout(Some(WAIT)).unwrap();
-    messages
-}
-
 #[test]
 fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_order() {
     let redis = RedisServer::start();
@@ -141,10 +118,12 @@ fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_ord
             let want: Vec<usize> = (0..EACH).collect();
             assert_eq!(got[*publisher], want, "{name} from {publisher}");
         }
-        let more = arriving_within(client, Duration::from_millis(200));
+        let more = client.arriving_within(Duration::from_millis(200));
         assert!(more.is_empty(), "{name} got more: {more:?}");
     }
-    assert!(arriving_within(&mut outsider, Duration::from_millis(50)).is_empty());
+    assert!(outsider
+        .arriving_within(Duration::from_millis(50))
+        .is_empty());
 
     // Each instance published its own 100, took the other's 100 from Redis and skipped its own.
     for (instance, name) in [(&a, "a"), (&b, "b")] {
@@ -190,7 +169,10 @@ fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_ord
     wait_until("the garbage to be seen", || {
         a.broker.stats().received_invalid == 1
     });
-    assert!(arriving_within(&mut members[0].1, Duration::from_millis(50)).is_empty());
+    assert!(members[0]
+        .1
+        .arriving_within(Duration::from_millis(50))
+        .is_empty());
 
     // The last member of the side room leaves: C unsubscribes, as Redis sees it.
     assert_eq!(redis.subscribers("ws:{side}:msg"), 1);
@@ -223,7 +205,7 @@ fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again(
         let stats = a.broker.stats();
         stats.publish_failed + stats.publish_dropped == 1
     });
-    assert!(arriving_within(&mut b1, Duration::from_millis(100)).is_empty());
+    assert!(b1.arriving_within(Duration::from_millis(100)).is_empty());
     wait_until("B to notice", || !b.broker.is_subscribed("lobby"));
 
     let (a_connects, b_connects) = (a.broker.stats().connects, b.broker.stats().connects);
@@ -244,7 +226,7 @@ fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again(
         );
         said += 1;
         a1.send_text(&format!("after {said}"));
-        let arrived = arriving_within(&mut b1, Duration::from_millis(100));
+        let arrived = b1.arriving_within(Duration::from_millis(100));
         if let Some(first) = arrived.first() {
             break first.as_bytes().to_vec();
         }

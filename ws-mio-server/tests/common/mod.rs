@@ -174,6 +174,28 @@ impl TestClient {
             .unwrap();
         self.flush();
     }
+
+    /// The messages that arrive until none has for `quiet` (or the server closes).
+    pub fn arriving_within(&mut self, quiet: Duration) -> Vec<Message> {
+        self.stream.set_read_timeout(Some(quiet)).unwrap();
+        let mut buf = [0; 4096];
+        let mut messages = Vec::new();
+        loop {
+            while let Some(event) = self.conn.poll_event() {
+                if let Event::Message(m) = event {
+                    messages.push(m);
+                }
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.conn.receive(&buf[..n]).unwrap(),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        messages
+    }
 }
 
 /// A raw HTTP exchange: sends `request`, returns everything until the server closes.
