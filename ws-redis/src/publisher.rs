@@ -114,7 +114,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
                 add(&shared.counters.publish_dropped, count);
                 deliver_here(&shared, &batch);
             }
-            Some(con) => match send(con, &script, &shared, &batch) {
+            Some(con) => match send_or_resend(con, &client, &script, &shared, &batch) {
                 Ok(()) => add(&shared.counters.published, count),
                 Err(error) => {
                     add(&shared.counters.publish_failed, count);
@@ -143,6 +143,27 @@ pub(crate) fn deliver_here(shared: &Shared, batch: &[Outgoing]) {
     for out in batch.iter().filter(|o| o.recorded) {
         delivery.deliver_recorded(&out.room, None, &out.message);
         add(&shared.counters.delivered_unnumbered, 1);
+    }
+}
+
+/// [`send`], and once more on a new connection when the first found its connection dropped
+/// (Redis restarted since it was last used: the old server is gone, so it cannot have taken
+/// the batch). A timeout is not retried: a slow Redis may still carry it out.
+fn send_or_resend(
+    con: &mut Connection,
+    client: &Client,
+    script: &Script,
+    shared: &Shared,
+    batch: &[Outgoing],
+) -> RedisResult<()> {
+    match send(con, script, shared, batch) {
+        Err(error) if error.is_connection_dropped() || error.is_connection_refusal() => {
+            tracing::info!(%error, "redis publisher connection dropped; sending again on a new one");
+            *con = connect(client, script, shared)?;
+            add(&shared.counters.connects, 1);
+            send(con, script, shared, batch)
+        }
+        other => other,
     }
 }
 

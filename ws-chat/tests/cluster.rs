@@ -1,0 +1,300 @@
+//! Three `ws-chat` processes joined through one real redis-server, clients spread over them,
+//! publishing numbered messages into one room. One instance is killed with SIGKILL
+//! mid-stream: its clients come back to the others with the position of the last message
+//! they saw, and every client's record of the room is then every offset from the first to
+//! the last, once each, in order. The same with Redis restarted mid-stream (from its
+//! append-only file): the instances report themselves degraded and serve their own clients
+//! (without offsets), then go on numbering where they were. Every wait is bounded.
+
+#[path = "../../ws-mio-server/tests/common/mod.rs"]
+mod common;
+#[path = "../../ws-redis/tests/redis_server/mod.rs"]
+mod redis_server;
+
+use common::{http, wait_until, ServerProcess, TestClient, WAIT};
+use redis_server::RedisServer;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{ErrorKind, Read};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use ws_proto::Event;
+
+fn instance(redis: &RedisServer) -> ServerProcess {
+    ServerProcess::spawn(
+        env!("CARGO_BIN_EXE_ws-chat"),
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--rate-limit",
+            "10000",
+            "--rate-burst",
+            "10000",
+        ],
+        &[("WS_REDIS", &redis.url())],
+    )
+}
+
+/// A room message as a client recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    offset: Option<u64>,
+    epoch: Option<String>,
+    text: String,
+}
+
+/// A client of the room: what it saw, and where it is.
+struct Member {
+    name: String,
+    client: TestClient,
+    seen: Vec<Seen>,
+    /// Its connection ended (the instance was killed).
+    lost: bool,
+}
+
+impl Member {
+    fn join(addr: SocketAddr, name: &str, since: Option<(&str, u64)>) -> Member {
+        let mut client = TestClient::connect(addr, &format!("/ws?name={name}"));
+        let welcome: Value = serde_json::from_str(&client.next_text()).unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        let mut join = json!({"type": "join", "room": "lobby"});
+        if let Some((epoch, offset)) = since {
+            join["epoch"] = json!(epoch);
+            join["offset"] = json!(offset);
+        }
+        client.send_text(&join.to_string());
+        let mut member = Member {
+            name: name.to_string(),
+            client,
+            seen: Vec::new(),
+            lost: false,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "{name}: no joined answer");
+            let v: Value = serde_json::from_str(&member.client.next_text()).unwrap();
+            if v["type"] == "joined" {
+                if since.is_some() {
+                    assert_eq!(v["recovered"], true, "{name}: {v}");
+                }
+                break;
+            }
+        }
+        member
+    }
+
+    fn say(&mut self, n: usize) {
+        if !self.lost {
+            let text = format!("{}:{n}", self.name);
+            self.client
+                .send_text(&json!({"type": "send", "room": "lobby", "text": text}).to_string());
+        }
+    }
+
+    /// Reads what has arrived (waiting `quiet` for more); notes a lost connection.
+    fn pump(&mut self, quiet: Duration) {
+        if self.lost {
+            return;
+        }
+        self.client.stream.set_read_timeout(Some(quiet)).unwrap();
+        let mut buf = [0; 16384];
+        loop {
+            while let Some(event) = self.client.conn.poll_event() {
+                if let Event::Message(m) = event {
+                    self.note(&String::from_utf8_lossy(m.as_bytes()));
+                }
+            }
+            match self.client.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.lost = true;
+                    break;
+                }
+                Ok(n) => {
+                    if self.client.conn.receive(&buf[..n]).is_err() {
+                        self.lost = true;
+                        break;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(_) => {
+                    self.lost = true;
+                    break;
+                }
+            }
+        }
+        self.client.stream.set_read_timeout(Some(WAIT)).unwrap();
+    }
+
+    fn note(&mut self, text: &str) {
+        let v: Value = serde_json::from_str(text).unwrap();
+        if v["type"] == "message" {
+            self.seen.push(Seen {
+                offset: v["offset"].as_u64(),
+                epoch: v["epoch"].as_str().map(str::to_string),
+                text: v["text"].as_str().unwrap().to_string(),
+            });
+        }
+    }
+
+    /// The position of the last numbered message it saw.
+    fn last(&self) -> Option<(String, u64)> {
+        let seen = self.seen.iter().rev().find(|s| s.offset.is_some())?;
+        Some((seen.epoch.clone()?, seen.offset?))
+    }
+
+    fn numbered(&self) -> Vec<&Seen> {
+        self.seen.iter().filter(|s| s.offset.is_some()).collect()
+    }
+
+    /// Back on `addr`, from its last position; what the answer sent is noted.
+    fn come_back(&mut self, addr: SocketAddr) {
+        let (epoch, offset) = self.last().expect("it saw a message before");
+        let back = Member::join(addr, &self.name, Some((&epoch, offset)));
+        self.client = back.client;
+        self.lost = false;
+    }
+}
+
+/// Every member's numbered record is every offset from 1 to the last, once each, in order, in
+/// one epoch, and no text came twice.
+fn check_records(members: &[Member]) -> u64 {
+    let last = members
+        .iter()
+        .filter_map(|m| m.last().map(|(_, o)| o))
+        .max()
+        .unwrap();
+    for m in members {
+        let numbered = m.numbered();
+        let offsets: Vec<u64> = numbered.iter().map(|s| s.offset.unwrap()).collect();
+        assert_eq!(
+            offsets,
+            (1..=last).collect::<Vec<_>>(),
+            "{}: no gap, no duplicate",
+            m.name
+        );
+        let epochs: HashSet<_> = numbered.iter().map(|s| s.epoch.clone()).collect();
+        assert_eq!(epochs.len(), 1, "{}: one epoch", m.name);
+        let texts: HashSet<&str> = m.seen.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts.len(), m.seen.len(), "{}: no text twice", m.name);
+    }
+    // Everyone saw the same messages at the same offsets.
+    for m in &members[1..] {
+        let a: Vec<_> = members[0].numbered().into_iter().cloned().collect();
+        let b: Vec<_> = m.numbered().into_iter().cloned().collect();
+        assert_eq!(a, b, "{} and {}", members[0].name, m.name);
+    }
+    last
+}
+
+/// Rounds of one message per member, reading in between.
+fn rounds(members: &mut [Member], from: usize, to: usize) {
+    for n in from..to {
+        for m in members.iter_mut() {
+            m.say(n);
+        }
+        for m in members.iter_mut() {
+            m.pump(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Reads until every member has the same last offset (and nothing more comes).
+fn settle(members: &mut [Member]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for m in members.iter_mut() {
+            m.pump(Duration::from_millis(50));
+        }
+        let lasts: HashSet<_> = members.iter().map(|m| m.last().map(|l| l.1)).collect();
+        if lasts.len() == 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members did not settle: {lasts:?}"
+        );
+    }
+}
+
+fn ready(instance: &ServerProcess) -> String {
+    http(
+        instance.admin.unwrap(),
+        "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+}
+
+fn spread(instances: &[ServerProcess]) -> Vec<Member> {
+    (0..6)
+        .map(|i| Member::join(instances[i % 3].addr, &format!("m{i}"), None))
+        .collect()
+}
+
+#[test]
+fn an_instance_killed_mid_stream_costs_its_clients_no_message_once_they_come_back() {
+    let redis = RedisServer::start();
+    let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    let mut members = spread(&instances);
+    wait_until("three instances subscribed", || {
+        redis.subscribers("ws:{lobby}:msg") == 3
+    });
+    rounds(&mut members, 0, 20);
+    // Killed with messages in flight: m0 and m3 were on it.
+    instances[0].signal("KILL");
+    instances[0].wait();
+    rounds(&mut members, 20, 30);
+    wait_until("m0 and m3 to notice", || {
+        members[0].pump(Duration::from_millis(10));
+        members[3].pump(Duration::from_millis(10));
+        members[0].lost && members[3].lost
+    });
+    members[0].come_back(instances[1].addr);
+    members[3].come_back(instances[2].addr);
+    rounds(&mut members, 30, 50);
+    settle(&mut members);
+    let last = check_records(&members);
+    assert!(last >= 6 * 40, "most messages got through: {last}");
+}
+
+#[test]
+fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
+    let mut redis = RedisServer::start_durable();
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    let mut members = spread(&instances);
+    wait_until("three instances subscribed", || {
+        redis.subscribers("ws:{lobby}:msg") == 3
+    });
+    rounds(&mut members, 0, 10);
+    settle(&mut members);
+
+    redis.stop();
+    for i in &instances {
+        wait_until("degraded", || ready(i).contains("\"degraded\""));
+        assert!(ready(i).starts_with("HTTP/1.1 200"));
+    }
+    // Said during the outage: heard on the speaker's instance only, without an offset.
+    members[0].say(1000);
+    for m in members.iter_mut() {
+        m.pump(Duration::from_millis(200));
+    }
+    for (i, m) in members.iter().enumerate() {
+        let heard = m
+            .seen
+            .iter()
+            .any(|s| s.text == "m0:1000" && s.offset.is_none());
+        assert_eq!(heard, i % 3 == 0, "{}", m.name);
+    }
+
+    redis.start_again();
+    for i in &instances {
+        wait_until("ready again", || !ready(i).contains("degraded"));
+    }
+    wait_until("three instances subscribed again", || {
+        redis.subscribers("ws:{lobby}:msg") == 3
+    });
+    rounds(&mut members, 10, 20);
+    settle(&mut members);
+    let last = check_records(&members);
+    assert_eq!(last, 6 * 20, "every numbered message, numbering went on");
+}
