@@ -352,6 +352,18 @@ impl Handler for Chat {
         }
     }
 
+    /// A user gone with an instance that died, announced as if it had left.
+    fn render_presence(&self, room: &str, user: &str, joined: bool) -> Option<Message> {
+        let event = if joined { "joined" } else { "left" };
+        let message = ServerMessage::Presence {
+            room,
+            user,
+            name: None,
+            event,
+        };
+        Some(Message::Text(message.to_json().into()))
+    }
+
     fn on_history(&self, ctx: &mut Context<'_>, _conn: &mut ChatConn, answer: &Answer) {
         let room = &answer.read.room;
         let page = &answer.page;

@@ -4,7 +4,9 @@
 //! they saw, and every client's record of the room is then every offset from the first to
 //! the last, once each, in order. The same with Redis restarted mid-stream (from its
 //! append-only file): the instances report themselves degraded and serve their own clients
-//! (without offsets), then go on numbering where they were. Every wait is bounded.
+//! (without offsets), then go on numbering where they were. Presence covers every instance,
+//! and the users of an instance killed leave it once its lease has ended. Every wait is
+//! bounded.
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
@@ -24,6 +26,8 @@ fn instance(redis: &RedisServer) -> ServerProcess {
     ServerProcess::spawn(
         env!("CARGO_BIN_EXE_ws-chat"),
         &[
+            "--presence-lease",
+            "1",
             "--admin-listen",
             "127.0.0.1:0",
             "--workers",
@@ -50,6 +54,10 @@ struct Member {
     name: String,
     client: TestClient,
     seen: Vec<Seen>,
+    /// Presence events: (user, event).
+    presence: Vec<(String, String)>,
+    /// The last `members` answer.
+    members: Option<Vec<String>>,
     /// Its connection ended (the instance was killed).
     lost: bool,
 }
@@ -69,6 +77,8 @@ impl Member {
             name: name.to_string(),
             client,
             seen: Vec::new(),
+            presence: Vec::new(),
+            members: None,
             lost: false,
         };
         let deadline = Instant::now() + WAIT;
@@ -129,6 +139,15 @@ impl Member {
 
     fn note(&mut self, text: &str) {
         let v: Value = serde_json::from_str(text).unwrap();
+        if v["type"] == "presence" {
+            let (user, event) = (v["user"].as_str(), v["event"].as_str());
+            self.presence
+                .push((user.unwrap().to_string(), event.unwrap().to_string()));
+        }
+        if v["type"] == "members" {
+            let users = v["users"].as_array().unwrap().iter();
+            self.members = Some(users.map(|u| u.as_str().unwrap().to_string()).collect());
+        }
         if v["type"] == "message" {
             self.seen.push(Seen {
                 offset: v["offset"].as_u64(),
@@ -154,6 +173,25 @@ impl Member {
         let back = Member::join(addr, &self.name, Some((&epoch, offset)));
         self.client = back.client;
         self.lost = false;
+    }
+}
+
+impl Member {
+    /// Who is in the lobby, as its instance answers.
+    fn who(&mut self) -> Vec<String> {
+        self.members = None;
+        self.client
+            .send_text(&json!({"type": "who", "room": "lobby"}).to_string());
+        let deadline = Instant::now() + WAIT;
+        while self.members.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{}: no members answer",
+                self.name
+            );
+            self.pump(Duration::from_millis(20));
+        }
+        self.members.take().unwrap()
     }
 }
 
@@ -297,4 +335,44 @@ fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
     settle(&mut members);
     let last = check_records(&members);
     assert_eq!(last, 6 * 20, "every numbered message, numbering went on");
+}
+
+#[test]
+fn presence_covers_every_instance_and_a_killed_instances_users_leave_once_its_lease_ends() {
+    let redis = RedisServer::start();
+    let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    let mut members = spread(&instances);
+    let everyone: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    for m in members.iter_mut() {
+        let mut m_who = Vec::new();
+        wait_until("every instance to know everyone", || {
+            m_who = m.who();
+            m_who == everyone
+        });
+    }
+    // m0 and m3 are on the first instance, which is killed: no leave is ever sent for them.
+    instances[0].signal("KILL");
+    instances[0].wait();
+    let staying = ["m1", "m2", "m4", "m5"];
+    for i in [1, 2, 4, 5] {
+        let m = &mut members[i];
+        wait_until("the dead instance's users to leave", || m.who() == staying);
+        for gone in ["m0", "m3"] {
+            let left = (gone.to_string(), "left".to_string());
+            wait_until("a left event", || {
+                m.pump(Duration::from_millis(20));
+                m.presence.contains(&left)
+            });
+        }
+    }
+    // The instance that took them out did it once: each user left once, on every instance.
+    for i in [1, 2, 4, 5] {
+        members[i].pump(Duration::from_millis(200));
+        let lefts = members[i]
+            .presence
+            .iter()
+            .filter(|(_, e)| e == "left")
+            .count();
+        assert_eq!(lefts, 2, "{}: {:?}", members[i].name, members[i].presence);
+    }
 }

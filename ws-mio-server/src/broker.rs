@@ -76,6 +76,20 @@ pub trait Broker: Send + Sync + 'static {
     /// members already.
     fn publish(&self, room: &Arc<str>, message: &Message);
 
+    /// A user's first connection in `room` on this instance joined it (`present`), or its
+    /// last one here left. Called, like [`Self::subscribe`], while the room's record is
+    /// locked. The default ignores it.
+    fn presence(&self, room: &Arc<str>, user: &Arc<str>, present: bool) {
+        let _ = (room, user, present);
+    }
+
+    /// The users present in `room` through other instances, as far as this one knows (it
+    /// follows the presence of the rooms it has members in). The default knows of none.
+    fn remote_users(&self, room: &str) -> Vec<Arc<str>> {
+        let _ = room;
+        Vec::new()
+    }
+
     /// Whether this broker numbers and keeps recorded messages itself ([`Self::record`],
     /// [`Self::read`]). The default does not: the server does, in memory.
     fn records(&self) -> bool {
@@ -127,6 +141,12 @@ pub enum Health {
 /// [`crate::Handler::render`].
 pub(crate) type Render = Arc<dyn Fn(&str, Option<&Position>, &Message) -> Message + Send + Sync>;
 
+/// Renders a presence change: the handler's [`crate::Handler::render_presence`].
+pub(crate) type RenderPresence = Arc<dyn Fn(&str, &str, bool) -> Option<Message> + Send + Sync>;
+
+/// What a delivery asks the handler to render.
+pub(crate) type Renderers = (Render, RenderPresence);
+
 /// The broker of a single instance: nothing to carry, so nothing done.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Local;
@@ -144,6 +164,7 @@ pub struct Delivery {
     peers: Arc<[Peer]>,
     metrics: Metrics,
     render: Render,
+    presence: RenderPresence,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -155,11 +176,12 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(peers: Arc<[Peer]>, metrics: Metrics, render: Render) -> Delivery {
+    pub(crate) fn new(peers: Arc<[Peer]>, metrics: Metrics, renderers: Renderers) -> Delivery {
         Delivery {
             peers,
             metrics,
-            render,
+            render: renderers.0,
+            presence: renderers.1,
         }
     }
 
@@ -196,6 +218,13 @@ impl Delivery {
         if peer.inbox.send(Remote::Answer(Box::new(answer))).is_ok() {
             peer.wake();
         }
+    }
+
+    /// The handler's message telling a room that `user` joined it or left it
+    /// ([`crate::Handler::render_presence`]): for a broker that finds a user gone with its
+    /// instance.
+    pub fn render_presence(&self, room: &str, user: &str, joined: bool) -> Option<Message> {
+        (self.presence)(room, user, joined)
     }
 
     /// Renders a message as [`Self::deliver_recorded`] does, without delivering it: for a

@@ -264,6 +264,14 @@ pub trait Handler: Send + Sync + 'static {
         payload.clone()
     }
 
+    /// The message that tells a room's members `user` joined it (`joined`) or left it, for a
+    /// broker to send when it learns of a change it must announce itself: a user gone with an
+    /// instance that died. The default announces nothing.
+    fn render_presence(&self, room: &str, user: &str, joined: bool) -> Option<Message> {
+        let _ = (room, user, joined);
+        None
+    }
+
     /// A read of a room's history that connection `ctx.id()` asked for has its answer
     /// ([`Context::join_with_history`], [`Context::read_history`]). When it came with a join
     /// (`answer.read.join`), the page's messages are sent to the connection after what this

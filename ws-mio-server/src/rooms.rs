@@ -147,7 +147,7 @@ impl RoomRegistry {
             }
         };
         entry.conns.insert(conn);
-        let first_of_user = match user {
+        let first_here = match user {
             Some(user) => {
                 let count = entry.users.entry(user.clone()).or_insert(0);
                 *count += 1;
@@ -159,6 +159,14 @@ impl RoomRegistry {
             // The shard is still locked: a leave emptying the room cannot be told first.
             self.broker.subscribe(&name);
         }
+        // First of its user in the whole cluster: here, and on no other instance.
+        let first_of_user = match user {
+            Some(user) if first_here => {
+                self.broker.presence(&name, user, true);
+                !self.broker.remote_users(&name).contains(user)
+            }
+            _ => first_here,
+        };
         (Join::Joined { first_of_user }, Some(name))
     }
 
@@ -178,7 +186,7 @@ impl RoomRegistry {
         }
         let entry = shard.get_mut(room).expect("present");
         entry.conns.remove(&conn);
-        let last_of_user = match user {
+        let last_here = match user {
             Some(user) => match entry.users.get_mut(user) {
                 Some(count) if *count > 1 => {
                     *count -= 1;
@@ -190,6 +198,14 @@ impl RoomRegistry {
                 }
             },
             None => true,
+        };
+        // Last of its user in the whole cluster: here, and on no other instance.
+        let last_of_user = match user {
+            Some(user) if last_here => {
+                self.broker.presence(&name, user, false);
+                !self.broker.remote_users(&name).contains(user)
+            }
+            _ => last_here,
         };
         if entry.conns.is_empty() {
             shard.remove(room);
@@ -209,12 +225,15 @@ impl RoomRegistry {
             .is_some_and(|r| r.conns.contains(&conn))
     }
 
-    /// The named users in `room`, each once, sorted; `None` if the room does not exist.
+    /// The named users in `room`, each once, sorted, on this instance and (as far as the
+    /// broker knows) on others; `None` if the room has no member here.
     pub fn users(&self, room: &str) -> Option<Vec<Arc<str>>> {
         let shard = self.shard(room);
         let mut users: Vec<Arc<str>> = shard.get(room)?.users.keys().cloned().collect();
         drop(shard);
+        users.extend(self.broker.remote_users(room));
         users.sort_unstable();
+        users.dedup();
         Some(users)
     }
 

@@ -2,7 +2,7 @@
 //! spreads connections and no accept lock is shared), the admin listener on the first worker,
 //! a thread per worker, and a handle to publish from outside, read metrics and shut down.
 
-use crate::broker::{Broker, Delivery, Render};
+use crate::broker::{Broker, Delivery, Renderers};
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::memory::{Allocator, MemoryReturn};
@@ -241,10 +241,14 @@ impl ServerHandle {
     }
 }
 
-/// The handler's [`Handler::render`], for deliveries from any thread.
-pub(crate) fn renderer<H: Handler>(handler: &Arc<H>) -> Render {
-    let handler = handler.clone();
-    Arc::new(move |room, position, payload| handler.render(room, position, payload))
+/// The handler's [`Handler::render`] and [`Handler::render_presence`], for deliveries from any
+/// thread.
+pub(crate) fn renderer<H: Handler>(handler: &Arc<H>) -> Renderers {
+    let (a, b) = (handler.clone(), handler.clone());
+    (
+        Arc::new(move |room, position, payload| a.render(room, position, payload)),
+        Arc::new(move |room, user, joined| b.render_presence(room, user, joined)),
+    )
 }
 
 /// A non-blocking listener on `addr`, sharing the port with others when `shared`; an error

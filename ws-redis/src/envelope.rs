@@ -11,7 +11,9 @@
 //! envelope from the header's first part ([`header_prefix`]); every instance delivers it when
 //! Redis sends it, its publisher's too, so each delivers a room's messages in the order of their
 //! offsets. Any other room message has `-` and `0` there: its publisher delivered it to its own
-//! members at once, and skips it when Redis sends it back.
+//! members at once, and skips it when Redis sends it back. A presence change (`p`, with `-`
+//! and `0`) has `+USER` or `-USER` for payload: the user's first connection in the room on the
+//! publishing instance joined, or its last left ([`crate::presence`]).
 
 use bytes::Bytes;
 use std::fmt;
@@ -51,6 +53,8 @@ pub struct Envelope {
     pub instance: InstanceId,
     /// Its position in the room's history, when it was recorded.
     pub position: Option<Position>,
+    /// A presence change (`+USER`, `-USER` in `message`), not a room message.
+    pub presence: bool,
     /// The message.
     pub message: Message,
 }
@@ -100,6 +104,12 @@ pub fn header_prefix(instance: InstanceId, kind: MessageKind) -> Vec<u8> {
         MessageKind::Binary => 'b',
     };
     format!("{VERSION} {instance} {kind} ").into_bytes()
+}
+
+/// A whole envelope for a presence change of `user` in a room on `instance`.
+pub fn presence(instance: InstanceId, user: &str, present: bool) -> Vec<u8> {
+    let sign = if present { '+' } else { '-' };
+    format!("{VERSION} {instance} p - 0\n{sign}{user}").into_bytes()
 }
 
 /// A whole envelope for a message that is not recorded.
@@ -154,14 +164,21 @@ impl Envelope {
             return Err(EnvelopeError::TooLarge);
         }
         let payload = Bytes::copy_from_slice(payload);
-        let message = match kind {
-            "t" => Message::Text(payload.try_into().map_err(|_| EnvelopeError::NotUtf8)?),
-            "b" => Message::Binary(payload),
+        let text = |p: Bytes| {
+            p.try_into()
+                .map(Message::Text)
+                .map_err(|_| EnvelopeError::NotUtf8)
+        };
+        let (message, presence) = match kind {
+            "t" => (text(payload)?, false),
+            "b" => (Message::Binary(payload), false),
+            "p" if position.is_none() => (text(payload)?, true),
             _ => return Err(EnvelopeError::BadHeader),
         };
         Ok(Envelope {
             instance: InstanceId(instance),
             position,
+            presence,
             message,
         })
     }
@@ -180,6 +197,11 @@ mod tests {
     }
 
     fn encode(e: &Envelope) -> Vec<u8> {
+        if e.presence {
+            let mut bytes = format!("{VERSION} {} p - 0\n", e.instance).into_bytes();
+            bytes.extend_from_slice(e.message.as_bytes());
+            return bytes;
+        }
         let mut bytes = header_prefix(e.instance, e.message.kind());
         match &e.position {
             Some(p) => bytes.extend_from_slice(format!("{} {}\n", p.epoch, p.offset).as_bytes()),
@@ -208,6 +230,9 @@ mod tests {
             Envelope::decode(&empty, 0).unwrap().message,
             Message::Text("".into())
         );
+        let change = Envelope::decode(&presence(id, "ann", false), 8).unwrap();
+        assert!(change.presence && change.position.is_none());
+        assert_eq!(change.message, Message::Text("-ann".into()));
         let plain = unrecorded(id, &Message::Text("hi".into()));
         let decoded = Envelope::decode(&plain, 2).unwrap();
         assert_eq!(

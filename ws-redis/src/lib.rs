@@ -49,8 +49,10 @@
 pub mod backoff;
 pub mod envelope;
 pub mod interest;
+mod lease;
 pub mod naming;
 mod options;
+pub mod presence;
 pub mod publisher;
 pub mod reader;
 mod stats;
@@ -62,9 +64,10 @@ pub use stats::Stats;
 use envelope::InstanceId;
 use interest::Interest;
 use naming::Names;
-use publisher::Outgoing;
+use presence::Replica;
+use publisher::{Kind, Outgoing};
 use stats::{add, Counters};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -119,6 +122,9 @@ pub struct RedisConfig {
     /// Reads of history waiting for the subscriber at most; past it a read is answered as
     /// unavailable at once.
     pub max_pending_reads: usize,
+    /// The presence lease ([`presence`]): renewed every third of it; an instance that has
+    /// not renewed its lease for this long is taken for dead and its users out of presence.
+    pub lease: Duration,
 }
 
 impl RedisConfig {
@@ -144,6 +150,7 @@ impl RedisConfig {
             meta_ttl: Duration::from_secs(7 * 24 * 3600),
             cache: HistoryLimits::default(),
             max_pending_reads: 4096,
+            lease: Duration::from_secs(10),
         }
     }
 
@@ -200,6 +207,11 @@ pub(crate) struct Shared {
     /// Whether each thread has its connection now.
     pub(crate) publisher_up: AtomicBool,
     pub(crate) subscriber_up: AtomicBool,
+    /// The other instances' users in the rooms this one has members in.
+    pub(crate) replica: Replica,
+    /// Users of this instance present in each room, counted as changes are queued: a room
+    /// is in the instance's set of rooms in Redis while it has some.
+    own_presence: Mutex<HashMap<Arc<str>, usize>>,
 }
 
 impl Shared {
@@ -238,6 +250,27 @@ impl Shared {
     pub(crate) fn has_reads(&self) -> bool {
         !self.reads().is_empty()
     }
+
+    /// Counts a presence change of this instance in `room`: whether the room now joins
+    /// (`Some(true)`) or leaves (`Some(false)`) the instance's set of rooms with users.
+    fn own_presence(&self, room: &Arc<str>, present: bool) -> Option<bool> {
+        let mut own = self.own_presence.lock().unwrap_or_else(|p| p.into_inner());
+        let count = own.entry(room.clone()).or_insert(0);
+        match present {
+            true => {
+                *count += 1;
+                (*count == 1).then_some(true)
+            }
+            false => {
+                *count = count.saturating_sub(1);
+                let emptied = *count == 0;
+                if emptied {
+                    own.remove(room);
+                }
+                emptied.then_some(false)
+            }
+        }
+    }
 }
 
 /// The Redis broker: give it to [`ws_mio_server::Hooks::broker`]. Its threads stop when it is
@@ -263,9 +296,10 @@ impl RedisBroker {
     pub fn start(config: RedisConfig) -> Result<RedisBroker, StartError> {
         let client = redis::Client::open(config.url.as_str()).map_err(StartError::Url)?;
         let (queue, outgoing) = mpsc::sync_channel(config.publish_queue.max(1));
+        let instance = InstanceId::random();
         let shared = Arc::new(Shared {
             names: Names::new(&config.prefix),
-            instance: InstanceId::random(),
+            instance,
             interest: Interest::new(config.max_interest_changes),
             subscribed: Mutex::default(),
             delivery: OnceLock::new(),
@@ -279,6 +313,8 @@ impl RedisBroker {
             reads: Mutex::default(),
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
+            replica: Replica::new(instance),
+            own_presence: Mutex::default(),
             config,
         });
         let mut broker = RedisBroker {
@@ -293,10 +329,17 @@ impl RedisBroker {
                 .spawn(move || publisher::run(s, c, outgoing))
                 .map_err(StartError::Thread)?,
         );
+        let (s, c) = (shared.clone(), client.clone());
         broker.threads.push(
             std::thread::Builder::new()
                 .name("ws-redis-subscribe".into())
-                .spawn(move || subscriber::run(shared, client))
+                .spawn(move || subscriber::run(s, c))
+                .map_err(StartError::Thread)?,
+        );
+        broker.threads.push(
+            std::thread::Builder::new()
+                .name("ws-redis-lease".into())
+                .spawn(move || lease::run(shared, client))
                 .map_err(StartError::Thread)?,
         );
         Ok(broker)
@@ -327,11 +370,11 @@ impl RedisBroker {
 impl RedisBroker {
     /// Offers a message to the publisher's queue without waiting; gives it back when the queue
     /// is full (in messages or bytes).
-    fn enqueue(&self, room: &Arc<str>, message: &Message, recorded: bool) -> Result<(), Outgoing> {
+    fn enqueue(&self, room: &Arc<str>, message: &Message, kind: Kind) -> Result<(), Outgoing> {
         let outgoing = Outgoing {
             room: room.clone(),
             message: message.clone(),
-            recorded,
+            kind,
         };
         let Some(queue) = &self.queue else {
             return Err(outgoing);
@@ -369,7 +412,7 @@ impl Broker for RedisBroker {
     }
 
     fn publish(&self, room: &Arc<str>, message: &Message) {
-        if let Err(out) = self.enqueue(room, message, false) {
+        if let Err(out) = self.enqueue(room, message, Kind::Plain) {
             drop(out);
             add(&self.shared.counters.publish_dropped, 1);
         }
@@ -379,8 +422,23 @@ impl Broker for RedisBroker {
         true
     }
 
+    fn presence(&self, room: &Arc<str>, user: &Arc<str>, present: bool) {
+        let rooms_set = self.shared.own_presence(room, present);
+        let name = Message::Text(user.to_string().into());
+        if self
+            .enqueue(room, &name, Kind::Presence(present, rooms_set))
+            .is_err()
+        {
+            add(&self.shared.counters.presence_dropped, 1);
+        }
+    }
+
+    fn remote_users(&self, room: &str) -> Vec<Arc<str>> {
+        self.shared.replica.users(room)
+    }
+
     fn record(&self, room: &Arc<str>, payload: &Message) {
-        if let Err(out) = self.enqueue(room, payload, true) {
+        if let Err(out) = self.enqueue(room, payload, Kind::Recorded) {
             add(&self.shared.counters.publish_dropped, 1);
             publisher::deliver_here(&self.shared, &[out]);
         }

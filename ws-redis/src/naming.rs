@@ -7,6 +7,9 @@
 //! | --- | --- | --- |
 //! | `PREFIX:{ROOM}:meta` | hash | the room's `epoch`, and its last `offset` |
 //! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope, by offset |
+//! | `PREFIX:{ROOM}:who` | hash | who is in the room: a field `INSTANCE|USER` per user and instance |
+//! | `PREFIX:instances` | sorted set | the live instances, scored by when their lease ends (ms) |
+//! | `PREFIX:instance:ID:rooms` | set | the rooms where instance `ID` has users present |
 //! | `PREFIX:{ROOM}:msg` | channel | each message as it is published, an envelope |
 //!
 //! Redis takes the tag from the first `{` to the first `}` after it, and hashes the whole name
@@ -32,6 +35,7 @@ pub struct Names {
 const CHANNEL: &[u8] = b"}:msg";
 const META: &[u8] = b"}:meta";
 const LOG: &[u8] = b"}:log";
+const WHO: &[u8] = b"}:who";
 
 impl Names {
     /// Names under `prefix` (several applications, or several clusters of instances, can
@@ -73,6 +77,32 @@ impl Names {
     /// The key of the room's stream of recent messages.
     pub fn log_key(&self, room: &str) -> Vec<u8> {
         self.name(room, LOG)
+    }
+
+    /// The key of the room's presence hash.
+    pub fn who_key(&self, room: &str) -> Vec<u8> {
+        self.name(room, WHO)
+    }
+
+    /// The key of the sorted set of live instances.
+    pub fn instances_key(&self) -> Vec<u8> {
+        let mut key = self.prefix().to_vec();
+        key.extend_from_slice(b":instances");
+        key
+    }
+
+    /// The key of the set of rooms where `instance` has users present.
+    pub fn instance_rooms_key(&self, instance: &str) -> Vec<u8> {
+        let mut key = self.prefix().to_vec();
+        key.extend_from_slice(b":instance:");
+        key.extend_from_slice(instance.as_bytes());
+        key.extend_from_slice(b":rooms");
+        key
+    }
+
+    /// The prefix, without the `:{` that starts a room's names.
+    fn prefix(&self) -> &[u8] {
+        &self.head[..self.head.len() - 2]
     }
 
     /// The room a channel is for, if it is one of these names (and the room is UTF-8).

@@ -4,20 +4,25 @@
 
 use crate::RedisConfig;
 use serde::{Deserialize, Serialize};
-use ws_mio_server::config::ConfigError;
+use std::time::Duration;
+use ws_mio_server::config::{seconds, ConfigError};
 
 /// The broker's options.
 ///
 /// ```
 /// use ws_redis::RedisOptions;
-/// let options = RedisOptions { redis: Some("redis://127.0.0.1:6379".into()) };
+/// let options = RedisOptions {
+///     redis: Some("redis://127.0.0.1:6379".into()),
+///     ..RedisOptions::default()
+/// };
 /// options.validate()?;
 /// let config = options.config(65536).unwrap();
 /// assert_eq!(config.max_message_size, 65536);
-/// assert!(RedisOptions { redis: Some("http://x".into()) }.validate().is_err());
+/// let bad = RedisOptions { redis: Some("http://x".into()), ..RedisOptions::default() };
+/// assert!(bad.validate().is_err());
 /// # Ok::<(), ws_mio_server::config::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct RedisOptions {
     /// Redis to join a cluster of instances through (`redis://[USER:PASSWORD@]HOST:PORT[/DB]`):
     /// room messages then reach the rooms' members on every instance that uses it. Unset, this
@@ -25,11 +30,40 @@ pub struct RedisOptions {
     #[arg(long, env = "WS_REDIS", hide_env_values = true, value_name = "URL")]
     #[serde(default)]
     pub redis: Option<String>,
+    /// Seconds of an instance's presence lease: an instance that has not renewed it for this
+    /// long is taken for dead, and its users are taken out of rooms' presence.
+    #[arg(
+        long,
+        env = "WS_PRESENCE_LEASE",
+        default_value = "10",
+        value_name = "SECONDS"
+    )]
+    #[arg(value_parser = seconds::parse)]
+    #[serde(with = "seconds", default = "default_lease")]
+    pub presence_lease: Duration,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for RedisOptions {
+    /// No Redis; the default lease.
+    fn default() -> RedisOptions {
+        RedisOptions {
+            redis: None,
+            presence_lease: default_lease(),
+        }
+    }
 }
 
 impl RedisOptions {
-    /// Checks the URL without connecting (it may hold a password: the error does not repeat it).
+    /// Checks the URL without connecting (it may hold a password: the error does not repeat it),
+    /// and that the lease is not zero.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.presence_lease.is_zero() {
+            return Err(ConfigError::Invalid("presence-lease: must be above zero"));
+        }
         match &self.redis {
             Some(url) if redis::Client::open(url.as_str()).is_err() => Err(ConfigError::Invalid(
                 "redis: not a Redis URL (redis://HOST:PORT or unix:///PATH)",
@@ -43,6 +77,7 @@ impl RedisOptions {
         let url = self.redis.as_deref()?;
         Some(RedisConfig {
             max_message_size,
+            lease: self.presence_lease,
             ..RedisConfig::new(url)
         })
     }

@@ -13,7 +13,8 @@
 //! help nobody. It tries to connect again after a jittered backoff ([`crate::backoff`]).
 
 use crate::backoff::{Backoff, Jitter};
-use crate::envelope::{header_prefix, unrecorded};
+use crate::envelope::{self, header_prefix, unrecorded};
+use crate::presence::{self, CHANGE_SCRIPT};
 use crate::stats::add;
 use crate::Shared;
 use redis::{Client, Connection, RedisResult, Script};
@@ -53,13 +54,26 @@ return tonumber(offset)
 /// Commands sent to Redis in one pipeline at most.
 const BATCH: usize = 64;
 
-/// A room message waiting in the queue.
+/// What waits in the queue: a room message, or a presence change.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub(crate) room: Arc<str>,
+    /// The message; for a presence change, the user's name.
     pub(crate) message: Message,
-    /// To be numbered and kept ([`SCRIPT`]), or only published.
-    pub(crate) recorded: bool,
+    pub(crate) kind: Kind,
+}
+
+/// What an [`Outgoing`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A room message to number and keep ([`SCRIPT`]).
+    Recorded,
+    /// A room message only to publish.
+    Plain,
+    /// A user of this instance present in the room now, or no longer
+    /// ([`crate::presence::CHANGE_SCRIPT`]); with whether the room joins (`Some(true)`) or
+    /// leaves the set of rooms where this instance has users.
+    Presence(bool, Option<bool>),
 }
 
 impl Outgoing {
@@ -70,7 +84,10 @@ impl Outgoing {
 }
 
 pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>) {
-    let script = Script::new(SCRIPT);
+    let scripts = Scripts {
+        record: Script::new(SCRIPT),
+        change: Script::new(CHANGE_SCRIPT),
+    };
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut jitter = Jitter::new();
@@ -80,7 +97,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
     loop {
         // Connected before the first message, so the instance is ready (not degraded) at once.
         if connection.is_none() && Instant::now() >= retry_at {
-            match connect(&client, &script, &shared) {
+            match connect(&client, &scripts, &shared) {
                 Ok(con) => {
                     add(&shared.counters.connects, 1);
                     backoff.reset();
@@ -114,7 +131,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
                 add(&shared.counters.publish_dropped, count);
                 deliver_here(&shared, &batch);
             }
-            Some(con) => match send_or_resend(con, &client, &script, &shared, &batch) {
+            Some(con) => match send_or_resend(con, &client, &scripts, &shared, &batch) {
                 Ok(()) => add(&shared.counters.published, count),
                 Err(error) => {
                     add(&shared.counters.publish_failed, count);
@@ -140,7 +157,7 @@ pub(crate) fn deliver_here(shared: &Shared, batch: &[Outgoing]) {
     let Some(delivery) = shared.delivery.get() else {
         return;
     };
-    for out in batch.iter().filter(|o| o.recorded) {
+    for out in batch.iter().filter(|o| o.kind == Kind::Recorded) {
         delivery.deliver_recorded(&out.room, None, &out.message);
         add(&shared.counters.delivered_unnumbered, 1);
     }
@@ -152,35 +169,42 @@ pub(crate) fn deliver_here(shared: &Shared, batch: &[Outgoing]) {
 fn send_or_resend(
     con: &mut Connection,
     client: &Client,
-    script: &Script,
+    scripts: &Scripts,
     shared: &Shared,
     batch: &[Outgoing],
 ) -> RedisResult<()> {
-    match send(con, script, shared, batch) {
+    match send(con, scripts, shared, batch) {
         Err(error) if error.is_connection_dropped() || error.is_connection_refusal() => {
             tracing::info!(%error, "redis publisher connection dropped; sending again on a new one");
-            *con = connect(client, script, shared)?;
+            *con = connect(client, scripts, shared)?;
             add(&shared.counters.connects, 1);
-            send(con, script, shared, batch)
+            send(con, scripts, shared, batch)
         }
         other => other,
     }
 }
 
-/// A connection with timeouts, the script loaded (so EVALSHA finds it).
-fn connect(client: &Client, script: &Script, shared: &Shared) -> RedisResult<Connection> {
+/// The publisher's scripts.
+struct Scripts {
+    record: Script,
+    change: Script,
+}
+
+/// A connection with timeouts, the scripts loaded (so EVALSHA finds them).
+fn connect(client: &Client, scripts: &Scripts, shared: &Shared) -> RedisResult<Connection> {
     let timeout = shared.config.command_timeout;
     let mut con = client.get_connection_with_timeout(timeout)?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;
-    script.load(&mut con)?;
+    scripts.record.load(&mut con)?;
+    scripts.change.load(&mut con)?;
     Ok(con)
 }
 
 /// One pipeline for `batch`.
 fn send(
     con: &mut Connection,
-    script: &Script,
+    scripts: &Scripts,
     shared: &Shared,
     batch: &[Outgoing],
 ) -> RedisResult<()> {
@@ -189,25 +213,47 @@ fn send(
     let mut pipe = redis::pipe();
     for out in batch {
         let channel = names.channel(&out.room);
-        if !out.recorded {
-            let envelope = unrecorded(shared.instance, &out.message);
-            pipe.cmd(config.publish_command())
-                .arg(channel)
-                .arg(envelope);
-            continue;
+        match out.kind {
+            Kind::Plain => {
+                let envelope = unrecorded(shared.instance, &out.message);
+                pipe.cmd(config.publish_command())
+                    .arg(channel)
+                    .arg(envelope);
+            }
+            Kind::Recorded => {
+                pipe.cmd("EVALSHA")
+                    .arg(scripts.record.get_hash())
+                    .arg(2)
+                    .arg(names.meta_key(&out.room))
+                    .arg(names.log_key(&out.room))
+                    .arg(header_prefix(shared.instance, out.message.kind()))
+                    .arg(out.message.as_bytes())
+                    .arg(config.stream_length)
+                    .arg(channel)
+                    .arg(config.history_ttl.as_secs())
+                    .arg(config.meta_ttl.as_secs())
+                    .arg(config.publish_command());
+            }
+            Kind::Presence(present, rooms_set) => {
+                let user = String::from_utf8_lossy(out.message.as_bytes());
+                let change = envelope::presence(shared.instance, &user, present);
+                pipe.cmd("EVALSHA")
+                    .arg(scripts.change.get_hash())
+                    .arg(1)
+                    .arg(names.who_key(&out.room))
+                    .arg(presence::field(shared.instance, &user))
+                    .arg(if present { "1" } else { "0" })
+                    .arg(channel)
+                    .arg(change)
+                    .arg(config.publish_command());
+                let rooms = names.instance_rooms_key(&shared.instance.to_string());
+                match rooms_set {
+                    Some(true) => pipe.cmd("SADD").arg(rooms).arg(out.room.as_bytes()),
+                    Some(false) => pipe.cmd("SREM").arg(rooms).arg(out.room.as_bytes()),
+                    None => continue,
+                };
+            }
         }
-        pipe.cmd("EVALSHA")
-            .arg(script.get_hash())
-            .arg(2)
-            .arg(names.meta_key(&out.room))
-            .arg(names.log_key(&out.room))
-            .arg(header_prefix(shared.instance, out.message.kind()))
-            .arg(out.message.as_bytes())
-            .arg(config.stream_length)
-            .arg(channel)
-            .arg(config.history_ttl.as_secs())
-            .arg(config.meta_ttl.as_secs())
-            .arg(config.publish_command());
     }
     pipe.query::<redis::Value>(con)?;
     Ok(())

@@ -39,6 +39,12 @@ pub struct Stats {
     pub caught_up: u64,
     /// Rooms whose catch-up after a reconnect found their history lost (a new epoch) or trimmed past what was missed.
     pub catch_up_lost: u64,
+    /// Instances whose lease ended (dead) that this instance took out.
+    pub instances_reaped: u64,
+    /// Users of dead instances taken out of rooms' presence by this instance.
+    pub presence_reaped: u64,
+    /// Presence changes not sent to Redis, the queue being full: other instances' view of this one's rooms is off until the user's next change.
+    pub presence_dropped: u64,
     /// Connections made to Redis, by the publisher and the subscriber together.
     pub connects: u64,
     /// Connections lost or failed, by either.
@@ -135,6 +141,21 @@ impl Stats {
                 self.catch_up_lost,
             ),
             (
+                "instances_reaped_total",
+                "Instances whose lease ended that this one took out.",
+                self.instances_reaped,
+            ),
+            (
+                "presence_reaped_total",
+                "Users of dead instances taken out of rooms' presence.",
+                self.presence_reaped,
+            ),
+            (
+                "presence_dropped_total",
+                "Presence changes not sent to Redis: the queue was full.",
+                self.presence_dropped,
+            ),
+            (
                 "connects_total",
                 "Connections made to Redis.",
                 self.connects,
@@ -174,6 +195,9 @@ pub(crate) struct Counters {
     pub(crate) reads_refused: AtomicU64,
     pub(crate) caught_up: AtomicU64,
     pub(crate) catch_up_lost: AtomicU64,
+    pub(crate) instances_reaped: AtomicU64,
+    pub(crate) presence_reaped: AtomicU64,
+    pub(crate) presence_dropped: AtomicU64,
     pub(crate) connects: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
 }
@@ -201,6 +225,9 @@ impl Counters {
             reads_refused: get(&self.reads_refused),
             caught_up: get(&self.caught_up),
             catch_up_lost: get(&self.catch_up_lost),
+            instances_reaped: get(&self.instances_reaped),
+            presence_reaped: get(&self.presence_reaped),
+            presence_dropped: get(&self.presence_dropped),
             connects: get(&self.connects),
             connection_errors: get(&self.connection_errors),
         }

@@ -87,11 +87,13 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client) {
 fn listen(shared: &Shared, con: &mut Connection, reads: &mut Reads<'_>) -> RedisResult<()> {
     con.set_write_timeout(Some(shared.config.command_timeout))?;
     let mut pubsub = con.as_pubsub();
-    follow_interest(shared, &mut pubsub)?;
+    let subscribed = follow_interest(shared, &mut pubsub)?;
+    reads.load_presence(&subscribed);
     shared.subscriber_up.store(true, Ordering::Relaxed);
     reads.catch_up();
     while !shared.stopping() {
-        follow_interest(shared, &mut pubsub)?;
+        let subscribed = follow_interest(shared, &mut pubsub)?;
+        reads.load_presence(&subscribed);
         reads.serve();
         pubsub.set_read_timeout(Some(crate::POLL))?;
         // What came meanwhile first, then wait a poll at most.
@@ -110,24 +112,25 @@ fn listen(shared: &Shared, con: &mut Connection, reads: &mut Reads<'_>) -> Redis
 }
 
 /// Subscribes the rooms newly wanted and unsubscribes those no longer wanted (forgetting what
-/// the cache holds of them).
-fn follow_interest(shared: &Shared, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
+/// the cache and the presence replica hold of them); the rooms newly subscribed.
+fn follow_interest(shared: &Shared, pubsub: &mut PubSub<'_>) -> RedisResult<Vec<Arc<str>>> {
     let changes = shared.interest.take_changes(&shared.subscribed());
     let Some(changes) = changes else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     // Confirmations may take longer than a poll.
     pubsub.set_read_timeout(Some(shared.config.command_timeout))?;
-    for room in changes.subscribe {
-        pubsub.subscribe(shared.names.channel(&room))?;
-        shared.subscribed().insert(room);
+    for room in &changes.subscribe {
+        pubsub.subscribe(shared.names.channel(room))?;
+        shared.subscribed().insert(room.clone());
     }
     for room in changes.unsubscribe {
         pubsub.unsubscribe(shared.names.channel(&room))?;
         shared.subscribed().remove(&room);
         shared.cache.forget(&room);
+        shared.replica.forget(&room);
     }
-    Ok(())
+    Ok(changes.subscribe)
 }
 
 /// One message from Redis: delivered here unless it is not ours, or was delivered already.
@@ -151,6 +154,17 @@ fn receive(shared: &Shared, message: &Msg) {
     let Some(delivery) = shared.delivery.get() else {
         return;
     };
+    if envelope.presence {
+        let change = String::from_utf8_lossy(envelope.message.as_bytes());
+        let (present, user) = match change.split_at_checked(1) {
+            Some(("+", user)) => (true, user),
+            Some(("-", user)) => (false, user),
+            _ => return add(&counters.received_invalid, 1),
+        };
+        return shared
+            .replica
+            .change(&room, envelope.instance, user, present);
+    }
     match &envelope.position {
         Some(position) => deliver_recorded(shared, &room, position, &envelope.message),
         None if envelope.instance == shared.instance => add(&counters.received_own, 1),
@@ -232,6 +246,26 @@ impl Reads<'_> {
         let delivery = shared.delivery.get()?;
         let render = |at: &Position, m: &Message| delivery.render(room, Some(at), m);
         Some((reader::page(want, stored, render), offsets))
+    }
+
+    /// Loads the presence of rooms just subscribed (changes published from now on come on
+    /// their channels). A room whose presence cannot be read is followed from its changes.
+    fn load_presence(&mut self, rooms: &[Arc<str>]) {
+        let shared = self.shared;
+        for room in rooms {
+            let who = shared.names.who_key(room);
+            let fields = self
+                .connection()
+                .and_then(|con| redis::cmd("HKEYS").arg(who).query::<Vec<String>>(con));
+            match fields {
+                Ok(fields) => shared.replica.load(room, &fields),
+                Err(error) => {
+                    tracing::warn!(%error, %room, "redis presence read failed");
+                    self.data = None;
+                    shared.replica.load(room, &[]);
+                }
+            }
+        }
     }
 
     /// Answers the reads waiting, a bounded number of them.

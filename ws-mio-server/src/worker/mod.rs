@@ -37,7 +37,7 @@ pub(crate) mod remote;
 mod timers;
 mod upgrade;
 
-use crate::broker::{Broker, Delivery, Local, Render};
+use crate::broker::{Broker, Delivery, Local, Renderers};
 use crate::config::any_contains;
 use crate::config::Config;
 use crate::handler::{CloseInfo, Command, ConnId, Handler};
@@ -120,14 +120,14 @@ impl Services {
     /// by `render`.
     pub(crate) fn new(
         config: Arc<Config>,
-        (peers, render): (Arc<[remote::Peer]>, Render),
+        (peers, renderers): (Arc<[remote::Peer]>, Renderers),
         broker: Option<Arc<dyn Broker>>,
     ) -> Services {
         let workers = peers.len();
         let broker = broker.unwrap_or_else(|| Arc::new(Local));
         let metrics = Metrics::new(workers);
         Services {
-            delivery: Delivery::new(peers, metrics.clone(), render),
+            delivery: Delivery::new(peers, metrics.clone(), renderers),
             history: Arc::new(Histories::new(config.history_limits())),
             admission: Arc::new(Admission::new(
                 config.max_connections,
