@@ -105,19 +105,17 @@ impl Chat {
                 text,
                 id: client_id,
             } => {
-                let recipients = self
-                    .users
-                    .lock(&to)
-                    .get(to.as_str())
-                    .map(|u| u.conns.clone());
-                let Some(recipients) = recipients else {
+                // Across instances a user may be connected elsewhere: only a lone instance
+                // knows for sure that nobody is there to receive it.
+                let here = self.users.lock(&to).contains_key(to.as_str());
+                if !here && !ctx.spans_instances() {
                     return error(
                         ctx,
                         ErrorCode::NotFound,
                         "no such user online",
                         client_id.as_deref(),
                     );
-                };
+                }
                 let taken = match self.claim(ctx, user, client_id.as_deref()) {
                     Claim::New(taken) => taken,
                     Claim::Retry(taken) => return self.ack(ctx, client_id.as_deref(), taken),
@@ -130,9 +128,8 @@ impl Chat {
                     text: &text,
                     ts: taken.ts,
                 };
-                for conn in recipients {
-                    send(ctx, conn, &direct);
-                }
+                // Every connection of the user, on every worker and instance, encoded once.
+                ctx.send_to_user(&to, Message::Text(direct.to_json().into()));
                 self.ack(ctx, client_id.as_deref(), taken);
             }
             ClientMessage::Typing { room } => {

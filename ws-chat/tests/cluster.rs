@@ -376,3 +376,32 @@ fn presence_covers_every_instance_and_a_killed_instances_users_leave_once_its_le
         assert_eq!(lefts, 2, "{}: {:?}", members[i].name, members[i].presence);
     }
 }
+
+#[test]
+fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once() {
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    // Ann has a connection on the first two instances; Bob writes from the third.
+    let mut ann: Vec<Member> = (0..2)
+        .map(|i| Member::join(instances[i].addr, "ann", None))
+        .collect();
+    let mut bob = Member::join(instances[2].addr, "bob", None);
+    wait_until("every instance to know everyone", || {
+        bob.who() == ["ann", "bob"]
+    });
+    let dm = json!({"type": "direct", "to": "ann", "text": "psst", "id": "d1"});
+    bob.client.send_text(&dm.to_string());
+    for a in ann.iter_mut() {
+        let got = a.client.arriving_within(Duration::from_millis(300));
+        let directs: Vec<Value> = got
+            .iter()
+            .map(|m| serde_json::from_slice(m.as_bytes()).unwrap())
+            .filter(|v: &Value| v["type"] == "direct")
+            .collect();
+        assert_eq!(directs.len(), 1, "{got:?}");
+        assert_eq!(
+            (&directs[0]["from"], &directs[0]["text"]),
+            (&json!("bob"), &json!("psst"))
+        );
+    }
+}

@@ -50,7 +50,7 @@ use crate::history::{Answer, Position, Read};
 use crate::metrics::{add, Metrics};
 use crate::worker::remote::{Offered, Peer, Remote, RoomMessage};
 use std::sync::Arc;
-use ws_proto::Message;
+use ws_proto::{CloseCode, Message};
 
 /// Carries room messages between this server instance and others.
 ///
@@ -88,6 +88,17 @@ pub trait Broker: Send + Sync + 'static {
     fn remote_users(&self, room: &str) -> Vec<Arc<str>> {
         let _ = room;
         Vec::new()
+    }
+
+    /// Whether it joins this instance to others (the default: no).
+    fn spans_instances(&self) -> bool {
+        false
+    }
+
+    /// Every member of `room` here was told to close (a user's room: a disconnect of the
+    /// user): the same is to happen on every other instance ([`Delivery::close_room`]).
+    fn close_room(&self, room: &Arc<str>, code: CloseCode, reason: &str) {
+        let _ = (room, code, reason);
     }
 
     /// Whether this broker numbers and keeps recorded messages itself ([`Self::record`],
@@ -206,6 +217,20 @@ impl Delivery {
     /// `position`, as [`Self::deliver_recorded`] does.
     pub fn deliver_rendered(&self, room: &str, position: &Position, rendered: Message) {
         self.offer_all(room, RoomMessage::at(rendered, Some(position.clone())));
+    }
+
+    /// Starts the closing handshake with every local member of `room` (a user's room:
+    /// [`crate::users::user_room`]), on every worker. It does not go to the broker again.
+    pub fn close_room(&self, room: &str, code: CloseCode, reason: &str) {
+        let room: Arc<str> = Arc::from(room);
+        for (i, peer) in self.peers.iter().enumerate() {
+            let remote = Remote::CloseRoom(room.clone(), code, reason.to_string());
+            match peer.offer(remote) {
+                Offered::Queued => peer.wake(),
+                Offered::Dropped => add(&self.metrics.worker(i).inbox_drops_total, 1),
+                Offered::Gone => {}
+            }
+        }
     }
 
     /// Hands the answer to a read to the worker of the connection that asked, waiting for

@@ -301,6 +301,8 @@ pub(crate) enum Command {
     Publish(Arc<str>, Message),
     /// A message to number and keep in the room's history, then deliver.
     Record(Arc<str>, Message),
+    /// Close every member of a room (a user's) on every worker and instance.
+    CloseRoom(Arc<str>, CloseCode, String),
     /// The connection reads a room's history (joining the room with it, when the read says
     /// so: the registry knows already; the fanout index follows once the answer is sent).
     Read(Read),
@@ -318,7 +320,7 @@ impl Command {
             | Command::Leave(id, _)
             | Command::Expire(id, _) => Some(*id),
             Command::Read(read) => Some(read.conn),
-            Command::Publish(..) | Command::Record(..) => None,
+            Command::Publish(..) | Command::Record(..) | Command::CloseRoom(..) => None,
         }
     }
 }
@@ -358,6 +360,7 @@ pub struct Context<'a> {
     pub(crate) direct: Option<&'a mut Connection>,
     /// Messages sent through `direct`.
     pub(crate) sent_directly: u64,
+    pub(crate) spans_instances: bool,
 }
 
 impl<'a> Context<'a> {
@@ -379,6 +382,7 @@ impl<'a> Context<'a> {
             commands,
             direct,
             sent_directly: 0,
+            spans_instances: rooms.spans_instances(),
         }
     }
 }
@@ -508,6 +512,27 @@ impl Context<'_> {
     pub fn publish(&mut self, room: &str, message: Message) {
         self.commands
             .push(Command::Publish(Arc::from(room), message));
+    }
+
+    /// Sends a message to every connection of `user` ([`OpenDecision::user`]), on every
+    /// worker and, through a broker that spans instances, on every instance: encoded once, as
+    /// a room message is.
+    pub fn send_to_user(&mut self, user: &str, message: Message) {
+        self.commands
+            .push(Command::Publish(crate::users::user_room(user), message));
+    }
+
+    /// Starts the closing handshake with every connection of `user`, everywhere (a kick).
+    pub fn disconnect_user(&mut self, user: &str, code: CloseCode, reason: &str) {
+        let room = crate::users::user_room(user);
+        self.commands
+            .push(Command::CloseRoom(room, code, reason.to_string()));
+    }
+
+    /// Whether the server's broker joins it to other instances: then a user or a room may
+    /// have connections this instance does not see.
+    pub fn spans_instances(&self) -> bool {
+        self.spans_instances
     }
 
     /// Publishes a message that the room's history records ([`crate::history`]): numbered

@@ -50,6 +50,7 @@ pub mod rooms;
 mod server;
 pub mod testing;
 pub mod timer;
+pub mod users;
 mod worker;
 
 pub use broker::{Broker, Delivery};

@@ -250,6 +250,11 @@ impl RoomRegistry {
             .unwrap_or_default()
     }
 
+    /// Whether the broker joins this instance to others.
+    pub(crate) fn spans_instances(&self) -> bool {
+        self.broker.spans_instances()
+    }
+
     /// Rooms that exist now.
     pub fn len(&self) -> usize {
         self.rooms.load(Ordering::Relaxed)

@@ -29,7 +29,7 @@ pub struct Server {
 }
 
 /// A cheap, cloneable way to reach a running server from any thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -37,6 +37,8 @@ pub struct ServerHandle {
     delivery: Delivery,
     metrics: Metrics,
     rooms: Arc<RoomRegistry>,
+    broker: Arc<dyn Broker>,
+    users: Arc<crate::users::Users>,
 }
 
 /// What a server can be given beyond its configuration and handler.
@@ -127,6 +129,8 @@ impl Server {
                 delivery,
                 metrics: services.metrics.clone(),
                 rooms: services.rooms.clone(),
+                broker: services.broker.clone(),
+                users: services.users.clone(),
             },
             threads,
         })
@@ -205,6 +209,15 @@ impl ShutdownSignals {
     }
 }
 
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
@@ -230,6 +243,26 @@ impl ServerHandle {
     /// [`Delivery::publish`] does (not to the broker: other instances do not get it).
     pub fn publish(&self, room: &str, message: &Message) {
         self.delivery.publish(room, message);
+    }
+
+    /// Sends a message to every connection of `user` on this instance and, through the
+    /// broker, on every other ([`crate::Context::send_to_user`]).
+    pub fn send_to_user(&self, user: &str, message: &Message) {
+        let room = crate::users::user_room(user);
+        self.delivery.publish(&room, message);
+        self.broker.publish(&room, message);
+    }
+
+    /// Disconnects every connection of `user`, here and, through the broker, everywhere.
+    pub fn disconnect_user(&self, user: &str, code: ws_proto::CloseCode, reason: &str) {
+        let room = crate::users::user_room(user);
+        self.delivery.close_room(&room, code, reason);
+        self.broker.close_room(&room, code, reason);
+    }
+
+    /// Connections `user` has on this instance.
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.users.connections(user)
     }
 
     /// Starts the graceful shutdown (waiting for room in a full inbox, so it is never lost).

@@ -13,7 +13,9 @@
 //! offsets. Any other room message has `-` and `0` there: its publisher delivered it to its own
 //! members at once, and skips it when Redis sends it back. A presence change (`p`, with `-`
 //! and `0`) has `+USER` or `-USER` for payload: the user's first connection in the room on the
-//! publishing instance joined, or its last left ([`crate::presence`]).
+//! publishing instance joined, or its last left ([`crate::presence`]). An order to close a
+//! room's members (`k`, with `-` and `0`: a user's room, a disconnect of the user) has
+//! `CODE REASON` for payload.
 
 use bytes::Bytes;
 use std::fmt;
@@ -55,6 +57,8 @@ pub struct Envelope {
     pub position: Option<Position>,
     /// A presence change (`+USER`, `-USER` in `message`), not a room message.
     pub presence: bool,
+    /// An order to close the room's members (`CODE REASON` in `message`), not a message.
+    pub close: bool,
     /// The message.
     pub message: Message,
 }
@@ -110,6 +114,11 @@ pub fn header_prefix(instance: InstanceId, kind: MessageKind) -> Vec<u8> {
 pub fn presence(instance: InstanceId, user: &str, present: bool) -> Vec<u8> {
     let sign = if present { '+' } else { '-' };
     format!("{VERSION} {instance} p - 0\n{sign}{user}").into_bytes()
+}
+
+/// A whole envelope for an order to close a room's members: `order` is `CODE REASON`.
+pub fn close(instance: InstanceId, order: &str) -> Vec<u8> {
+    format!("{VERSION} {instance} k - 0\n{order}").into_bytes()
 }
 
 /// A whole envelope for a message that is not recorded.
@@ -169,16 +178,18 @@ impl Envelope {
                 .map(Message::Text)
                 .map_err(|_| EnvelopeError::NotUtf8)
         };
-        let (message, presence) = match kind {
-            "t" => (text(payload)?, false),
-            "b" => (Message::Binary(payload), false),
-            "p" if position.is_none() => (text(payload)?, true),
+        let (message, presence, close) = match kind {
+            "t" => (text(payload)?, false, false),
+            "b" => (Message::Binary(payload), false, false),
+            "p" if position.is_none() => (text(payload)?, true, false),
+            "k" if position.is_none() => (text(payload)?, false, true),
             _ => return Err(EnvelopeError::BadHeader),
         };
         Ok(Envelope {
             instance: InstanceId(instance),
             position,
             presence,
+            close,
             message,
         })
     }
@@ -197,8 +208,9 @@ mod tests {
     }
 
     fn encode(e: &Envelope) -> Vec<u8> {
-        if e.presence {
-            let mut bytes = format!("{VERSION} {} p - 0\n", e.instance).into_bytes();
+        if e.presence || e.close {
+            let kind = if e.presence { 'p' } else { 'k' };
+            let mut bytes = format!("{VERSION} {} {kind} - 0\n", e.instance).into_bytes();
             bytes.extend_from_slice(e.message.as_bytes());
             return bytes;
         }
@@ -233,6 +245,9 @@ mod tests {
         let change = Envelope::decode(&presence(id, "ann", false), 8).unwrap();
         assert!(change.presence && change.position.is_none());
         assert_eq!(change.message, Message::Text("-ann".into()));
+        let kick = Envelope::decode(&close(id, "4000 kicked"), 16).unwrap();
+        assert!(kick.close && !kick.presence);
+        assert_eq!(kick.message, Message::Text("4000 kicked".into()));
         let plain = unrecorded(id, &Message::Text("hi".into()));
         let decoded = Envelope::decode(&plain, 2).unwrap();
         assert_eq!(

@@ -437,6 +437,17 @@ impl Broker for RedisBroker {
         self.shared.replica.users(room)
     }
 
+    fn spans_instances(&self) -> bool {
+        true
+    }
+
+    fn close_room(&self, room: &Arc<str>, code: ws_proto::CloseCode, reason: &str) {
+        let order = Message::Text(format!("{} {reason}", code.0).into());
+        if self.enqueue(room, &order, Kind::Close).is_err() {
+            add(&self.shared.counters.publish_dropped, 1);
+        }
+    }
+
     fn record(&self, room: &Arc<str>, payload: &Message) {
         if let Err(out) = self.enqueue(room, payload, Kind::Recorded) {
             add(&self.shared.counters.publish_dropped, 1);

@@ -70,6 +70,8 @@ pub(crate) enum Kind {
     Recorded,
     /// A room message only to publish.
     Plain,
+    /// An order to close the room's members (`CODE REASON` in the message), only to publish.
+    Close,
     /// A user of this instance present in the room now, or no longer
     /// ([`crate::presence::CHANGE_SCRIPT`]); with whether the room joins (`Some(true)`) or
     /// leaves the set of rooms where this instance has users.
@@ -216,6 +218,13 @@ fn send(
         match out.kind {
             Kind::Plain => {
                 let envelope = unrecorded(shared.instance, &out.message);
+                pipe.cmd(config.publish_command())
+                    .arg(channel)
+                    .arg(envelope);
+            }
+            Kind::Close => {
+                let order = String::from_utf8_lossy(out.message.as_bytes());
+                let envelope = envelope::close(shared.instance, &order);
                 pipe.cmd(config.publish_command())
                     .arg(channel)
                     .arg(envelope);

@@ -165,6 +165,17 @@ fn receive(shared: &Shared, message: &Msg) {
             .replica
             .change(&room, envelope.instance, user, present);
     }
+    if envelope.close {
+        if envelope.instance == shared.instance {
+            return add(&counters.received_own, 1);
+        }
+        let order = String::from_utf8_lossy(envelope.message.as_bytes());
+        let (code, reason) = order.split_once(' ').unwrap_or((&order, ""));
+        let Ok(code) = code.parse::<u16>() else {
+            return add(&counters.received_invalid, 1);
+        };
+        return delivery.close_room(&room, ws_proto::CloseCode(code), reason);
+    }
     match &envelope.position {
         Some(position) => deliver_recorded(shared, &room, position, &envelope.message),
         None if envelope.instance == shared.instance => add(&counters.received_own, 1),

@@ -313,6 +313,16 @@ impl<H: Handler> Worker<H> {
             }
             (Command::Publish(room, message), _) => self.publish(room, RoomMessage::new(message)),
             (Command::Record(room, payload), _) => self.record(room, payload),
+            (Command::CloseRoom(room, code, reason), _) => {
+                for worker in 0..self.services.workers {
+                    if worker != self.index as usize {
+                        let remote = Remote::CloseRoom(room.clone(), code, reason.clone());
+                        self.outbound.push_back((worker, remote));
+                    }
+                }
+                self.services.broker.close_room(&room, code, &reason);
+                self.close_room(&room, code, &reason);
+            }
             (Command::Read(read), Some(key)) => {
                 if read.join {
                     let conn = self.conns.get_mut(key).expect("live");

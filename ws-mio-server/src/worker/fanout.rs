@@ -53,6 +53,11 @@ impl RoomIndex {
         }
     }
 
+    /// The members of `room` here, copied (for an action that changes them).
+    pub(super) fn members_of(&self, room: &str) -> Vec<Key> {
+        self.rooms.get(room).map_or(Vec::new(), |m| m.keys.clone())
+    }
+
     pub(super) fn contains(&self, room: &str, key: Key) -> bool {
         self.rooms.get(room).is_some_and(|m| m.keys.contains(&key))
     }
@@ -89,6 +94,13 @@ impl<H: Handler> Worker<H> {
         }
         self.deliver(&room, &message);
         self.services.broker.publish(&room, &message.message);
+    }
+
+    /// Starts the closing handshake with every member of `room` here.
+    pub(super) fn close_room(&mut self, room: &str, code: CloseCode, reason: &str) {
+        for key in self.fanout.members_of(room) {
+            self.close(key, code, reason);
+        }
     }
 
     /// Queues a room message to this worker's members: the same bytes to each member with the

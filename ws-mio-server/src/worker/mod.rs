@@ -46,6 +46,7 @@ use crate::metrics::{add, Metrics, WorkerMetrics};
 use crate::restart::Spread;
 use crate::rooms::{RoomLimits, RoomRegistry};
 use crate::timer::TimerWheel;
+use crate::users::{user_room, Users};
 use admission::{Admission, Refusal, Reservation};
 use driver::{AfterWrite, Driver};
 use fanout::RoomIndex;
@@ -110,6 +111,8 @@ pub(crate) struct Services {
     pub(crate) delivery: Delivery,
     /// Rooms' histories, when the broker does not keep them.
     pub(crate) history: Arc<Histories>,
+    /// The users connected here, each a room of its connections.
+    pub(crate) users: Arc<Users>,
     pub(crate) workers: usize,
     /// Seeds each worker's random source (a fixed one on pretend time, for repeatable tests).
     pub(crate) seed: u64,
@@ -129,6 +132,7 @@ impl Services {
         Services {
             delivery: Delivery::new(peers, metrics.clone(), renderers),
             history: Arc::new(Histories::new(config.history_limits())),
+            users: Arc::new(Users::new(broker.clone())),
             admission: Arc::new(Admission::new(
                 config.max_connections,
                 config.max_connections_per_ip,
@@ -407,6 +411,7 @@ impl<H: Handler> Worker<H> {
             Remote::Publish(room, message) => self.deliver(&room, &message),
             Remote::Command(command) => self.apply_local(command),
             Remote::Answer(answer) => self.answered(*answer),
+            Remote::CloseRoom(room, code, reason) => self.close_room(&room, code, &reason),
             Remote::Shutdown => self.begin_drain(),
         }
     }
@@ -546,6 +551,11 @@ impl<H: Handler> Worker<H> {
         let Some(id) = self.id(key) else { return };
         let conn = self.conns.get_mut(key).expect("id found it");
         let rooms = std::mem::take(&mut conn.rooms);
+        if let Some(user) = &conn.user {
+            let room = user_room(user);
+            self.fanout.leave(&room, key);
+            self.services.users.disconnected(&room);
+        }
         let mut left = Vec::with_capacity(rooms.len());
         for room in rooms {
             self.fanout.leave(&room, key);

@@ -10,7 +10,7 @@ use crate::handler::Command;
 use crate::history::{Answer, Position};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
-use ws_proto::{EncodedFrame, Message};
+use ws_proto::{CloseCode, EncodedFrame, Message};
 
 /// A message for a worker.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub(crate) enum Remote {
     Command(Command),
     /// The answer to a read of a room's history by a connection this worker owns.
     Answer(Box<Answer>),
+    /// Close every local member of a room (a user's room: disconnect the user).
+    CloseRoom(Arc<str>, CloseCode, String),
     /// Start the graceful shutdown.
     Shutdown,
 }

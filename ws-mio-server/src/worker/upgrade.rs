@@ -9,6 +9,7 @@ use super::proxied::AfterHeader;
 use super::{Key, Listener, Worker};
 use crate::handler::{Handler, HttpResponse, OpenDecision, OpenRequest};
 use crate::metrics::add;
+use crate::users::user_room;
 use ws_proto::deflate::PerMessageDeflate;
 use ws_proto::handshake::server::{Accept, Request};
 use ws_proto::{Connection, Role, StatusCode};
@@ -119,6 +120,12 @@ impl<H: Handler> Worker<H> {
             now,
             &self.config,
         );
+        if let Some(user) = &conn.user {
+            // Addressable as its user from now on (Context::send_to_user).
+            let room = user_room(user);
+            self.services.users.connected(&room);
+            self.fanout.join(room, key);
+        }
         self.mark_dirty(key);
         self.call_handler(key, |handler, ctx, app| handler.on_connect(ctx, app));
         // Frames the client sent right behind its request.
