@@ -32,9 +32,12 @@ pub fn user_of(room: &str) -> Option<&str> {
     room.strip_prefix(PREFIX)
 }
 
+/// Connections per user's room, in one shard.
+type Shard = Mutex<HashMap<Arc<str>, usize>>;
+
 /// How many connections each user has on this instance.
 pub(crate) struct Users {
-    shards: Box<[Mutex<HashMap<Arc<str>, usize>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
     broker: Arc<dyn Broker>,
 }
