@@ -3,25 +3,26 @@
 //! connection, so neither the publisher's queue nor the subscriber's messages wait for it.
 
 use crate::envelope::{self, unrecorded, InstanceId};
+use crate::link::Link;
 use crate::presence::{field, parse_field, CHANGE_SCRIPT, LEASE_SCRIPT};
+use crate::seeds::Seeds;
 use crate::stats::add;
 use crate::Shared;
-use redis::{Client, Connection, RedisResult, Script};
+use redis::{RedisResult, Script};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) fn run(shared: Arc<Shared>, client: Client) {
+pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
     let lease = Script::new(LEASE_SCRIPT);
     let change = Script::new(CHANGE_SCRIPT);
     let every = (shared.config.lease / 3).max(Duration::from_millis(10));
-    let mut con: Option<Connection> = None;
+    let mut con: Option<Link> = None;
     while !shared.stopping() {
         if con.is_none() {
             let timeout = shared.config.command_timeout;
-            con = client
-                .get_connection_with_timeout(timeout)
-                .and_then(|c| {
+            con = Link::connect(&client, timeout)
+                .and_then(|mut c| {
                     c.set_read_timeout(Some(timeout))?;
                     c.set_write_timeout(Some(timeout))?;
                     Ok(c)
@@ -49,7 +50,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client) {
 /// Renews this instance's lease, and takes out each instance whose lease ended that no other
 /// instance took out first.
 fn renew_and_reap(
-    con: &mut Connection,
+    con: &mut Link,
     lease: &Script,
     change: &Script,
     shared: &Shared,
@@ -77,8 +78,9 @@ fn renew_and_reap(
 
 /// Takes the users of the dead instance `dead` out of every room where it had some, and
 /// announces each that is gone from a room altogether, in its name.
-fn reap(con: &mut Connection, change: &Script, shared: &Shared, dead: &str) -> RedisResult<()> {
+fn reap(con: &mut Link, change: &Script, shared: &Shared, dead: &str) -> RedisResult<()> {
     let names = &shared.names;
+    let publish = con.publish_command();
     let rooms_key = names.instance_rooms_key(dead);
     let dead_id = (dead.len() == 16)
         .then(|| u64::from_str_radix(dead, 16).ok())
@@ -109,7 +111,7 @@ fn reap(con: &mut Connection, change: &Script, shared: &Shared, dead: &str) -> R
                 .arg("0")
                 .arg(&channel)
                 .arg(envelope::presence(dead_id, &user, false))
-                .arg(shared.config.publish_command())
+                .arg(publish)
                 .invoke(con)?;
             add(&shared.counters.presence_reaped, 1);
             if staying.contains(&user) {
@@ -120,7 +122,7 @@ fn reap(con: &mut Connection, change: &Script, shared: &Shared, dead: &str) -> R
                 .get()
                 .and_then(|d| d.render_presence(&room, &user, false));
             if let Some(message) = announcement {
-                let _: i64 = redis::cmd(shared.config.publish_command())
+                let _: i64 = redis::cmd(publish)
                     .arg(&channel)
                     .arg(unrecorded(dead_id, &message))
                     .query(con)?;

@@ -43,20 +43,34 @@
 //!   ([`backoff`]); meanwhile the instance serves its own clients (recorded messages without
 //!   positions) and reports itself degraded ([`Broker::health`]). The subscriber then
 //!   subscribes every wanted room again and catches each up from its stream.
+//!
+//! The same runs on a Redis Cluster, given as one or several of its nodes ([`seeds`]): each
+//! connection finds out whether Redis is a cluster (`INFO cluster`); if so, every command goes
+//! to the master that owns its key's slot ([`slot`]), and rooms' channels are shard channels
+//! (`SPUBLISH`, and `SSUBSCRIBE` on a connection per master). Every name of a room carries the
+//! room as a hash tag ([`naming`]), so a room's keys and channel are on one master and each
+//! script touches one slot.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backoff;
+mod channels;
 pub mod envelope;
 pub mod interest;
 mod lease;
+mod link;
 pub mod naming;
 mod options;
 pub mod presence;
 pub mod publisher;
 pub mod reader;
+mod routed;
+pub mod seeds;
+mod sharded;
+pub mod slot;
 mod stats;
 pub mod subscriber;
+mod topology;
 
 pub use options::RedisOptions;
 pub use stats::Stats;
@@ -66,6 +80,7 @@ use interest::Interest;
 use naming::Names;
 use presence::Replica;
 use publisher::{Kind, Outgoing};
+use seeds::{SeedError, Seeds};
 use stats::{add, Counters};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -86,7 +101,8 @@ pub(crate) const POLL: Duration = Duration::from_millis(20);
 /// The broker's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, or `unix:///PATH`.
+    /// `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, or `unix:///PATH`; or, for a Redis
+    /// Cluster, a comma-separated list of `redis://` URLs of some of its nodes ([`seeds`]).
     pub url: String,
     /// The first part of every key and channel ([`naming`]): instances with the same prefix
     /// on one Redis form one cluster.
@@ -153,18 +169,13 @@ impl RedisConfig {
             lease: Duration::from_secs(10),
         }
     }
-
-    /// The command that publishes to a room's channel.
-    pub(crate) fn publish_command(&self) -> &'static str {
-        "PUBLISH"
-    }
 }
 
 /// Why the broker could not start.
 #[derive(Debug)]
 pub enum StartError {
-    /// The URL is not one the Redis client can use.
-    Url(redis::RedisError),
+    /// The URL, or one URL of the list, is not one the Redis client can use.
+    Url(SeedError),
     /// A thread could not be started.
     Thread(std::io::Error),
 }
@@ -294,7 +305,7 @@ impl RedisBroker {
     /// Starts the publisher and subscriber threads. Redis need not be up: they connect when
     /// they can, and until then this instance works on its own.
     pub fn start(config: RedisConfig) -> Result<RedisBroker, StartError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(StartError::Url)?;
+        let seeds = Seeds::parse(&config.url).map_err(StartError::Url)?;
         let (queue, outgoing) = mpsc::sync_channel(config.publish_queue.max(1));
         let instance = InstanceId::random();
         let shared = Arc::new(Shared {
@@ -322,14 +333,14 @@ impl RedisBroker {
             queue: Some(queue),
             threads: Vec::new(),
         };
-        let (s, c) = (shared.clone(), client.clone());
+        let (s, c) = (shared.clone(), seeds.clone());
         broker.threads.push(
             std::thread::Builder::new()
                 .name("ws-redis-publish".into())
                 .spawn(move || publisher::run(s, c, outgoing))
                 .map_err(StartError::Thread)?,
         );
-        let (s, c) = (shared.clone(), client.clone());
+        let (s, c) = (shared.clone(), seeds.clone());
         broker.threads.push(
             std::thread::Builder::new()
                 .name("ws-redis-subscribe".into())
@@ -339,7 +350,7 @@ impl RedisBroker {
         broker.threads.push(
             std::thread::Builder::new()
                 .name("ws-redis-lease".into())
-                .spawn(move || lease::run(shared, client))
+                .spawn(move || lease::run(shared, seeds))
                 .map_err(StartError::Thread)?,
         );
         Ok(broker)

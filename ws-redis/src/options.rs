@@ -2,6 +2,7 @@
 //! own ([`ws_mio_server::config::layered`]): from the command line, `WS_REDIS` or the file's
 //! `redis` key. Unset, the application runs on its own, as before.
 
+use crate::seeds::{SeedError, Seeds};
 use crate::RedisConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -25,9 +26,16 @@ use ws_mio_server::config::{seconds, ConfigError};
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct RedisOptions {
     /// Redis to join a cluster of instances through (`redis://[USER:PASSWORD@]HOST:PORT[/DB]`):
-    /// room messages then reach the rooms' members on every instance that uses it. Unset, this
-    /// instance is on its own.
-    #[arg(long, env = "WS_REDIS", hide_env_values = true, value_name = "URL")]
+    /// room messages then reach the rooms' members on every instance that uses it. A Redis
+    /// Cluster is found out at connection and used through sharded pub/sub; it may be given
+    /// as a comma-separated list of some of its nodes, tried in turn
+    /// (`redis://10.0.0.1:7001,redis://10.0.0.2:7002`). Unset, this instance is on its own.
+    #[arg(
+        long,
+        env = "WS_REDIS",
+        hide_env_values = true,
+        value_name = "URL[,URL...]"
+    )]
     #[serde(default)]
     pub redis: Option<String>,
     /// Seconds of an instance's presence lease: an instance that has not renewed it for this
@@ -64,11 +72,20 @@ impl RedisOptions {
         if self.presence_lease.is_zero() {
             return Err(ConfigError::Invalid("presence-lease: must be above zero"));
         }
-        match &self.redis {
-            Some(url) if redis::Client::open(url.as_str()).is_err() => Err(ConfigError::Invalid(
-                "redis: not a Redis URL (redis://HOST:PORT or unix:///PATH)",
+        let Some(url) = &self.redis else {
+            return Ok(());
+        };
+        match Seeds::parse(url) {
+            Ok(_) => Ok(()),
+            Err(SeedError::Empty { .. }) => Err(ConfigError::Invalid(
+                "redis: an empty URL in the list (URL,URL,... with no empty place)",
             )),
-            _ => Ok(()),
+            Err(SeedError::Url { .. }) => Err(ConfigError::Invalid(
+                "redis: not a Redis URL (redis://HOST:PORT, unix:///PATH, or redis://HOST:PORT,redis://HOST:PORT,... for a cluster's nodes)",
+            )),
+            Err(SeedError::NotTcp { .. }) => Err(ConfigError::Invalid(
+                "redis: a list of cluster nodes takes redis://HOST:PORT URLs, not Unix sockets",
+            )),
         }
     }
 

@@ -14,10 +14,12 @@
 
 use crate::backoff::{Backoff, Jitter};
 use crate::envelope::{self, header_prefix, unrecorded};
+use crate::link::Link;
 use crate::presence::{self, CHANGE_SCRIPT};
+use crate::seeds::Seeds;
 use crate::stats::add;
 use crate::Shared;
-use redis::{Client, Connection, RedisResult, Script};
+use redis::{RedisResult, Script};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -85,7 +87,7 @@ impl Outgoing {
     }
 }
 
-pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>) {
+pub(crate) fn run(shared: Arc<Shared>, client: Seeds, queue: Receiver<Outgoing>) {
     let scripts = Scripts {
         record: Script::new(SCRIPT),
         change: Script::new(CHANGE_SCRIPT),
@@ -93,7 +95,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut jitter = Jitter::new();
-    let mut connection: Option<Connection> = None;
+    let mut connection: Option<Link> = None;
     let mut retry_at = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -169,8 +171,8 @@ pub(crate) fn deliver_here(shared: &Shared, batch: &[Outgoing]) {
 /// (Redis restarted since it was last used: the old server is gone, so it cannot have taken
 /// the batch). A timeout is not retried: a slow Redis may still carry it out.
 fn send_or_resend(
-    con: &mut Connection,
-    client: &Client,
+    con: &mut Link,
+    client: &Seeds,
     scripts: &Scripts,
     shared: &Shared,
     batch: &[Outgoing],
@@ -193,9 +195,9 @@ struct Scripts {
 }
 
 /// A connection with timeouts, the scripts loaded (so EVALSHA finds them).
-fn connect(client: &Client, scripts: &Scripts, shared: &Shared) -> RedisResult<Connection> {
+fn connect(client: &Seeds, scripts: &Scripts, shared: &Shared) -> RedisResult<Link> {
     let timeout = shared.config.command_timeout;
-    let mut con = client.get_connection_with_timeout(timeout)?;
+    let mut con = Link::connect(client, timeout)?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;
     scripts.record.load(&mut con)?;
@@ -204,13 +206,9 @@ fn connect(client: &Client, scripts: &Scripts, shared: &Shared) -> RedisResult<C
 }
 
 /// One pipeline for `batch`.
-fn send(
-    con: &mut Connection,
-    scripts: &Scripts,
-    shared: &Shared,
-    batch: &[Outgoing],
-) -> RedisResult<()> {
+fn send(con: &mut Link, scripts: &Scripts, shared: &Shared, batch: &[Outgoing]) -> RedisResult<()> {
     let config = &shared.config;
+    let publish = con.publish_command();
     let names = &shared.names;
     let mut pipe = redis::pipe();
     for out in batch {
@@ -218,16 +216,12 @@ fn send(
         match out.kind {
             Kind::Plain => {
                 let envelope = unrecorded(shared.instance, &out.message);
-                pipe.cmd(config.publish_command())
-                    .arg(channel)
-                    .arg(envelope);
+                pipe.cmd(publish).arg(channel).arg(envelope);
             }
             Kind::Close => {
                 let order = String::from_utf8_lossy(out.message.as_bytes());
                 let envelope = envelope::close(shared.instance, &order);
-                pipe.cmd(config.publish_command())
-                    .arg(channel)
-                    .arg(envelope);
+                pipe.cmd(publish).arg(channel).arg(envelope);
             }
             Kind::Recorded => {
                 pipe.cmd("EVALSHA")
@@ -241,7 +235,7 @@ fn send(
                     .arg(channel)
                     .arg(config.history_ttl.as_secs())
                     .arg(config.meta_ttl.as_secs())
-                    .arg(config.publish_command());
+                    .arg(publish);
             }
             Kind::Presence(present, rooms_set) => {
                 let user = String::from_utf8_lossy(out.message.as_bytes());
@@ -254,7 +248,7 @@ fn send(
                     .arg(if present { "1" } else { "0" })
                     .arg(channel)
                     .arg(change)
-                    .arg(config.publish_command());
+                    .arg(publish);
                 let rooms = names.instance_rooms_key(&shared.instance.to_string());
                 match rooms_set {
                     Some(true) => pipe.cmd("SADD").arg(rooms).arg(out.room.as_bytes()),

@@ -5,7 +5,7 @@
 
 use crate::envelope::Envelope;
 use crate::Shared;
-use redis::{Connection, RedisResult, Script, Value};
+use redis::{ConnectionLike, RedisResult, Script, Value};
 use ws_mio_server::history::{Epoch, Outcome, Page, Position, Want};
 use ws_proto::Message;
 
@@ -51,7 +51,7 @@ pub(crate) struct Stored {
 
 /// Reads `want` of `room`.
 pub(crate) fn read(
-    con: &mut Connection,
+    con: &mut dyn ConnectionLike,
     script: &Script,
     shared: &Shared,
     room: &str,

@@ -28,11 +28,14 @@
 //! reconnection follows.
 
 use crate::backoff::{Backoff, Jitter};
+use crate::channels::{Channels, Listener};
 use crate::envelope::Envelope;
+use crate::link::Link;
 use crate::reader::{self, READ_SCRIPT};
+use crate::seeds::Seeds;
 use crate::stats::add;
 use crate::Shared;
-use redis::{Client, Connection, Msg, PubSub, RedisResult, Script};
+use redis::{Msg, RedisResult, Script};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,13 +45,13 @@ use ws_proto::Message;
 /// Reads served between two looks at the pub/sub connection at most.
 const READS_PER_TURN: usize = 256;
 
-pub(crate) fn run(shared: Arc<Shared>, client: Client) {
+pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut jitter = Jitter::new();
     let script = Script::new(READ_SCRIPT);
     while !shared.stopping() {
-        match client.get_connection_with_timeout(config.command_timeout) {
+        match Listener::connect(&client, config.command_timeout) {
             Ok(mut con) => {
                 add(&shared.counters.connects, 1);
                 backoff.reset();
@@ -84,9 +87,8 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client) {
 
 /// Follows the interest, serves reads and delivers messages until the connection fails or the
 /// broker stops.
-fn listen(shared: &Shared, con: &mut Connection, reads: &mut Reads<'_>) -> RedisResult<()> {
-    con.set_write_timeout(Some(shared.config.command_timeout))?;
-    let mut pubsub = con.as_pubsub();
+fn listen(shared: &Shared, con: &mut Listener, reads: &mut Reads<'_>) -> RedisResult<()> {
+    let mut pubsub = con.channels(shared.config.command_timeout)?;
     let subscribed = follow_interest(shared, &mut pubsub)?;
     reads.load_presence(&subscribed);
     shared.subscriber_up.store(true, Ordering::Relaxed);
@@ -113,7 +115,7 @@ fn listen(shared: &Shared, con: &mut Connection, reads: &mut Reads<'_>) -> Redis
 
 /// Subscribes the rooms newly wanted and unsubscribes those no longer wanted (forgetting what
 /// the cache and the presence replica hold of them); the rooms newly subscribed.
-fn follow_interest(shared: &Shared, pubsub: &mut PubSub<'_>) -> RedisResult<Vec<Arc<str>>> {
+fn follow_interest(shared: &Shared, pubsub: &mut Channels<'_>) -> RedisResult<Vec<Arc<str>>> {
     let changes = shared.interest.take_changes(&shared.subscribed());
     let Some(changes) = changes else {
         return Ok(Vec::new());
@@ -218,17 +220,17 @@ fn answer_unavailable(shared: &Shared) {
 /// The reads' side of the thread: a plain connection, made when first needed.
 struct Reads<'a> {
     shared: &'a Shared,
-    client: &'a Client,
+    client: &'a Seeds,
     script: &'a Script,
-    data: Option<Connection>,
+    data: Option<Link>,
 }
 
 impl Reads<'_> {
     /// The connection for reads, made if need be.
-    fn connection(&mut self) -> RedisResult<&mut Connection> {
+    fn connection(&mut self) -> RedisResult<&mut Link> {
         if self.data.is_none() {
             let timeout = self.shared.config.command_timeout;
-            let con = self.client.get_connection_with_timeout(timeout)?;
+            let mut con = Link::connect(self.client, timeout)?;
             con.set_read_timeout(Some(timeout))?;
             con.set_write_timeout(Some(timeout))?;
             self.data = Some(con);
