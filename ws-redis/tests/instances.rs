@@ -3,15 +3,16 @@
 //! ends), with WebSocket clients over real sockets: room messages reach every member on every
 //! instance exactly once and in each publisher's order; an instance receives only the rooms it
 //! has members in; with Redis gone each instance still serves its own members, and when Redis
-//! is back the instances find each other again. Every wait is bounded.
+//! is back the instances find each other again. The fanout runs on a three-master Redis
+//! Cluster too, its rooms on different masters. Every wait is bounded.
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
 mod redis_server;
 
 use common::{test_config, wait_until, TestClient, WAIT};
-use redis_server::RedisServer;
-use std::collections::HashMap;
+use redis_server::{RedisCluster, RedisServer, TestRedis};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ws_mio_server::testing::TestServer;
@@ -42,7 +43,7 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(redis: &RedisServer) -> Instance {
+    fn start(redis: &dyn TestRedis) -> Instance {
         let config = RedisConfig {
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_millis(200),
@@ -79,64 +80,102 @@ fn text(s: &str) -> Message {
     Message::Text(s.to_string().into())
 }
 
+/// Rooms whose slots are on the three masters of a [`RedisCluster`] (5461-10922, 0-5460,
+/// 10923-16383).
+const ROOMS: [&str; 3] = ["lobby", "attic", "kitchen"];
+
 #[test]
 fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_order() {
-    let redis = RedisServer::start();
-    let [a, b, c] = [(); 3].map(|_| Instance::start(&redis));
-    let mut members = vec![
-        ("a1", a.connect("lobby")),
-        ("a2", a.connect("lobby")),
-        ("b1", b.connect("lobby")),
-        ("b2", b.connect("lobby")),
-    ];
+    fanout(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_every_member_gets_every_message_once_in_each_publishers_order() {
+    fanout(&RedisCluster::start());
+}
+
+/// Two members on A and two on B in each room of [`ROOMS`], and one on C in a room of its own.
+fn fanout(redis: &dyn TestRedis) {
+    let [a, b, c] = [(); 3].map(|_| Instance::start(redis));
+    let mut rooms: Vec<Vec<(String, TestClient)>> = ROOMS
+        .iter()
+        .map(|room| {
+            let member = |name: &str, on: &Instance| (format!("{name}@{room}"), on.connect(room));
+            vec![
+                member("a1", &a),
+                member("a2", &a),
+                member("b1", &b),
+                member("b2", &b),
+            ]
+        })
+        .collect();
     // C has a member elsewhere only.
     let mut outsider = c.connect("side");
-    wait_until("the lobby and the side room subscribed", || {
-        a.broker.is_subscribed("lobby")
-            && b.broker.is_subscribed("lobby")
+    wait_until("the rooms and the side room subscribed", || {
+        ROOMS
+            .iter()
+            .all(|room| a.broker.is_subscribed(room) && b.broker.is_subscribed(room))
             && c.broker.is_subscribed("side")
     });
     assert!(!c.broker.is_subscribed("lobby"));
+    // Each room's channel is subscribed on the master that owns its slot, and the rooms are
+    // spread over every master.
+    let homes: HashSet<usize> = ROOMS
+        .iter()
+        .map(|room| {
+            let on = redis.subscribed_on(&format!("ws:{{{room}}}:msg"));
+            assert_eq!(on.len(), 1, "{room} on one master: {on:?}");
+            on[0]
+        })
+        .collect();
+    assert_eq!(homes.len(), redis.masters(), "{homes:?}");
 
     const EACH: usize = 50;
     for n in 0..EACH {
-        for (name, client) in &mut members {
+        for (name, client) in rooms.iter_mut().flatten() {
             client.send_text(&format!("{name}:{n}"));
         }
     }
-    let publishers: Vec<&str> = members.iter().map(|(name, _)| *name).collect();
-    for (name, client) in &mut members {
-        let mut got: HashMap<String, Vec<usize>> = HashMap::new();
-        for _ in 0..EACH * publishers.len() {
-            let text = client.next_text();
-            let (from, n) = text.split_once(':').expect("NAME:N");
-            got.entry(from.to_string())
-                .or_default()
-                .push(n.parse().unwrap());
+    for members in &mut rooms {
+        let publishers: Vec<String> = members.iter().map(|(name, _)| name.clone()).collect();
+        for (name, client) in members.iter_mut() {
+            let mut got: HashMap<String, Vec<usize>> = HashMap::new();
+            for _ in 0..EACH * publishers.len() {
+                let text = client.next_text();
+                let (from, n) = text.split_once(':').expect("NAME:N");
+                got.entry(from.to_string())
+                    .or_default()
+                    .push(n.parse().unwrap());
+            }
+            for publisher in &publishers {
+                let want: Vec<usize> = (0..EACH).collect();
+                assert_eq!(got[publisher], want, "{name} from {publisher}");
+            }
         }
-        for publisher in &publishers {
-            let want: Vec<usize> = (0..EACH).collect();
-            assert_eq!(got[*publisher], want, "{name} from {publisher}");
-        }
-        let more = client.arriving_within(Duration::from_millis(200));
+    }
+    // Nothing more comes (a while for all, then a look at each).
+    std::thread::sleep(Duration::from_millis(200));
+    for (name, client) in rooms.iter_mut().flatten() {
+        let more = client.arriving_within(Duration::from_millis(1));
         assert!(more.is_empty(), "{name} got more: {more:?}");
     }
     assert!(outsider
         .arriving_within(Duration::from_millis(50))
         .is_empty());
 
-    // Each instance published its own 100, took the other's 100 from Redis and skipped its own.
+    // Each instance published its own, took the other's from Redis and skipped its own.
+    let each_way = (2 * EACH * ROOMS.len()) as u64;
     for (instance, name) in [(&a, "a"), (&b, "b")] {
         let stats = instance.broker.stats();
         assert_eq!(
             (stats.published, stats.delivered, stats.received_own),
-            (100, 100, 100),
+            (each_way, each_way, each_way),
             "{name}: {stats:?}"
         );
         assert_eq!(stats.publish_dropped + stats.publish_failed, 0, "{name}");
         assert_eq!(stats.received_invalid, 0, "{name}");
     }
-    // Interest routing: C has nobody in the lobby, so Redis sent it nothing.
+    // Interest routing: C has nobody in the rooms, so Redis sent it nothing.
     assert_eq!(c.broker.stats().received, 0);
     // What the admin listener says of it.
     let admin = c.server.as_ref().unwrap().admin_addr().unwrap();
@@ -149,27 +188,20 @@ fn every_member_on_every_instance_gets_every_message_once_in_each_publishers_ord
     }
 
     // Messages published without being recorded cross Redis only: no stream, no numbering.
-    let mut redis_client = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection_with_timeout(WAIT)
-        .unwrap();
-    let kept: u64 = redis::cmd("EXISTS")
-        .arg("ws:{lobby}:log")
-        .arg("ws:{lobby}:meta")
-        .query(&mut redis_client)
-        .unwrap();
-    assert_eq!(kept, 0);
+    let kept = redis.command(&["EXISTS", "ws:{lobby}:log", "ws:{lobby}:meta"]);
+    assert_eq!(kept.as_deref(), Some(":0\r\n"));
 
     // Something on the channel that is not an envelope: counted, not delivered.
-    let _: u64 = redis::cmd("PUBLISH")
-        .arg("ws:{lobby}:msg")
-        .arg("not an envelope")
-        .query(&mut redis_client)
-        .unwrap();
+    let garbage = [redis.publish_command(), "ws:{lobby}:msg", "not an envelope"];
+    assert_eq!(
+        redis.command(&garbage).as_deref(),
+        Some(":2\r\n"),
+        "A and B"
+    );
     wait_until("the garbage to be seen", || {
         a.broker.stats().received_invalid == 1
     });
-    assert!(members[0]
+    assert!(rooms[0][0]
         .1
         .arriving_within(Duration::from_millis(50))
         .is_empty());

@@ -1,7 +1,8 @@
 //! A redis-server of a test's own: on a loopback port the system had free, persisting
 //! nothing (or, [`RedisServer::start_durable`], an append-only file in a directory of its
-//! own), killed when dropped (so a failing test leaves no process behind). Spoken to in plain
-//! RESP over a socket, so any crate's tests can use it.
+//! own), killed when dropped (so a failing test leaves no process behind). Or a Redis Cluster
+//! of three masters of the same kind ([`RedisCluster`]). Spoken to in plain RESP over a
+//! socket, so any crate's tests can use it; a test that runs on either takes a [`TestRedis`].
 
 #![allow(dead_code)]
 
@@ -19,6 +20,8 @@ pub struct RedisServer {
     pub port: u16,
     /// Where its append-only file is kept, when it keeps one.
     dir: Option<PathBuf>,
+    /// A cluster node's bus port and its nodes file.
+    cluster: Option<(u16, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -49,8 +52,21 @@ impl RedisServer {
     }
 
     fn launch(port: u16, dir: Option<PathBuf>) -> RedisServer {
-        let child = spawn(port, dir.as_ref());
-        let server = RedisServer { child, port, dir };
+        RedisServer::launch_with(port, dir, None)
+    }
+
+    fn launch_with(
+        port: u16,
+        dir: Option<PathBuf>,
+        cluster: Option<(u16, PathBuf)>,
+    ) -> RedisServer {
+        let child = spawn(port, dir.as_ref(), cluster.as_ref());
+        let server = RedisServer {
+            child,
+            port,
+            dir,
+            cluster,
+        };
         server.wait_for_ping();
         server
     }
@@ -87,10 +103,7 @@ impl RedisServer {
 
     /// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`).
     pub fn subscribers(&self, channel: &str) -> u64 {
-        let reply = self.command(&["PUBSUB", "NUMSUB", channel]).unwrap();
-        // `*2\r\n$LEN\r\nCHANNEL\r\n:N\r\n`
-        let count = reply.trim_end().rsplit("\r\n").next().unwrap();
-        count.strip_prefix(':').unwrap().parse().unwrap()
+        count_of(&self.command(&["PUBSUB", "NUMSUB", channel]).unwrap())
     }
 
     /// Kills it (SIGKILL: what was not written to its file is lost).
@@ -107,16 +120,26 @@ impl RedisServer {
 
     /// Starts it again after [`Self::stop`], on the same port, with the same file if any.
     pub fn start_again(&mut self) {
-        self.child = spawn(self.port, self.dir.as_ref());
+        self.child = spawn(self.port, self.dir.as_ref(), self.cluster.as_ref());
         self.wait_for_ping();
     }
 }
 
-/// redis-server on `port`, keeping an append-only file in `dir` if given.
-fn spawn(port: u16, dir: Option<&PathBuf>) -> Child {
+/// redis-server on `port`, keeping an append-only file in `dir` if given; a cluster node with
+/// its bus port and nodes file if given.
+fn spawn(port: u16, dir: Option<&PathBuf>, cluster: Option<&(u16, PathBuf)>) -> Child {
     let mut command = Command::new("redis-server");
     command.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
     command.args(["--save", "", "--daemonize", "no"]);
+    if let Some((bus, nodes_file)) = cluster {
+        command.args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus.to_string(),
+        ]);
+        command.arg("--cluster-config-file").arg(nodes_file);
+    }
     match dir {
         Some(dir) => command
             .args(["--appendonly", "yes", "--appendfsync", "always"])
@@ -136,5 +159,162 @@ impl Drop for RedisServer {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// What the tests that run on a single Redis and on a cluster alike ask of it.
+pub trait TestRedis {
+    /// The `--redis` value.
+    fn url(&self) -> String;
+    /// One command's reply as it came, from the node that owns its key (the first for none).
+    fn command(&self, args: &[&str]) -> Option<String>;
+    /// How many connections are subscribed to a room's `channel`.
+    fn subscribers(&self, channel: &str) -> u64;
+    /// The command that publishes to a room's channel.
+    fn publish_command(&self) -> &'static str;
+    /// How many masters share the slots.
+    fn masters(&self) -> usize;
+    /// The masters (by index) where some connection is subscribed to `channel`.
+    fn subscribed_on(&self, channel: &str) -> Vec<usize>;
+}
+
+impl TestRedis for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+    fn command(&self, args: &[&str]) -> Option<String> {
+        RedisServer::command(self, args)
+    }
+    fn subscribers(&self, channel: &str) -> u64 {
+        RedisServer::subscribers(self, channel)
+    }
+    fn publish_command(&self) -> &'static str {
+        "PUBLISH"
+    }
+    fn masters(&self) -> usize {
+        1
+    }
+    fn subscribed_on(&self, channel: &str) -> Vec<usize> {
+        match self.subscribers(channel) {
+            0 => vec![],
+            _ => vec![0],
+        }
+    }
+}
+
+/// The count in a `*2 $LEN CHANNEL :N` reply.
+fn count_of(reply: &str) -> u64 {
+    let count = reply.trim_end().rsplit("\r\n").next().unwrap();
+    count.strip_prefix(':').unwrap().parse().unwrap()
+}
+
+/// A Redis Cluster of three masters on loopback ports the system had free, slots 0-5460,
+/// 5461-10922 and 10923-16383 in that order, persisting nothing; killed when dropped. Made with
+/// `CLUSTER ADDSLOTSRANGE`, `SET-CONFIG-EPOCH` and `MEET` (what `redis-cli --cluster create`
+/// does), each node's bus on a free port of its own. A master reports the cluster ok no sooner
+/// than two seconds after it started.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let first = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("ws-redis-cluster-{}-{first}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+        let mut nodes = Vec::new();
+        for (i, _) in ranges.iter().enumerate() {
+            let port = if i == 0 { first } else { free_port() };
+            let nodes_file = dir.join(format!("nodes-{port}.conf"));
+            nodes.push(RedisServer::launch_with(
+                port,
+                None,
+                Some((free_port(), nodes_file)),
+            ));
+        }
+        for (i, (node, (low, high))) in nodes.iter().zip(ranges).enumerate() {
+            let (low, high, epoch) = (low.to_string(), high.to_string(), (i + 1).to_string());
+            let reply = node
+                .command(&["CLUSTER", "ADDSLOTSRANGE", &low, &high])
+                .unwrap();
+            assert_eq!(reply, "+OK\r\n");
+            let reply = node
+                .command(&["CLUSTER", "SET-CONFIG-EPOCH", &epoch])
+                .unwrap();
+            assert_eq!(reply, "+OK\r\n");
+        }
+        for other in &nodes[1..] {
+            let port = other.port.to_string();
+            let bus = other.cluster.as_ref().unwrap().0.to_string();
+            let meet = ["CLUSTER", "MEET", "127.0.0.1", &port, &bus];
+            let reply = nodes[0].command(&meet).unwrap();
+            assert_eq!(reply, "+OK\r\n");
+        }
+        let cluster = RedisCluster { nodes, dir };
+        let deadline = Instant::now() + WAIT;
+        while !cluster.nodes.iter().all(|node| {
+            let info = node.command(&["CLUSTER", "INFO"]).unwrap_or_default();
+            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+        }) {
+            assert!(Instant::now() < deadline, "the cluster did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cluster
+    }
+
+    /// The `--redis` value: every node, as seeds.
+    pub fn url(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
+        urls.join(",")
+    }
+}
+
+impl TestRedis for RedisCluster {
+    fn url(&self) -> String {
+        RedisCluster::url(self)
+    }
+    fn command(&self, args: &[&str]) -> Option<String> {
+        let mut last = None;
+        for node in &self.nodes {
+            let reply = node.command(args)?;
+            if !reply.starts_with("-MOVED") {
+                return Some(reply);
+            }
+            last = Some(reply);
+        }
+        last
+    }
+    fn subscribers(&self, channel: &str) -> u64 {
+        let on = |node: &RedisServer| {
+            count_of(&node.command(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap())
+        };
+        self.nodes.iter().map(on).sum()
+    }
+    fn publish_command(&self) -> &'static str {
+        "SPUBLISH"
+    }
+    fn masters(&self) -> usize {
+        self.nodes.len()
+    }
+    fn subscribed_on(&self, channel: &str) -> Vec<usize> {
+        let on = |node: &RedisServer| {
+            count_of(&node.command(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap())
+        };
+        (0..self.nodes.len())
+            .filter(|&i| on(&self.nodes[i]) > 0)
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
