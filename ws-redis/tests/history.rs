@@ -3,15 +3,15 @@
 //! delivered in offset order on every instance; a client that moves to another instance with
 //! the position of the last message it saw is sent exactly what it missed; a Redis restart
 //! with its append-only file keeps histories and epochs (the instances degraded meanwhile,
-//! serving their own members), one that lost its data starts new epochs and says so. Every
-//! wait is bounded.
+//! serving their own members), one that lost its data starts new epochs and says so. The
+//! ordering and the recovery run on a three-master Redis Cluster too. Every wait is bounded.
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
 mod redis_server;
 
 use common::{test_config, wait_until, TestClient};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer, TestRedis};
 use std::sync::Arc;
 use std::time::Duration;
 use ws_mio_server::history::{Answer, Epoch, Position};
@@ -79,7 +79,7 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(redis: &RedisServer) -> Instance {
+    fn start(redis: &dyn TestRedis) -> Instance {
         let config = RedisConfig {
             reconnect_min: Duration::from_millis(20),
             reconnect_max: Duration::from_millis(200),
@@ -141,8 +141,16 @@ fn lines(client: &mut TestClient, n: usize) -> Vec<String> {
 
 #[test]
 fn every_instance_delivers_a_rooms_messages_once_each_in_the_order_of_their_offsets() {
-    let redis = RedisServer::start();
-    let (a, b) = (Instance::start(&redis), Instance::start(&redis));
+    in_offset_order(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_every_instance_delivers_a_rooms_messages_in_offset_order() {
+    in_offset_order(&RedisCluster::start());
+}
+
+fn in_offset_order(redis: &dyn TestRedis) {
+    let (a, b) = (Instance::start(redis), Instance::start(redis));
     let (mut a1, answer) = a.join(None);
     assert_eq!(
         answer[1..],
@@ -176,8 +184,16 @@ fn every_instance_delivers_a_rooms_messages_once_each_in_the_order_of_their_offs
 
 #[test]
 fn a_client_that_moves_to_another_instance_gets_exactly_what_it_missed_then_the_live_ones() {
-    let redis = RedisServer::start();
-    let (a, b) = (Instance::start(&redis), Instance::start(&redis));
+    moving(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_a_client_that_moves_gets_exactly_what_it_missed() {
+    moving(&RedisCluster::start());
+}
+
+fn moving(redis: &dyn TestRedis) {
+    let (a, b) = (Instance::start(redis), Instance::start(redis));
     let (mut speaker, _) = a.join(None);
     let (mut listener, _) = a.join(None);
     speaker.send_text("pub 1");
