@@ -1,5 +1,6 @@
 //! Two `ws-chat` processes given one redis-server with `--redis` are one chat: what is said in
-//! a room on either reaches the room's members on both, once.
+//! a room on either reaches the room's members on both, once. The same with a three-master
+//! Redis Cluster given as its nodes' list.
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
@@ -7,11 +8,11 @@ mod common;
 mod redis_server;
 
 use common::{wait_until, ServerProcess, TestClient};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer, TestRedis};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
-fn chat(redis: &RedisServer) -> ServerProcess {
+fn chat(redis: &dyn TestRedis) -> ServerProcess {
     ServerProcess::spawn(
         env!("CARGO_BIN_EXE_ws-chat"),
         &["--admin-listen", "off", "--workers", "1"],
@@ -51,10 +52,22 @@ impl Guest {
 
 #[test]
 fn two_chat_processes_on_one_redis_share_a_room() {
-    let redis = RedisServer::start();
-    let (one, two) = (chat(&redis), chat(&redis));
+    share_a_room(&RedisServer::start());
+}
+
+#[test]
+fn two_chat_processes_on_a_redis_cluster_share_a_room() {
+    share_a_room(&RedisCluster::start());
+}
+
+fn share_a_room(redis: &dyn TestRedis) {
+    let (one, two) = (chat(redis), chat(redis));
     let mut alice = Guest::join(one.addr, "alice", "lobby");
     let mut bob = Guest::join(two.addr, "bob", "lobby");
+    // Joined: each was told the room's position, so what is said from now on is after it (said
+    // before the answer, it would be history the joiner did not ask for).
+    alice.recv_type("joined");
+    bob.recv_type("joined");
     wait_until("both instances to subscribe the lobby", || {
         redis.subscribers("ws:{lobby}:msg") == 2
     });
