@@ -71,6 +71,7 @@ pub mod slot;
 mod stats;
 pub mod subscriber;
 mod topology;
+mod wire;
 
 pub use options::RedisOptions;
 pub use stats::Stats;
