@@ -230,6 +230,32 @@ fn moving(redis: &dyn TestRedis) {
 }
 
 #[test]
+fn on_a_redis_cluster_a_rooms_history_follows_its_slot_to_another_master() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (Instance::start(&cluster), Instance::start(&cluster));
+    let (mut speaker, _) = a.join(None);
+    for n in 1..=3 {
+        speaker.send_text(&format!("pub {n}"));
+    }
+    let (_, epoch) = position(&lines(&mut speaker, 3)[2]).unwrap();
+    // Room "r" is in slot 7893, on the second master; its meta hash and stream go along.
+    cluster.move_slot(7893, 1, 2);
+    wait_until("a to subscribe on the new master", || {
+        cluster.subscribed_on("ws:{r}:msg") == [2] && a.broker.is_subscribed("r")
+    });
+    // Numbering goes on in the same epoch, and the history is read where it is now.
+    speaker.send_text("pub 4");
+    assert_eq!(position(&speaker.next_text()).unwrap(), (4, epoch.clone()));
+    let (mut back, answer) = b.join(Some((&epoch, 2)));
+    assert_eq!(answer[1..], ["Recovered", &epoch, "4", "2"]);
+    let offsets: Vec<u64> = lines(&mut back, 2)
+        .iter()
+        .map(|l| position(l).unwrap().0)
+        .collect();
+    assert_eq!(offsets, [3, 4]);
+}
+
+#[test]
 fn through_a_redis_restart_with_its_file_histories_stay_and_instances_serve_their_own_meanwhile() {
     let mut redis = RedisServer::start_durable();
     let (a, b) = (Instance::start(&redis), Instance::start(&redis));

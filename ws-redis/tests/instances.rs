@@ -216,6 +216,35 @@ fn fanout(redis: &dyn TestRedis) {
 }
 
 #[test]
+fn on_a_redis_cluster_a_room_whose_slot_moves_to_another_master_is_followed_there() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (Instance::start(&cluster), Instance::start(&cluster));
+    let (mut a1, mut b1) = (a.connect("lobby"), b.connect("lobby"));
+    let channel = "ws:{lobby}:msg";
+    wait_until("the lobby subscribed", || {
+        a.broker.is_subscribed("lobby") && b.broker.is_subscribed("lobby")
+    });
+    // Slot 10294, on the second master.
+    assert_eq!(cluster.subscribed_on(channel), [1]);
+    a1.send_text("before");
+    assert_eq!(a1.next_text(), "before");
+    assert_eq!(b1.next_text(), "before");
+
+    cluster.move_slot(10294, 1, 0);
+    // The old master takes the channel's subscribers away; they subscribe on the new one.
+    wait_until("both instances to subscribe on the new master", || {
+        cluster.subscribed_on(channel) == [0] && cluster.subscribers(channel) == 2
+    });
+    // The publisher still sends to the old master, which redirects it: nothing is lost.
+    a1.send_text("after");
+    assert_eq!(a1.next_text(), "after");
+    assert_eq!(b1.next_text(), "after");
+    assert!(b1.arriving_within(Duration::from_millis(100)).is_empty());
+    let stats = a.broker.stats();
+    assert_eq!((stats.published, stats.publish_failed), (2, 0), "{stats:?}");
+}
+
+#[test]
 fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again() {
     let mut redis = RedisServer::start();
     let port = redis.port;

@@ -271,6 +271,42 @@ impl RedisCluster {
         let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
         urls.join(",")
     }
+
+    /// Node `index`'s id in the cluster.
+    fn id(&self, index: usize) -> String {
+        let reply = self.nodes[index].command(&["CLUSTER", "MYID"]).unwrap();
+        // `$40\r\nID\r\n`
+        reply.split("\r\n").nth(1).unwrap().to_string()
+    }
+
+    /// Moves `slot` from master `from` to master `to`, its keys too, as a resharding does
+    /// (`SETSLOT IMPORTING`/`MIGRATING`, `MIGRATE`, `SETSLOT NODE` on every master).
+    pub fn move_slot(&self, slot: u16, from: usize, to: usize) {
+        let (slot, from_id, to_id) = (slot.to_string(), self.id(from), self.id(to));
+        let ok = |node: usize, args: &[&str]| {
+            let reply = self.nodes[node].command(args).unwrap();
+            assert_eq!(reply, "+OK\r\n", "{args:?}");
+        };
+        ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        let keys = self.nodes[from]
+            .command(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])
+            .unwrap();
+        // `*N\r\n` then `$LEN\r\nKEY\r\n` for each.
+        let keys: Vec<&str> = keys
+            .split("\r\n")
+            .skip(2)
+            .step_by(2)
+            .filter(|k| !k.is_empty())
+            .collect();
+        let port = self.nodes[to].port.to_string();
+        for key in keys {
+            ok(from, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]);
+        }
+        for node in 0..self.nodes.len() {
+            ok(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        }
+    }
 }
 
 impl TestRedis for RedisCluster {
