@@ -5,8 +5,8 @@
 //! the last, once each, in order. The same with Redis restarted mid-stream (from its
 //! append-only file): the instances report themselves degraded and serve their own clients
 //! (without offsets), then go on numbering where they were. Presence covers every instance,
-//! and the users of an instance killed leave it once its lease has ended. Every wait is
-//! bounded.
+//! and the users of an instance killed leave it once its lease has ended. The killed instance
+//! and the presence run on a three-master Redis Cluster too. Every wait is bounded.
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
@@ -14,7 +14,7 @@ mod common;
 mod redis_server;
 
 use common::{http, wait_until, ServerProcess, TestClient, WAIT};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer, TestRedis};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read};
@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use ws_proto::Event;
 
-fn instance(redis: &RedisServer) -> ServerProcess {
+fn instance(redis: &dyn TestRedis) -> ServerProcess {
     ServerProcess::spawn(
         env!("CARGO_BIN_EXE_ws-chat"),
         &[
@@ -271,8 +271,16 @@ fn spread(instances: &[ServerProcess]) -> Vec<Member> {
 
 #[test]
 fn an_instance_killed_mid_stream_costs_its_clients_no_message_once_they_come_back() {
-    let redis = RedisServer::start();
-    let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    killed_mid_stream(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_an_instance_killed_mid_stream_costs_its_clients_no_message() {
+    killed_mid_stream(&RedisCluster::start());
+}
+
+fn killed_mid_stream(redis: &dyn TestRedis) {
+    let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(redis)).collect();
     let mut members = spread(&instances);
     wait_until("three instances subscribed", || {
         redis.subscribers("ws:{lobby}:msg") == 3
@@ -339,8 +347,16 @@ fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
 
 #[test]
 fn presence_covers_every_instance_and_a_killed_instances_users_leave_once_its_lease_ends() {
-    let redis = RedisServer::start();
-    let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    presence_and_leases(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_a_killed_instances_users_leave_once_its_lease_ends() {
+    presence_and_leases(&RedisCluster::start());
+}
+
+fn presence_and_leases(redis: &dyn TestRedis) {
+    let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(redis)).collect();
     let mut members = spread(&instances);
     let everyone: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
     for m in members.iter_mut() {
