@@ -1,8 +1,8 @@
 //! Where Redis is: one URL, or a comma-separated list of them, the seed nodes of a Redis
 //! Cluster (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`). Whether Redis is a cluster is not
-//! said here but found at each connection ([`crate::link`]): a single Redis given as one URL
+//! said here but found at each connection (`INFO cluster`): a single Redis given as one URL
 //! works as before, and a cluster can be reached through any one of its nodes; several seeds
-//! only let the instance start while some of them are down.
+//! only let it connect while some of them are down.
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use std::fmt;
