@@ -106,9 +106,10 @@ pub fn identify(
             })
         }
         None => {
+            // `admin` signs the admin API's messages: no guest may take it.
             let user = request
                 .query_param("name")
-                .filter(|n| valid_name(n))
+                .filter(|n| valid_name(n) && n != crate::ADMIN)
                 .unwrap_or_else(guest_name);
             Ok(Identity {
                 user,

@@ -46,6 +46,9 @@ use ws_proto::{CloseCode, Message, StatusCode};
 /// The page served at `/`.
 const INDEX_HTML: &str = include_str!("../web/index.html");
 
+/// The sender of messages published through the admin API.
+pub const ADMIN: &str = "admin";
+
 /// The close code for a user over the connection limit.
 pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4008);
 
@@ -350,6 +353,24 @@ impl Handler for Chat {
             Message::Text(object) => Message::Text(with_position(object, position).into()),
             Message::Binary(_) => payload.clone(),
         }
+    }
+
+    /// A message from the admin API: a room message from `admin`, numbered and kept as any.
+    fn admin_message(&self, room: &str, text: &str) -> Option<Message> {
+        if !auth::valid_name(room) || text.len() > self.config.max_message_bytes {
+            return None;
+        }
+        let message = protocol::RoomMessage {
+            id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+            room: room.to_string(),
+            from: ADMIN.to_string(),
+            name: None,
+            text: text.to_string(),
+            ts: self.now_ms(),
+        };
+        Some(Message::Text(
+            ServerMessage::Message(&message).to_json().into(),
+        ))
     }
 
     /// A user gone with an instance that died, announced as if it had left.

@@ -37,8 +37,21 @@ fn instance(redis: &RedisServer) -> ServerProcess {
             "--rate-burst",
             "10000",
         ],
-        &[("WS_REDIS", &redis.url())],
+        &[("WS_REDIS", &redis.url()), ("WS_ADMIN_TOKEN", ADMIN_TOKEN)],
     )
+}
+
+const ADMIN_TOKEN: &str = "t0ken";
+
+/// An admin API call to an instance: its status and body.
+fn api(instance: &ServerProcess, method: &str, path: &str) -> (u16, Value) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+    );
+    let reply = http(instance.admin.unwrap(), &request);
+    let status = reply[9..12].parse().unwrap();
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// A room message as a client recorded it.
@@ -404,4 +417,65 @@ fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once(
             (&json!("bob"), &json!("psst"))
         );
     }
+}
+
+#[test]
+fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    // Ann on the first two instances, Bob on the second; nobody on the third.
+    let mut ann: Vec<Member> = (0..2)
+        .map(|i| Member::join(instances[i].addr, "ann", None))
+        .collect();
+    let mut bob = Member::join(instances[1].addr, "bob", None);
+    wait_until("every instance to know everyone", || {
+        bob.who() == ["ann", "bob"]
+    });
+
+    // Presence and figures from the third, which has nobody in the room.
+    let (status, body) = api(&instances[2], "GET", "/api/rooms/lobby/presence");
+    assert_eq!(
+        (status, body),
+        (200, json!({"room": "lobby", "users": ["ann", "bob"]}))
+    );
+    wait_until("every lease to carry its counts", || {
+        let (_, body) = api(&instances[2], "GET", "/api/cluster");
+        body == json!({"instances": 3, "connections": 3, "rooms": 2})
+    });
+
+    // Published from the third: a room message from admin, numbered, on every instance.
+    let (status, _) = api(
+        &instances[2],
+        "POST",
+        "/api/rooms/lobby/publish?text=maintenance",
+    );
+    assert_eq!(status, 200);
+    for m in ann.iter_mut().chain([&mut bob]) {
+        let deadline = Instant::now() + WAIT;
+        while !m.seen.iter().any(|s| s.text == "maintenance") {
+            assert!(Instant::now() < deadline, "{} did not get it", m.name);
+            m.pump(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(bob.last().map(|l| l.1), Some(1));
+    let (status, body) = api(&instances[2], "GET", "/api/rooms/lobby/history?limit=5");
+    assert_eq!(status, 200);
+    assert_eq!(body["offset"], 1);
+    let first: Value = serde_json::from_str(body["messages"][0].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&first["from"], &first["text"]),
+        (&json!("admin"), &json!("maintenance"))
+    );
+
+    // Disconnected from the third: both of Ann's connections close, Bob stays.
+    let (status, _) = api(&instances[2], "POST", "/api/users/ann/disconnect");
+    assert_eq!(status, 200);
+    for a in ann.iter_mut() {
+        let reason = a
+            .client
+            .expect_close_reason(ws_proto::CloseCode::POLICY_VIOLATION);
+        assert_eq!(reason, "disconnected by an administrator");
+    }
+    wait_until("ann gone from presence", || bob.who() == ["bob"]);
+    assert!(!bob.lost);
 }

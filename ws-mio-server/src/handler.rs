@@ -264,6 +264,15 @@ pub trait Handler: Send + Sync + 'static {
         payload.clone()
     }
 
+    /// The message the admin API publishes to `room` for `text`
+    /// (`POST /api/rooms/ROOM/publish?text=...`), recorded as
+    /// [`Context::publish_recorded`] records; `None` refuses it (403). The default sends the
+    /// text as it is.
+    fn admin_message(&self, room: &str, text: &str) -> Option<Message> {
+        let _ = room;
+        Some(Message::Text(text.to_string().into()))
+    }
+
     /// The message that tells a room's members `user` joined it (`joined`) or left it, for a
     /// broker to send when it learns of a change it must announce itself: a user gone with an
     /// instance that died. The default announces nothing.

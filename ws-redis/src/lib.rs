@@ -54,6 +54,7 @@ pub mod naming;
 mod options;
 pub mod presence;
 pub mod publisher;
+mod queries;
 pub mod reader;
 mod stats;
 pub mod subscriber;
@@ -74,10 +75,11 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use ws_mio_server::broker::Health;
+use ws_mio_server::broker::{ClusterQuery, Health};
 use ws_mio_server::history::{Answer, Histories, HistoryLimits, Page, Read};
 use ws_mio_server::{Broker, Delivery};
 use ws_proto::Message;
+use ws_proto::StatusCode;
 
 /// How long the subscriber waits for a message at most before it looks for new interest or a
 /// stop: the delay between a room's first local member and its subscription.
@@ -187,7 +189,16 @@ impl std::error::Error for StartError {
     }
 }
 
-/// What the broker and its two threads share.
+/// What waits for the subscriber thread's plain connection.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// A connection's read of a room's history.
+    Read(Read),
+    /// An admin API question about every instance.
+    Query(ClusterQuery),
+}
+
+/// What the broker and its threads share.
 pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) names: Names,
@@ -202,8 +213,8 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Recent history of the rooms this instance has members in, as delivered here.
     pub(crate) cache: Histories,
-    /// Reads of history waiting for the subscriber.
-    reads: Mutex<VecDeque<Read>>,
+    /// Reads of history and admin questions waiting for the subscriber.
+    reads: Mutex<VecDeque<Request>>,
     /// Whether each thread has its connection now.
     pub(crate) publisher_up: AtomicBool,
     pub(crate) subscriber_up: AtomicBool,
@@ -239,11 +250,11 @@ impl Shared {
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    fn reads(&self) -> MutexGuard<'_, VecDeque<Read>> {
+    fn reads(&self) -> MutexGuard<'_, VecDeque<Request>> {
         self.reads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn next_read(&self) -> Option<Read> {
+    pub(crate) fn next_read(&self) -> Option<Request> {
         self.reads().pop_front()
     }
 
@@ -463,7 +474,18 @@ impl Broker for RedisBroker {
             let page = Page::unavailable();
             return Some(Answer { read, page });
         }
-        reads.push_back(read);
+        reads.push_back(Request::Read(read));
+        None
+    }
+
+    fn cluster_query(&self, query: ClusterQuery) -> Option<(StatusCode, String)> {
+        let mut reads = self.shared.reads();
+        if reads.len() >= self.shared.config.max_pending_reads {
+            drop(reads);
+            add(&self.shared.counters.reads_refused, 1);
+            return Some((StatusCode(503), r#"{"error":"busy"}"#.to_string()));
+        }
+        reads.push_back(Request::Query(query));
         None
     }
 

@@ -10,6 +10,7 @@
 //! | `PREFIX:{ROOM}:who` | hash | who is in the room: a field `INSTANCE|USER` per user and instance |
 //! | `PREFIX:instances` | sorted set | the live instances, scored by when their lease ends (ms) |
 //! | `PREFIX:instance:ID:rooms` | set | the rooms where instance `ID` has users present |
+//! | `PREFIX:stats` | hash | each live instance's `CONNECTIONS ROOMS`, written with its lease |
 //! | `PREFIX:{ROOM}:msg` | channel | each message as it is published, an envelope |
 //!
 //! Redis takes the tag from the first `{` to the first `}` after it, and hashes the whole name
@@ -88,6 +89,13 @@ impl Names {
     pub fn instances_key(&self) -> Vec<u8> {
         let mut key = self.prefix().to_vec();
         key.extend_from_slice(b":instances");
+        key
+    }
+
+    /// The key of the hash of instances' counts.
+    pub fn stats_key(&self) -> Vec<u8> {
+        let mut key = self.prefix().to_vec();
+        key.extend_from_slice(b":stats");
         key
     }
 

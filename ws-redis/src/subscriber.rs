@@ -31,13 +31,13 @@ use crate::backoff::{Backoff, Jitter};
 use crate::envelope::Envelope;
 use crate::reader::{self, READ_SCRIPT};
 use crate::stats::add;
-use crate::Shared;
+use crate::{queries, Request, Shared};
 use redis::{Client, Connection, Msg, PubSub, RedisResult, Script};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use ws_mio_server::history::{Answer, Outcome, Page, Position, Read, Want};
-use ws_proto::Message;
+use ws_proto::{Message, StatusCode};
 
 /// Reads served between two looks at the pub/sub connection at most.
 const READS_PER_TURN: usize = 256;
@@ -47,6 +47,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client) {
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut jitter = Jitter::new();
     let script = Script::new(READ_SCRIPT);
+    let live = Script::new(queries::LIVE_SCRIPT);
     while !shared.stopping() {
         match client.get_connection_with_timeout(config.command_timeout) {
             Ok(mut con) => {
@@ -57,6 +58,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client) {
                     shared: &shared,
                     client: &client,
                     script: &script,
+                    live: &live,
                     data: None,
                 };
                 if let Err(error) = listen(&shared, &mut con, &mut reads) {
@@ -202,17 +204,24 @@ fn deliver_recorded(shared: &Shared, room: &str, position: &Position, payload: &
         .keep(room, position, rendered, std::time::Duration::ZERO);
 }
 
-/// While Redis is out of reach: every read waiting is answered as unavailable.
+/// While Redis is out of reach: every read and question waiting is answered as unavailable.
 fn answer_unavailable(shared: &Shared) {
     let Some(delivery) = shared.delivery.get() else {
         return;
     };
-    while let Some(read) = shared.next_read() {
-        delivery.answer(Answer {
-            read,
-            page: Page::unavailable(),
-        });
+    while let Some(request) = shared.next_read() {
+        match request {
+            Request::Read(read) => delivery.answer(Answer {
+                read,
+                page: Page::unavailable(),
+            }),
+            Request::Query(query) => delivery.reply(&query, StatusCode(503), unavailable()),
+        }
     }
+}
+
+fn unavailable() -> String {
+    r#"{"error":"redis unreachable"}"#.to_string()
 }
 
 /// The reads' side of the thread: a plain connection, made when first needed.
@@ -220,6 +229,7 @@ struct Reads<'a> {
     shared: &'a Shared,
     client: &'a Client,
     script: &'a Script,
+    live: &'a Script,
     data: Option<Connection>,
 }
 
@@ -279,15 +289,35 @@ impl Reads<'_> {
         }
     }
 
-    /// Answers the reads waiting, a bounded number of them.
+    /// Answers the reads and questions waiting, a bounded number of them.
     fn serve(&mut self) {
         for _ in 0..READS_PER_TURN {
-            let Some(read) = self.shared.next_read() else {
+            let Some(request) = self.shared.next_read() else {
                 return;
             };
-            let page = self.answer(&read);
-            if let Some(delivery) = self.shared.delivery.get() {
-                delivery.answer(Answer { read, page });
+            let Some(delivery) = self.shared.delivery.get() else {
+                return;
+            };
+            match request {
+                Request::Read(read) => {
+                    let page = self.answer(&read);
+                    delivery.answer(Answer { read, page });
+                }
+                Request::Query(query) => {
+                    let shared = self.shared;
+                    let scripts = (self.script, self.live);
+                    let answer = self
+                        .connection()
+                        .and_then(|con| queries::answer(con, scripts, shared, &query.ask));
+                    match answer {
+                        Ok(body) => delivery.reply(&query, StatusCode::OK, body),
+                        Err(error) => {
+                            tracing::warn!(%error, "redis admin query failed");
+                            self.data = None;
+                            delivery.reply(&query, StatusCode(503), unavailable());
+                        }
+                    }
+                }
             }
         }
     }
