@@ -95,11 +95,11 @@ fi
 redis-server --version
 phase_end
 
-# --- playwright-core ------------------------------------------------------------------------
+# --- playwright-core, ws (the restart tests' node client) -----------------------------------
 phase_start "npm ci"
 command -v node >/dev/null || { echo "run.sh: node is required" >&2; exit 1; }
 node --version
-(cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
+(cd "$HERE" && npm ci --include=dev --no-audit --no-fund --loglevel=error)
 phase_end
 
 # --- server ---------------------------------------------------------------------------------
