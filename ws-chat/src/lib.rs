@@ -30,7 +30,7 @@ pub(crate) use sharded::{Sharded, SHARDS};
 
 use auth::{identify, verify, AuthError, TokenRules};
 use dedup::RecentIds;
-use protocol::{with_position, ClientMessage, ErrorCode, ServerMessage};
+use protocol::{subprotocol, with_position, ClientMessage, ErrorCode, ServerMessage};
 use rate::TokenBucket;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -272,9 +272,11 @@ impl Handler for Chat {
             admitted: false,
         };
         let decision = OpenDecision::accept(conn).user(&identity.user);
-        // The offer exactly as the client spelled it (`bearer`, `Bearer`).
-        match &identity.via_protocol {
-            Some(offered) => decision.protocol(offered),
+        // The chat's version when offered, else the `bearer` offer as the client spelled it;
+        // a client offering neither is served without one (see `subprotocol` for why).
+        let offered = open.upgrade.protocols();
+        match subprotocol(offered, identity.via_protocol.as_deref()) {
+            Some(answer) => decision.protocol(answer),
             None => decision,
         }
     }

@@ -1,6 +1,37 @@
-//! The chat's JSON messages (text frames). The README documents each with an example.
+//! The chat's JSON messages (text frames), and the subprotocol that names their version. The
+//! README documents each with an example.
 
 use serde::{Deserialize, Serialize};
+
+/// The chat protocol's version, as a WebSocket subprotocol (RFC 6455 section 1.9): a client
+/// that offers it is answered with it, and so knows the server speaks this version.
+pub const SUBPROTOCOL: &str = "chat.v1";
+
+/// The subprotocol to answer a client that `offered` these (in its order), `bearer` being the
+/// offer its token came after, if it came that way: [`SUBPROTOCOL`] when offered (spelled
+/// exactly so: subprotocol names are compared as they are written); otherwise the `bearer`
+/// offer, as spelled, since a browser fails a connection whose answer names none of the
+/// subprotocols it offered; otherwise none.
+///
+/// A client that offers only subprotocols the chat does not know, or none, is still served
+/// this version, as clients were before the protocol had one: RFC 6455 lets the server answer
+/// no subprotocol and leaves it to the client to go on or close, and refusing them would cut
+/// off every client written before the version was named. `bearer` is never preferred to the
+/// version: it carries a token, not a protocol.
+///
+/// ```
+/// use ws_chat::protocol::subprotocol;
+/// let offers = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+/// assert_eq!(subprotocol(&offers(&["chat.v1", "bearer", "t"]), Some("bearer")), Some("chat.v1"));
+/// assert_eq!(subprotocol(&offers(&["Bearer", "t"]), Some("Bearer")), Some("Bearer"));
+/// assert_eq!(subprotocol(&offers(&["chat.v2"]), None), None);
+/// ```
+pub fn subprotocol<'a>(offered: &'a [String], bearer: Option<&'a str>) -> Option<&'a str> {
+    match offered.iter().find(|p| *p == SUBPROTOCOL) {
+        Some(version) => Some(version),
+        None => bearer,
+    }
+}
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
