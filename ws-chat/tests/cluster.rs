@@ -479,3 +479,34 @@ fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
     wait_until("ann gone from presence", || bob.who() == ["bob"]);
     assert!(!bob.lost);
 }
+
+#[test]
+fn a_send_retried_through_another_instance_with_its_id_is_posted_once() {
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..2).map(|_| instance(&redis)).collect();
+    let mut first = Member::join(instances[0].addr, "ann", None);
+    let mut listener = Member::join(instances[1].addr, "lee", None);
+    wait_until("both instances to know both", || {
+        listener.who() == ["ann", "lee"]
+    });
+    let send = json!({"type": "send", "room": "lobby", "text": "only once", "id": "r1"});
+    first.client.send_text(&send.to_string());
+    // Ann's connection is lost before she sees her message; she sends it again elsewhere.
+    let mut again = Member::join(instances[1].addr, "ann", None);
+    again.client.send_text(&send.to_string());
+    let other = json!({"type": "send", "room": "lobby", "text": "after", "id": "r2"});
+    again.client.send_text(&other.to_string());
+    let deadline = Instant::now() + WAIT;
+    while !listener.seen.iter().any(|s| s.text == "after") {
+        assert!(Instant::now() < deadline, "nothing arrived");
+        listener.pump(Duration::from_millis(20));
+    }
+    listener.pump(Duration::from_millis(100));
+    let once = listener
+        .seen
+        .iter()
+        .filter(|s| s.text == "only once")
+        .count();
+    assert_eq!(once, 1, "{:?}", listener.seen);
+    assert_eq!(listener.last().map(|l| l.1), Some(2), "numbered once");
+}

@@ -121,8 +121,10 @@ pub trait Broker: Send + Sync + 'static {
     /// number it, keep it, and deliver it to the members of every instance, this one's
     /// through [`Delivery::deliver_recorded`], in the order of the room's offsets. When that
     /// cannot be done now, deliver it here without a position, so local members still get it.
-    fn record(&self, room: &Arc<str>, payload: &Message) {
-        let _ = (room, payload);
+    /// With `once`, drop it if a message of the room had that key within the broker's window
+    /// ([`crate::Context::publish_recorded_once`]).
+    fn record(&self, room: &Arc<str>, payload: &Message, once: Option<&str>) {
+        let _ = (room, payload, once);
     }
 
     /// A connection asks to read a room's history (only called when [`Self::records`]):

@@ -308,8 +308,9 @@ pub(crate) enum Command {
     Join(ConnId, Arc<str>),
     Leave(ConnId, Arc<str>),
     Publish(Arc<str>, Message),
-    /// A message to number and keep in the room's history, then deliver.
-    Record(Arc<str>, Message),
+    /// A message to number and keep in the room's history, then deliver; with a key, only
+    /// if no message of the room had that key recently.
+    Record(Arc<str>, Message, Option<Arc<str>>),
     /// Close every member of a room (a user's) on every worker and instance.
     CloseRoom(Arc<str>, CloseCode, String),
     /// The connection reads a room's history (joining the room with it, when the read says
@@ -551,7 +552,18 @@ impl Context<'_> {
     /// [`Self::publish`]: even this worker's members get it through its inbox, in order.
     pub fn publish_recorded(&mut self, room: &str, payload: Message) {
         self.commands
-            .push(Command::Record(Arc::from(room), payload));
+            .push(Command::Record(Arc::from(room), payload, None));
+    }
+
+    /// [`Self::publish_recorded`], at most once per `key` within a window: a client's retry
+    /// of a message (after a reconnect, to any instance) carrying the same key is dropped.
+    /// The window is two minutes ([`crate::history::ONCE_WINDOW`]; the room's last
+    /// [`crate::history::RECENT_KEYS`] keys at most on one instance), and the broker's across
+    /// instances (two minutes for Redis).
+    pub fn publish_recorded_once(&mut self, room: &str, payload: Message, key: &str) {
+        let key = Some(Arc::from(key));
+        self.commands
+            .push(Command::Record(Arc::from(room), payload, key));
     }
 
     /// Joins a room as [`Self::join`] does, with its history: `since`, the position of the

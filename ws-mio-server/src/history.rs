@@ -29,7 +29,7 @@
 //! let now = Duration::ZERO;
 //! let mut positions = Vec::new();
 //! for text in ["a", "b", "c"] {
-//!     histories.record("lobby", now, |_| false, |position| {
+//!     histories.record(("lobby", None), now, |_| false, |position| {
 //!         positions.push(position.cloned().unwrap());
 //!         Message::Text(text.into())
 //!     });
@@ -242,7 +242,16 @@ struct History {
     messages: VecDeque<(u64, Message)>,
     /// The last message or member leaving: idle since then.
     last_active: Duration,
+    /// The keys of the last messages recorded once-only, with when ([`RECENT_KEYS`] at
+    /// most, none older than [`ONCE_WINDOW`]).
+    recent_keys: VecDeque<(Arc<str>, Duration)>,
 }
+
+/// Keys of once-only messages a room remembers ([`Histories::record`]).
+pub const RECENT_KEYS: usize = 256;
+
+/// How long a once-only message's key is remembered.
+pub const ONCE_WINDOW: Duration = Duration::from_secs(120);
 
 impl History {
     fn new(epoch: Epoch, base: u64, now: Duration) -> History {
@@ -252,6 +261,7 @@ impl History {
             base,
             messages: VecDeque::new(),
             last_active: now,
+            recent_keys: VecDeque::new(),
         }
     }
 
@@ -387,9 +397,11 @@ impl Histories {
     /// position, while the room is locked (so messages are delivered in the order of their
     /// offsets), and returns the message as delivered, which is what the history keeps. A
     /// room that may keep no history (the cap on rooms) gets no position, and keeps nothing.
+    /// With `once`, a message whose key is among the room's last [`RECENT_KEYS`] within
+    /// [`ONCE_WINDOW`] is dropped (a retry of one recorded already).
     pub fn record(
         &self,
-        room: &str,
+        (room, once): (&str, Option<&str>),
         now: Duration,
         is_empty: impl Fn(&str) -> bool,
         deliver: impl FnOnce(Option<&Position>) -> Message,
@@ -401,6 +413,22 @@ impl Histories {
             deliver(None);
             return;
         };
+        if let Some(key) = once {
+            let keys = &mut history.recent_keys;
+            while keys
+                .front()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) >= ONCE_WINDOW)
+            {
+                keys.pop_front();
+            }
+            if keys.iter().any(|(k, _)| **k == *key) {
+                return;
+            }
+            if keys.len() == RECENT_KEYS {
+                keys.pop_front();
+            }
+            keys.push_back((Arc::from(key), now));
+        }
         let position = Position {
             epoch: history.epoch.clone(),
             offset: history.last + 1,

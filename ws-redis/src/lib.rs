@@ -382,10 +382,21 @@ impl RedisBroker {
     /// Offers a message to the publisher's queue without waiting; gives it back when the queue
     /// is full (in messages or bytes).
     fn enqueue(&self, room: &Arc<str>, message: &Message, kind: Kind) -> Result<(), Outgoing> {
+        self.enqueue_once(room, message, kind, None)
+    }
+
+    fn enqueue_once(
+        &self,
+        room: &Arc<str>,
+        message: &Message,
+        kind: Kind,
+        once: Option<&str>,
+    ) -> Result<(), Outgoing> {
         let outgoing = Outgoing {
             room: room.clone(),
             message: message.clone(),
             kind,
+            once: once.map(Box::from),
         };
         let Some(queue) = &self.queue else {
             return Err(outgoing);
@@ -459,8 +470,8 @@ impl Broker for RedisBroker {
         }
     }
 
-    fn record(&self, room: &Arc<str>, payload: &Message) {
-        if let Err(out) = self.enqueue(room, payload, Kind::Recorded) {
+    fn record(&self, room: &Arc<str>, payload: &Message, once: Option<&str>) {
+        if let Err(out) = self.enqueue_once(room, payload, Kind::Recorded, once) {
             add(&self.shared.counters.publish_dropped, 1);
             publisher::deliver_here(&self.shared, &[out]);
         }

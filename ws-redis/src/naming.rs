@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | `PREFIX:{ROOM}:meta` | hash | the room's `epoch`, and its last `offset` |
 //! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope, by offset |
+//! | `PREFIX:{ROOM}:once:KEY` | string | a once-only message's key, for two minutes |
 //! | `PREFIX:{ROOM}:who` | hash | who is in the room: a field `INSTANCE|USER` per user and instance |
 //! | `PREFIX:instances` | sorted set | the live instances, scored by when their lease ends (ms) |
 //! | `PREFIX:instance:ID:rooms` | set | the rooms where instance `ID` has users present |
@@ -78,6 +79,13 @@ impl Names {
     /// The key of the room's stream of recent messages.
     pub fn log_key(&self, room: &str) -> Vec<u8> {
         self.name(room, LOG)
+    }
+
+    /// The key that remembers a once-only message of the room by its `key`.
+    pub fn once_key(&self, room: &str, key: &str) -> Vec<u8> {
+        let mut name = self.name(room, b"}:once:");
+        name.extend_from_slice(key.as_bytes());
+        name
     }
 
     /// The key of the room's presence hash.

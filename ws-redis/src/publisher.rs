@@ -28,13 +28,18 @@ use ws_proto::Message;
 /// last `offset`), `KEYS[2]` its stream; `ARGV[1]` the envelope's header up to the epoch,
 /// `ARGV[2]` the payload, `ARGV[3]` about how many entries the stream keeps, `ARGV[4]` the
 /// room's channel, `ARGV[5]` and `ARGV[6]` the seconds the stream and the meta hash outlive the
-/// room's last message (0: for ever), `ARGV[7]` `PUBLISH` or `SPUBLISH` (Redis Cluster).
+/// room's last message (0: for ever), `ARGV[7]` `PUBLISH` or `SPUBLISH` (Redis Cluster),
+/// `ARGV[8]` empty, or for a message taken once per key the seconds its key (`KEYS[3]`) is
+/// remembered: a message whose key is there already is dropped (returns 0).
 ///
 /// A room without a meta hash (never used, expired, or lost with Redis's data) starts a new
 /// epoch, named after Redis's clock, and drops whatever stream it had, so an offset is never
 /// given twice in one epoch. The stream's entry ids are the offsets (`OFFSET-0`), so a
 /// recovery reads from an offset directly. Returns the offset.
 pub const SCRIPT: &str = r"
+if ARGV[8] ~= '' then
+  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[8]) then return 0 end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   local t = redis.call('TIME')
@@ -61,7 +66,12 @@ pub(crate) struct Outgoing {
     /// The message; for a presence change, the user's name.
     pub(crate) message: Message,
     pub(crate) kind: Kind,
+    /// For a recorded message taken once per key: the key.
+    pub(crate) once: Option<Box<str>>,
 }
+
+/// How long a once-only message's key is remembered in Redis.
+pub const ONCE_WINDOW_SECONDS: u64 = 120;
 
 /// What an [`Outgoing`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,16 +242,24 @@ fn send(
             Kind::Recorded => {
                 pipe.cmd("EVALSHA")
                     .arg(scripts.record.get_hash())
-                    .arg(2)
+                    .arg(3)
                     .arg(names.meta_key(&out.room))
                     .arg(names.log_key(&out.room))
+                    .arg(match &out.once {
+                        Some(key) => names.once_key(&out.room, key),
+                        None => names.meta_key(&out.room),
+                    })
                     .arg(header_prefix(shared.instance, out.message.kind()))
                     .arg(out.message.as_bytes())
                     .arg(config.stream_length)
                     .arg(channel)
                     .arg(config.history_ttl.as_secs())
                     .arg(config.meta_ttl.as_secs())
-                    .arg(config.publish_command());
+                    .arg(config.publish_command())
+                    .arg(match out.once {
+                        Some(_) => ONCE_WINDOW_SECONDS.to_string(),
+                        None => String::new(),
+                    });
             }
             Kind::Presence(present, rooms_set) => {
                 let user = String::from_utf8_lossy(out.message.as_bytes());

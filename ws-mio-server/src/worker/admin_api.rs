@@ -59,7 +59,7 @@ impl<H: Handler> Worker<H> {
                 let Some(message) = self.handler.admin_message(room, &text) else {
                     return Some(json(StatusCode::FORBIDDEN, r#"{"error":"refused"}"#.into()));
                 };
-                self.record(Arc::from(*room), message);
+                self.record(Arc::from(*room), message, None);
                 Some(json(
                     StatusCode::OK,
                     format!(r#"{{"room":{},"published":true}}"#, quote(room)),

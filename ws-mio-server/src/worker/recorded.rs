@@ -15,16 +15,16 @@ use std::sync::Arc;
 use ws_proto::Message;
 
 impl<H: Handler> Worker<H> {
-    /// Numbers, keeps and delivers a recorded message.
-    pub(super) fn record(&mut self, room: Arc<str>, payload: Message) {
+    /// Numbers, keeps and delivers a recorded message (unless its key was recorded lately).
+    pub(super) fn record(&mut self, room: Arc<str>, payload: Message, once: Option<Arc<str>>) {
         let services = &self.services;
         if services.broker.records() {
-            return services.broker.record(&room, &payload);
+            return services.broker.record(&room, &payload, once.as_deref());
         }
         let rooms = &services.rooms;
         let delivery = &services.delivery;
         services.history.record(
-            &room,
+            (&room, once.as_deref()),
             self.now,
             |r| rooms.member_count(r) == 0,
             |position| delivery.deliver_recorded(&room, position, &payload),
