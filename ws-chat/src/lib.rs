@@ -63,7 +63,12 @@ pub struct ChatConn {
     expires: Option<Duration>,
     /// Counted among its user's connections (not refused for being one too many).
     admitted: bool,
+    /// When it last told each room of a read mark (one a second at most).
+    read_events: Vec<(Arc<str>, Duration)>,
 }
+
+/// The least time between two read events of one connection in one room.
+const READ_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct User {
@@ -188,6 +193,27 @@ impl Chat {
         send(ctx, ctx.id(), &ServerMessage::Refreshed { exp });
     }
 
+    /// The connection's user has read `room` up to `offset`: the mark is kept by the server,
+    /// and the room's members told, at most once a second per connection and room.
+    fn mark_read(&self, ctx: &mut Context<'_>, conn: &mut ChatConn, room: &str, offset: u64) {
+        if !ctx.in_room(room) {
+            return error(ctx, ErrorCode::Forbidden, "join the room first", None);
+        }
+        ctx.mark_read(room, offset);
+        let now = ctx.now();
+        match conn.read_events.iter_mut().find(|(r, _)| &**r == room) {
+            Some((_, last)) if now.saturating_sub(*last) < READ_EVENT_INTERVAL => return,
+            Some((_, last)) => *last = now,
+            None => {
+                // Bounded by the rooms a connection may be in: those it left go first.
+                conn.read_events.retain(|(r, _)| ctx.in_room(r));
+                conn.read_events.push((Arc::from(room), now));
+            }
+        }
+        let user = &conn.user;
+        publish(ctx, room, &ServerMessage::Read { room, user, offset });
+    }
+
     /// Users with a connection counted against their limit, and those connections: what the
     /// chat holds for connections, for tests that every one is given back.
     pub fn connected(&self) -> (usize, usize) {
@@ -270,6 +296,7 @@ impl Handler for Chat {
             guest: identity.guest,
             expires: identity.expires,
             admitted: false,
+            read_events: Vec::new(),
         };
         let decision = OpenDecision::accept(conn).user(&identity.user);
         // The chat's version when offered, else the `bearer` offer as the client spelled it;
@@ -323,6 +350,7 @@ impl Handler for Chat {
         }
         match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Refresh { token }) => self.refresh(ctx, conn, &token),
+            Ok(ClientMessage::Read { room, offset }) => self.mark_read(ctx, conn, &room, offset),
             Ok(parsed) => self.handle(ctx, (&conn.user, conn.name.as_deref()), parsed),
             Err(e) => {
                 let message = format!("invalid message: {e}");
@@ -398,6 +426,7 @@ impl Handler for Chat {
                 offset: page.position.as_ref().map(|p| p.offset),
                 recovered: asked.then_some(page.outcome == Outcome::Recovered),
                 missed: page.messages.len(),
+                read: answer.mark,
             };
             return send(ctx, ctx.id(), &joined);
         }

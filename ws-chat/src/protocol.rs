@@ -89,6 +89,14 @@ pub enum ClientMessage {
         /// The room.
         room: String,
     },
+    /// This user has read a room up to an offset: kept (for its connections that join later,
+    /// on any instance) and shown to the room's members.
+    Read {
+        /// The room.
+        room: String,
+        /// The offset of the last message read.
+        offset: u64,
+    },
     /// A new token for this connection, before its current one expires: checked as at the
     /// handshake, and for the same `sub`.
     Refresh {
@@ -166,6 +174,19 @@ pub enum ServerMessage<'a> {
         recovered: Option<bool>,
         /// How many missed messages follow.
         missed: usize,
+        /// The offset up to which this user has read the room, if it marked any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        read: Option<u64>,
+    },
+    /// A member has read a room up to an offset (at most one a second per connection and
+    /// room; the latest is what a later one carries).
+    Read {
+        /// The room.
+        room: &'a str,
+        /// The user.
+        user: &'a str,
+        /// The offset of the last message it read.
+        offset: u64,
     },
     /// A direct message.
     Direct {

@@ -156,7 +156,7 @@ impl Chat {
                 ctx.read_history(&room, limit.unwrap_or(usize::MAX));
             }
             // Taken by `on_message`, which has the connection's state.
-            ClientMessage::Refresh { .. } => {}
+            ClientMessage::Refresh { .. } | ClientMessage::Read { .. } => {}
             ClientMessage::Who { room } => {
                 let Some(users) = ctx.room_users(&room) else {
                     return error(ctx, ErrorCode::NotFound, "no such room", None);

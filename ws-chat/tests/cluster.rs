@@ -43,6 +43,13 @@ fn instance(redis: &RedisServer) -> ServerProcess {
 
 const ADMIN_TOKEN: &str = "t0ken";
 
+/// The tests take turns: each starts a Redis and up to three instances, and together they
+/// would crowd a small machine into timeouts.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// An admin API call to an instance: its status and body.
 fn api(instance: &ServerProcess, method: &str, path: &str) -> (u16, Value) {
     let request = format!(
@@ -284,6 +291,7 @@ fn spread(instances: &[ServerProcess]) -> Vec<Member> {
 
 #[test]
 fn an_instance_killed_mid_stream_costs_its_clients_no_message_once_they_come_back() {
+    let _turn = turn();
     let redis = RedisServer::start();
     let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     let mut members = spread(&instances);
@@ -310,6 +318,7 @@ fn an_instance_killed_mid_stream_costs_its_clients_no_message_once_they_come_bac
 
 #[test]
 fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
+    let _turn = turn();
     let mut redis = RedisServer::start_durable();
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     let mut members = spread(&instances);
@@ -352,6 +361,7 @@ fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
 
 #[test]
 fn presence_covers_every_instance_and_a_killed_instances_users_leave_once_its_lease_ends() {
+    let _turn = turn();
     let redis = RedisServer::start();
     let mut instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     let mut members = spread(&instances);
@@ -392,6 +402,7 @@ fn presence_covers_every_instance_and_a_killed_instances_users_leave_once_its_le
 
 #[test]
 fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once() {
+    let _turn = turn();
     let redis = RedisServer::start();
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     // Ann has a connection on the first two instances; Bob writes from the third.
@@ -421,6 +432,7 @@ fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once(
 
 #[test]
 fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
+    let _turn = turn();
     let redis = RedisServer::start();
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     // Ann on the first two instances, Bob on the second; nobody on the third.
@@ -482,6 +494,7 @@ fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
 
 #[test]
 fn a_send_retried_through_another_instance_with_its_id_is_posted_once() {
+    let _turn = turn();
     let redis = RedisServer::start();
     let instances: Vec<ServerProcess> = (0..2).map(|_| instance(&redis)).collect();
     let mut first = Member::join(instances[0].addr, "ann", None);
@@ -509,4 +522,57 @@ fn a_send_retried_through_another_instance_with_its_id_is_posted_once() {
         .count();
     assert_eq!(once, 1, "{:?}", listener.seen);
     assert_eq!(listener.last().map(|l| l.1), Some(2), "numbered once");
+}
+
+#[test]
+fn a_read_mark_made_on_one_instance_is_given_back_by_another() {
+    let _turn = turn();
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..2).map(|_| instance(&redis)).collect();
+    let mut ann = Member::join(instances[0].addr, "ann", None);
+    let mut lee = Member::join(instances[1].addr, "lee", None);
+    wait_until("both instances to know both", || {
+        lee.who() == ["ann", "lee"]
+    });
+    for n in 0..3 {
+        ann.say(n);
+    }
+    let deadline = Instant::now() + WAIT;
+    while lee.last().map(|l| l.1) != Some(3) {
+        assert!(Instant::now() < deadline, "messages did not arrive");
+        lee.pump(Duration::from_millis(20));
+    }
+    lee.client
+        .send_text(&json!({"type": "read", "room": "lobby", "offset": 2}).to_string());
+    // Ann, on the other instance, sees it.
+    let seen = |v: &Value| v["type"] == "read" && v["user"] == "lee" && v["offset"] == 2;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = ann.client.arriving_within(Duration::from_millis(50));
+        let values: Vec<Value> = got
+            .iter()
+            .filter_map(|m| serde_json::from_slice(m.as_bytes()).ok())
+            .collect();
+        if values.iter().any(seen) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no read event");
+    }
+    // Lee comes back on the first instance: it knows his mark.
+    let mut back = TestClient::connect(instances[0].addr, "/ws?name=lee");
+    back.next_text();
+    let mut joined = Value::Null;
+    wait_until("the mark to reach the first instance", || {
+        back.send_text(&json!({"type": "join", "room": "lobby"}).to_string());
+        loop {
+            let v: Value = serde_json::from_str(&back.next_text()).unwrap();
+            if v["type"] == "joined" {
+                joined = v;
+                break;
+            }
+        }
+        back.send_text(&json!({"type": "leave", "room": "lobby"}).to_string());
+        joined["read"] == 2
+    });
+    assert_eq!(joined["offset"], 3);
 }

@@ -135,7 +135,14 @@ pub trait Broker: Send + Sync + 'static {
         Some(Answer {
             read,
             page: crate::history::Page::unavailable(),
+            mark: None,
         })
+    }
+
+    /// `user` marked `room` read up to `offset` (only called when [`Self::records`]): keep
+    /// it where every instance's joins find it ([`Answer::mark`]).
+    fn mark(&self, room: &Arc<str>, user: &Arc<str>, offset: u64) {
+        let _ = (room, user, offset);
     }
 
     /// How well it works now: `/readyz` and `/metrics` on the admin listener report it.

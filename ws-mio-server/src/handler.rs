@@ -313,6 +313,8 @@ pub(crate) enum Command {
     Record(Arc<str>, Message, Option<Arc<str>>),
     /// Close every member of a room (a user's) on every worker and instance.
     CloseRoom(Arc<str>, CloseCode, String),
+    /// A user's read mark in a room.
+    Mark(Arc<str>, Arc<str>, u64),
     /// The connection reads a room's history (joining the room with it, when the read says
     /// so: the registry knows already; the fanout index follows once the answer is sent).
     Read(Read),
@@ -330,7 +332,10 @@ impl Command {
             | Command::Leave(id, _)
             | Command::Expire(id, _) => Some(*id),
             Command::Read(read) => Some(read.conn),
-            Command::Publish(..) | Command::Record(..) | Command::CloseRoom(..) => None,
+            Command::Publish(..)
+            | Command::Record(..)
+            | Command::CloseRoom(..)
+            | Command::Mark(..) => None,
         }
     }
 }
@@ -613,6 +618,7 @@ impl Context<'_> {
                 room,
                 want,
                 conn: self.id,
+                user: self.user.cloned(),
                 join: true,
             }));
         }
@@ -626,8 +632,20 @@ impl Context<'_> {
             room: Arc::from(room),
             want: Want::Last(last),
             conn: self.id,
+            user: None,
             join: false,
         }));
+    }
+
+    /// Marks `room` read by this connection's user up to `offset` (of the room's current
+    /// epoch): kept with the room's history (on every instance, through a broker that
+    /// records), and given back to the user's connections as they join the room
+    /// ([`Answer::mark`]). A connection without a user marks nothing.
+    pub fn mark_read(&mut self, room: &str, offset: u64) {
+        if let Some(user) = self.user {
+            self.commands
+                .push(Command::Mark(Arc::from(room), user.clone(), offset));
+        }
     }
 }
 

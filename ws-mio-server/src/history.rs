@@ -44,7 +44,7 @@
 use crate::handler::ConnId;
 use indexmap::IndexMap;
 use std::collections::hash_map::RandomState;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -173,6 +173,8 @@ pub struct Read {
     pub want: Want,
     /// The connection that asked.
     pub conn: ConnId,
+    /// Its user, whose read mark in the room comes with the answer of a join.
+    pub user: Option<Arc<str>>,
     /// Whether the connection is joining the room with it
     /// ([`crate::Context::join_with_history`]): it is sent the page's messages, then the live
     /// ones. Otherwise ([`crate::Context::read_history`]) the page goes to the handler only.
@@ -186,6 +188,9 @@ pub struct Answer {
     pub read: Read,
     /// The answer.
     pub page: Page,
+    /// For a join by a user: the offset up to which the user has marked the room read
+    /// ([`crate::Context::mark_read`]), in the room's current epoch, if it did.
+    pub mark: Option<u64>,
 }
 
 /// What histories may hold.
@@ -245,7 +250,13 @@ struct History {
     /// The keys of the last messages recorded once-only, with when ([`RECENT_KEYS`] at
     /// most, none older than [`ONCE_WINDOW`]).
     recent_keys: VecDeque<(Arc<str>, Duration)>,
+    /// Each user's read mark: the offset up to which it read the room ([`MAX_MARKS`] users
+    /// at most).
+    marks: HashMap<Arc<str>, u64>,
 }
+
+/// Users whose read mark a room keeps.
+pub const MAX_MARKS: usize = 10_000;
 
 /// Keys of once-only messages a room remembers ([`Histories::record`]).
 pub const RECENT_KEYS: usize = 256;
@@ -262,6 +273,7 @@ impl History {
             messages: VecDeque::new(),
             last_active: now,
             recent_keys: VecDeque::new(),
+            marks: HashMap::new(),
         }
     }
 
@@ -563,6 +575,30 @@ impl Histories {
             Want::Position => true,
         };
         complete.then_some(page)
+    }
+
+    /// `user` has read `room` up to `offset` (of the room's epoch now): kept if it is beyond
+    /// the user's mark. A room without history keeps none; past [`MAX_MARKS`] users, a new
+    /// user's mark is not kept.
+    pub fn mark(&self, room: &str, user: &str, offset: u64) {
+        let mut shard = self.shard(room);
+        let Some(history) = shard.rooms.get_mut(room) else {
+            return;
+        };
+        let offset = offset.min(history.last);
+        let room_for_one = history.marks.len() < MAX_MARKS;
+        match history.marks.get_mut(user) {
+            Some(mark) => *mark = (*mark).max(offset),
+            None if room_for_one => {
+                history.marks.insert(Arc::from(user), offset);
+            }
+            None => {}
+        }
+    }
+
+    /// `user`'s read mark in `room`, if it has one.
+    pub fn mark_of(&self, room: &str, user: &str) -> Option<u64> {
+        self.shard(room).rooms.get(room)?.marks.get(user).copied()
     }
 
     /// The last member left `room`: it is idle from now.

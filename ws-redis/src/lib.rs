@@ -50,6 +50,7 @@ pub mod backoff;
 pub mod envelope;
 pub mod interest;
 mod lease;
+mod marks;
 pub mod naming;
 mod options;
 pub mod presence;
@@ -220,6 +221,8 @@ pub(crate) struct Shared {
     pub(crate) subscriber_up: AtomicBool,
     /// The other instances' users in the rooms this one has members in.
     pub(crate) replica: Replica,
+    /// Users' read marks in the rooms this one has members in.
+    pub(crate) marks: marks::Marks,
     /// Users of this instance present in each room, counted as changes are queued: a room
     /// is in the instance's set of rooms in Redis while it has some.
     own_presence: Mutex<HashMap<Arc<str>, usize>>,
@@ -325,6 +328,7 @@ impl RedisBroker {
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
             replica: Replica::new(instance),
+            marks: marks::Marks::default(),
             own_presence: Mutex::default(),
             config,
         });
@@ -463,6 +467,13 @@ impl Broker for RedisBroker {
         true
     }
 
+    fn mark(&self, room: &Arc<str>, user: &Arc<str>, offset: u64) {
+        let name = Message::Text(user.to_string().into());
+        if self.enqueue(room, &name, Kind::Mark(offset)).is_err() {
+            add(&self.shared.counters.publish_dropped, 1);
+        }
+    }
+
     fn close_room(&self, room: &Arc<str>, code: ws_proto::CloseCode, reason: &str) {
         let order = Message::Text(format!("{} {reason}", code.0).into());
         if self.enqueue(room, &order, Kind::Close).is_err() {
@@ -483,7 +494,11 @@ impl Broker for RedisBroker {
             drop(reads);
             add(&self.shared.counters.reads_refused, 1);
             let page = Page::unavailable();
-            return Some(Answer { read, page });
+            return Some(Answer {
+                read,
+                page,
+                mark: None,
+            });
         }
         reads.push_back(Request::Read(read));
         None

@@ -8,6 +8,7 @@
 //! | `PREFIX:{ROOM}:meta` | hash | the room's `epoch`, and its last `offset` |
 //! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope, by offset |
 //! | `PREFIX:{ROOM}:once:KEY` | string | a once-only message's key, for two minutes |
+//! | `PREFIX:{ROOM}:reads` | hash | each user's read mark: the offset up to which it read |
 //! | `PREFIX:{ROOM}:who` | hash | who is in the room: a field `INSTANCE|USER` per user and instance |
 //! | `PREFIX:instances` | sorted set | the live instances, scored by when their lease ends (ms) |
 //! | `PREFIX:instance:ID:rooms` | set | the rooms where instance `ID` has users present |
@@ -86,6 +87,11 @@ impl Names {
         let mut name = self.name(room, b"}:once:");
         name.extend_from_slice(key.as_bytes());
         name
+    }
+
+    /// The key of the room's read marks.
+    pub fn reads_key(&self, room: &str) -> Vec<u8> {
+        self.name(room, b"}:reads")
     }
 
     /// The key of the room's presence hash.

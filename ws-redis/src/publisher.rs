@@ -14,6 +14,7 @@
 
 use crate::backoff::{Backoff, Jitter};
 use crate::envelope::{self, header_prefix, unrecorded};
+use crate::marks::MARK_SCRIPT;
 use crate::presence::{self, CHANGE_SCRIPT};
 use crate::stats::add;
 use crate::Shared;
@@ -82,6 +83,9 @@ pub(crate) enum Kind {
     Plain,
     /// An order to close the room's members (`CODE REASON` in the message), only to publish.
     Close,
+    /// A user's read mark at this offset (the user's name in the message)
+    /// ([`crate::marks::MARK_SCRIPT`]).
+    Mark(u64),
     /// A user of this instance present in the room now, or no longer
     /// ([`crate::presence::CHANGE_SCRIPT`]); with whether the room joins (`Some(true)`) or
     /// leaves the set of rooms where this instance has users.
@@ -99,6 +103,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Client, queue: Receiver<Outgoing>
     let scripts = Scripts {
         record: Script::new(SCRIPT),
         change: Script::new(CHANGE_SCRIPT),
+        mark: Script::new(MARK_SCRIPT),
     };
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
@@ -200,6 +205,7 @@ fn send_or_resend(
 struct Scripts {
     record: Script,
     change: Script,
+    mark: Script,
 }
 
 /// A connection with timeouts, the scripts loaded (so EVALSHA finds them).
@@ -210,6 +216,7 @@ fn connect(client: &Client, scripts: &Scripts, shared: &Shared) -> RedisResult<C
     con.set_write_timeout(Some(timeout))?;
     scripts.record.load(&mut con)?;
     scripts.change.load(&mut con)?;
+    scripts.mark.load(&mut con)?;
     Ok(con)
 }
 
@@ -231,6 +238,19 @@ fn send(
                 pipe.cmd(config.publish_command())
                     .arg(channel)
                     .arg(envelope);
+            }
+            Kind::Mark(offset) => {
+                let user = String::from_utf8_lossy(out.message.as_bytes());
+                pipe.cmd("EVALSHA")
+                    .arg(scripts.mark.get_hash())
+                    .arg(1)
+                    .arg(names.reads_key(&out.room))
+                    .arg(&*user)
+                    .arg(offset)
+                    .arg(channel)
+                    .arg(envelope::mark(shared.instance, &user, offset))
+                    .arg(config.publish_command())
+                    .arg(config.meta_ttl.as_secs());
             }
             Kind::Close => {
                 let order = String::from_utf8_lossy(out.message.as_bytes());

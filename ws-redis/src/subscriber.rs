@@ -28,7 +28,7 @@
 //! reconnection follows.
 
 use crate::backoff::{Backoff, Jitter};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Kind};
 use crate::reader::{self, READ_SCRIPT};
 use crate::stats::add;
 use crate::{queries, Request, Shared};
@@ -131,6 +131,7 @@ fn follow_interest(shared: &Shared, pubsub: &mut PubSub<'_>) -> RedisResult<Vec<
         shared.subscribed().remove(&room);
         shared.cache.forget(&room);
         shared.replica.forget(&room);
+        shared.marks.forget(&room);
     }
     Ok(changes.subscribe)
 }
@@ -156,7 +157,14 @@ fn receive(shared: &Shared, message: &Msg) {
     let Some(delivery) = shared.delivery.get() else {
         return;
     };
-    if envelope.presence {
+    if envelope.kind == Kind::Mark {
+        let mark = String::from_utf8_lossy(envelope.message.as_bytes());
+        let Some((Ok(offset), user)) = mark.split_once(' ').map(|(o, u)| (o.parse(), u)) else {
+            return add(&counters.received_invalid, 1);
+        };
+        return shared.marks.set(&room, user, offset);
+    }
+    if envelope.kind == Kind::Presence {
         let change = String::from_utf8_lossy(envelope.message.as_bytes());
         let (present, user) = match change.split_at_checked(1) {
             Some(("+", user)) => (true, user),
@@ -167,7 +175,7 @@ fn receive(shared: &Shared, message: &Msg) {
             .replica
             .change(&room, envelope.instance, user, present);
     }
-    if envelope.close {
+    if envelope.kind == Kind::Close {
         if envelope.instance == shared.instance {
             return add(&counters.received_own, 1);
         }
@@ -214,6 +222,7 @@ fn answer_unavailable(shared: &Shared) {
             Request::Read(read) => delivery.answer(Answer {
                 read,
                 page: Page::unavailable(),
+                mark: None,
             }),
             Request::Query(query) => delivery.reply(&query, StatusCode(503), unavailable()),
         }
@@ -269,21 +278,29 @@ impl Reads<'_> {
         Some((reader::page(want, stored, render), offsets))
     }
 
-    /// Loads the presence of rooms just subscribed (changes published from now on come on
-    /// their channels). A room whose presence cannot be read is followed from its changes.
+    /// Loads the presence and read marks of rooms just subscribed (changes published from
+    /// now on come on their channels). A room whose state cannot be read is followed from its
+    /// changes.
     fn load_presence(&mut self, rooms: &[Arc<str>]) {
         let shared = self.shared;
         for room in rooms {
             let who = shared.names.who_key(room);
-            let fields = self
-                .connection()
-                .and_then(|con| redis::cmd("HKEYS").arg(who).query::<Vec<String>>(con));
-            match fields {
-                Ok(fields) => shared.replica.load(room, &fields),
+            let reads = shared.names.reads_key(room);
+            let state = self.connection().and_then(|con| {
+                let fields: Vec<String> = redis::cmd("HKEYS").arg(who).query(con)?;
+                let marks: Vec<(String, u64)> = redis::cmd("HGETALL").arg(reads).query(con)?;
+                Ok((fields, marks))
+            });
+            match state {
+                Ok((fields, marks)) => {
+                    shared.replica.load(room, &fields);
+                    shared.marks.load(room, marks);
+                }
                 Err(error) => {
                     tracing::warn!(%error, %room, "redis presence read failed");
                     self.data = None;
                     shared.replica.load(room, &[]);
+                    shared.marks.load(room, Vec::new());
                 }
             }
         }
@@ -301,7 +318,11 @@ impl Reads<'_> {
             match request {
                 Request::Read(read) => {
                     let page = self.answer(&read);
-                    delivery.answer(Answer { read, page });
+                    let mark = match (&read.user, read.join) {
+                        (Some(user), true) => self.shared.marks.get(&read.room, user),
+                        _ => None,
+                    };
+                    delivery.answer(Answer { read, page, mark });
                 }
                 Request::Query(query) => {
                     let shared = self.shared;
