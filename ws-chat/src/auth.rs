@@ -20,7 +20,8 @@ pub struct Identity {
     /// No token was needed.
     pub guest: bool,
     /// The token came in `Sec-WebSocket-Protocol` after this offer (`bearer`, in the client's
-    /// case), which the answer must name exactly as offered.
+    /// case): the answer names it, exactly as offered, unless the client offered the chat's
+    /// version too ([`crate::protocol::subprotocol`]).
     pub via_protocol: Option<String>,
     /// Until when the token counts (its `exp` plus the leeway), as time since the Unix epoch;
     /// `None` for a guest.
@@ -106,9 +107,10 @@ pub fn identify(
             })
         }
         None => {
+            // `admin` signs the admin API's messages: no guest may take it.
             let user = request
                 .query_param("name")
-                .filter(|n| valid_name(n))
+                .filter(|n| valid_name(n) && n != crate::ADMIN)
                 .unwrap_or_else(guest_name);
             Ok(Identity {
                 user,
@@ -248,6 +250,95 @@ fn find_token(request: &Request, upgrade: &Upgrade) -> (Option<String>, Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ws_proto::handshake::server::ServerHandshake;
+    use ws_proto::handshake::HandshakeLimits;
+
+    /// {"sub":"alice","exp":100}, signed with "s" (as in `verify`'s example).
+    const ALICE: &str = concat!(
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTAwfQ.",
+        "L5e5PnuPlQqnW4JQhQgQkboGGkNqKO7UebvICVbq3r8"
+    );
+
+    fn rules() -> TokenRules {
+        TokenRules {
+            secret: b"s".to_vec(),
+            leeway: 5,
+            audience: None,
+            issuer: None,
+            max_display_name: 64,
+        }
+    }
+
+    /// Who an upgrade request to `target` with these `Sec-WebSocket-Protocol` header lines is,
+    /// with a secret configured.
+    fn identify_offering(target: &str, lines: &[&str]) -> Result<Identity, AuthError> {
+        let mut head = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        );
+        for line in lines {
+            head.push_str(&format!("Sec-WebSocket-Protocol: {line}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut handshake = ServerHandshake::new(HandshakeLimits::default());
+        let (request, _) = handshake.receive(head.as_bytes()).unwrap().unwrap();
+        let upgrade = request.upgrade().unwrap();
+        let now = Duration::from_secs(100);
+        identify(&request, &upgrade, Some(&rules()), now, || unreachable!())
+    }
+
+    #[test]
+    fn the_token_is_found_after_bearer_among_several_offers() {
+        let offers = [
+            format!("chat.v1, bearer, {ALICE}"),
+            format!("bearer, {ALICE}, chat.v1"),
+            format!("chat.v2, chat.v1, Bearer, {ALICE}, other"),
+        ];
+        for offer in &offers {
+            let identity =
+                identify_offering("/ws", &[offer]).unwrap_or_else(|e| panic!("{offer}: {e:?}"));
+            assert_eq!(identity.user, "alice", "{offer}");
+            assert!(!identity.guest);
+            let spelled = if offer.contains("Bearer") {
+                "Bearer"
+            } else {
+                "bearer"
+            };
+            assert_eq!(identity.via_protocol.as_deref(), Some(spelled), "{offer}");
+        }
+        // Offers in two header lines are one list (RFC 6455 section 4.3).
+        let identity = identify_offering("/ws", &["chat.v1", &format!("bearer, {ALICE}")]).unwrap();
+        assert_eq!(
+            (identity.user.as_str(), identity.via_protocol.as_deref()),
+            ("alice", Some("bearer"))
+        );
+    }
+
+    #[test]
+    fn offers_without_a_token_after_bearer_are_refused() {
+        for offer in [
+            "chat.v1",
+            "chat.v1, bearer",
+            &format!("{ALICE}, bearer"),
+            "chat.v1, bearer, chat.v2",
+        ] {
+            assert_eq!(
+                identify_offering("/ws", &[offer]),
+                Err(AuthError::Unauthorized),
+                "{offer}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_in_the_query_is_taken_whatever_is_offered_and_names_no_subprotocol() {
+        let target = format!("/ws?token={ALICE}");
+        let identity = identify_offering(&target, &["chat.v1, bearer, not-a-token"]).unwrap();
+        assert_eq!(
+            (identity.user.as_str(), identity.via_protocol),
+            ("alice", None)
+        );
+    }
 
     #[test]
     fn names_are_short_and_plain() {

@@ -30,7 +30,7 @@ pub(crate) use sharded::{Sharded, SHARDS};
 
 use auth::{identify, verify, AuthError, TokenRules};
 use dedup::RecentIds;
-use protocol::{with_position, ClientMessage, ErrorCode, ServerMessage};
+use protocol::{subprotocol, with_position, ClientMessage, ErrorCode, ServerMessage};
 use rate::TokenBucket;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -46,6 +46,9 @@ use ws_proto::{CloseCode, Message, StatusCode};
 /// The page served at `/`.
 const INDEX_HTML: &str = include_str!("../web/index.html");
 
+/// The sender of messages published through the admin API.
+pub const ADMIN: &str = "admin";
+
 /// The close code for a user over the connection limit.
 pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4008);
 
@@ -60,7 +63,12 @@ pub struct ChatConn {
     expires: Option<Duration>,
     /// Counted among its user's connections (not refused for being one too many).
     admitted: bool,
+    /// When it last told each room of a read mark (one a second at most).
+    read_events: Vec<(Arc<str>, Duration)>,
 }
+
+/// The least time between two read events of one connection in one room.
+const READ_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct User {
@@ -185,6 +193,27 @@ impl Chat {
         send(ctx, ctx.id(), &ServerMessage::Refreshed { exp });
     }
 
+    /// The connection's user has read `room` up to `offset`: the mark is kept by the server,
+    /// and the room's members told, at most once a second per connection and room.
+    fn mark_read(&self, ctx: &mut Context<'_>, conn: &mut ChatConn, room: &str, offset: u64) {
+        if !ctx.in_room(room) {
+            return error(ctx, ErrorCode::Forbidden, "join the room first", None);
+        }
+        ctx.mark_read(room, offset);
+        let now = ctx.now();
+        match conn.read_events.iter_mut().find(|(r, _)| &**r == room) {
+            Some((_, last)) if now.saturating_sub(*last) < READ_EVENT_INTERVAL => return,
+            Some((_, last)) => *last = now,
+            None => {
+                // Bounded by the rooms a connection may be in: those it left go first.
+                conn.read_events.retain(|(r, _)| ctx.in_room(r));
+                conn.read_events.push((Arc::from(room), now));
+            }
+        }
+        let user = &conn.user;
+        publish(ctx, room, &ServerMessage::Read { room, user, offset });
+    }
+
     /// Users with a connection counted against their limit, and those connections: what the
     /// chat holds for connections, for tests that every one is given back.
     pub fn connected(&self) -> (usize, usize) {
@@ -267,11 +296,14 @@ impl Handler for Chat {
             guest: identity.guest,
             expires: identity.expires,
             admitted: false,
+            read_events: Vec::new(),
         };
         let decision = OpenDecision::accept(conn).user(&identity.user);
-        // The offer exactly as the client spelled it (`bearer`, `Bearer`).
-        match &identity.via_protocol {
-            Some(offered) => decision.protocol(offered),
+        // The chat's version when offered, else the `bearer` offer as the client spelled it;
+        // a client offering neither is served without one (see `subprotocol` for why).
+        let offered = open.upgrade.protocols();
+        match subprotocol(offered, identity.via_protocol.as_deref()) {
+            Some(answer) => decision.protocol(answer),
             None => decision,
         }
     }
@@ -318,6 +350,7 @@ impl Handler for Chat {
         }
         match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Refresh { token }) => self.refresh(ctx, conn, &token),
+            Ok(ClientMessage::Read { room, offset }) => self.mark_read(ctx, conn, &room, offset),
             Ok(parsed) => self.handle(ctx, (&conn.user, conn.name.as_deref()), parsed),
             Err(e) => {
                 let message = format!("invalid message: {e}");
@@ -352,6 +385,24 @@ impl Handler for Chat {
         }
     }
 
+    /// A message from the admin API: a room message from `admin`, numbered and kept as any.
+    fn admin_message(&self, room: &str, text: &str) -> Option<Message> {
+        if !auth::valid_name(room) || text.len() > self.config.max_message_bytes {
+            return None;
+        }
+        let message = protocol::RoomMessage {
+            id: self.next_message_id.fetch_add(1, Ordering::Relaxed) + 1,
+            room: room.to_string(),
+            from: ADMIN.to_string(),
+            name: None,
+            text: text.to_string(),
+            ts: self.now_ms(),
+        };
+        Some(Message::Text(
+            ServerMessage::Message(&message).to_json().into(),
+        ))
+    }
+
     /// A user gone with an instance that died, announced as if it had left.
     fn render_presence(&self, room: &str, user: &str, joined: bool) -> Option<Message> {
         let event = if joined { "joined" } else { "left" };
@@ -375,6 +426,7 @@ impl Handler for Chat {
                 offset: page.position.as_ref().map(|p| p.offset),
                 recovered: asked.then_some(page.outcome == Outcome::Recovered),
                 missed: page.messages.len(),
+                read: answer.mark,
             };
             return send(ctx, ctx.id(), &joined);
         }

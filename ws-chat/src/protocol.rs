@@ -1,6 +1,37 @@
-//! The chat's JSON messages (text frames). The README documents each with an example.
+//! The chat's JSON messages (text frames), and the subprotocol that names their version. The
+//! README documents each with an example.
 
 use serde::{Deserialize, Serialize};
+
+/// The chat protocol's version, as a WebSocket subprotocol (RFC 6455 section 1.9): a client
+/// that offers it is answered with it, and so knows the server speaks this version.
+pub const SUBPROTOCOL: &str = "chat.v1";
+
+/// The subprotocol to answer a client that `offered` these (in its order), `bearer` being the
+/// offer its token came after, if it came that way: [`SUBPROTOCOL`] when offered (spelled
+/// exactly so: subprotocol names are compared as they are written); otherwise the `bearer`
+/// offer, as spelled, since a browser fails a connection whose answer names none of the
+/// subprotocols it offered; otherwise none.
+///
+/// A client that offers only subprotocols the chat does not know, or none, is still served
+/// this version, as clients were before the protocol had one: RFC 6455 lets the server answer
+/// no subprotocol and leaves it to the client to go on or close, and refusing them would cut
+/// off every client written before the version was named. `bearer` is never preferred to the
+/// version: it carries a token, not a protocol.
+///
+/// ```
+/// use ws_chat::protocol::subprotocol;
+/// let offers = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+/// assert_eq!(subprotocol(&offers(&["chat.v1", "bearer", "t"]), Some("bearer")), Some("chat.v1"));
+/// assert_eq!(subprotocol(&offers(&["Bearer", "t"]), Some("Bearer")), Some("Bearer"));
+/// assert_eq!(subprotocol(&offers(&["chat.v2"]), None), None);
+/// ```
+pub fn subprotocol<'a>(offered: &'a [String], bearer: Option<&'a str>) -> Option<&'a str> {
+    match offered.iter().find(|p| *p == SUBPROTOCOL) {
+        Some(version) => Some(version),
+        None => bearer,
+    }
+}
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -57,6 +88,14 @@ pub enum ClientMessage {
     Who {
         /// The room.
         room: String,
+    },
+    /// This user has read a room up to an offset: kept (for its connections that join later,
+    /// on any instance) and shown to the room's members.
+    Read {
+        /// The room.
+        room: String,
+        /// The offset of the last message read.
+        offset: u64,
     },
     /// A new token for this connection, before its current one expires: checked as at the
     /// handshake, and for the same `sub`.
@@ -135,6 +174,19 @@ pub enum ServerMessage<'a> {
         recovered: Option<bool>,
         /// How many missed messages follow.
         missed: usize,
+        /// The offset up to which this user has read the room, if it marked any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        read: Option<u64>,
+    },
+    /// A member has read a room up to an offset (at most one a second per connection and
+    /// room; the latest is what a later one carries).
+    Read {
+        /// The room.
+        room: &'a str,
+        /// The user.
+        user: &'a str,
+        /// The offset of the last message it read.
+        offset: u64,
     },
     /// A direct message.
     Direct {

@@ -96,8 +96,16 @@ impl Chat {
                     text,
                     ts: taken.ts,
                 };
-                let json = ServerMessage::Message(&message).to_json();
-                ctx.publish_recorded(&message.room, Message::Text(json.into()));
+                let json = Message::Text(ServerMessage::Message(&message).to_json().into());
+                match client_id.as_deref() {
+                    // A retry that reached another instance is dropped there (the window of
+                    // this instance's own ids is `dedup`'s).
+                    Some(id) => {
+                        let key = format!("{user}\u{0}{id}");
+                        ctx.publish_recorded_once(&message.room, json, &key);
+                    }
+                    None => ctx.publish_recorded(&message.room, json),
+                }
                 self.ack(ctx, client_id.as_deref(), taken);
             }
             ClientMessage::Direct {
@@ -148,7 +156,7 @@ impl Chat {
                 ctx.read_history(&room, limit.unwrap_or(usize::MAX));
             }
             // Taken by `on_message`, which has the connection's state.
-            ClientMessage::Refresh { .. } => {}
+            ClientMessage::Refresh { .. } | ClientMessage::Read { .. } => {}
             ClientMessage::Who { room } => {
                 let Some(users) = ctx.room_users(&room) else {
                     return error(ctx, ErrorCode::NotFound, "no such room", None);

@@ -1,5 +1,6 @@
 //! The chat application over real sockets: every message type, every error code, the three
-//! token carriers and refusals, origins, limits, history and presence.
+//! token carriers and refusals, the subprotocol answered, origins, limits, history and
+//! presence.
 
 // The server's real-socket test client.
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
@@ -13,7 +14,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ws_chat::{Chat, ChatConfig};
 use ws_mio_server::{Config, Server, ServerHandle};
-use ws_proto::{CloseCode, Event, Message};
+use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
+use ws_proto::handshake::HandshakeLimits;
+use ws_proto::{CloseCode, Connection, Event, Message};
 
 const SECRET: &str = "test secret";
 
@@ -339,6 +342,102 @@ fn a_capitalised_bearer_offer_is_answered_as_offered() {
         answer.contains("Sec-WebSocket-Protocol: Bearer\r\n"),
         "{answer}"
     );
+    stop(handle, server);
+}
+
+/// Connects to `target` offering these subprotocols through ws-proto's client (which fails a
+/// response that names one not offered): the subprotocol answered, and the first message.
+fn connect_offering(addr: SocketAddr, target: &str, protocols: &[&str]) -> (Option<String>, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(common::WAIT)).unwrap();
+    let request = ClientRequest::new(&addr.to_string(), target).protocols(protocols);
+    let (mut handshake, bytes) =
+        ClientHandshake::with_random_key(&request, HandshakeLimits::default());
+    stream.write_all(&bytes).unwrap();
+    let mut conn = Connection::client(ws_proto::Config::default());
+    let mut answered = None;
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = stream.read(&mut buf).expect("the server's answer");
+        assert!(n > 0, "the server closed the connection");
+        let frames = match &answered {
+            Some(_) => &buf[..n],
+            None => match handshake.receive(&buf[..n]).expect("a valid 101 response") {
+                Some((response, used)) => {
+                    answered = Some(response.protocol().map(str::to_string));
+                    &buf[used..n]
+                }
+                None => continue,
+            },
+        };
+        conn.receive(frames).unwrap();
+        while let Some(event) = conn.poll_event() {
+            if let Event::Message(Message::Text(text)) = event {
+                return (answered.flatten(), serde_json::from_str(&text).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_chat_version_is_answered_when_offered_and_others_are_still_served() {
+    let (addr, handle, server) = start(ChatConfig::default());
+    let welcome = |user: &str| json!({"type": "welcome", "user": user, "guest": true});
+    // The version alone, or among others in any place: answered with it.
+    let (answer, first) = connect_offering(addr, "/ws?name=vera", &["chat.v1"]);
+    assert_eq!(
+        (answer.as_deref(), first),
+        (Some("chat.v1"), welcome("vera"))
+    );
+    let (answer, first) = connect_offering(addr, "/ws?name=walt", &["chat.v2", "chat.v1", "x"]);
+    assert_eq!(
+        (answer.as_deref(), first),
+        (Some("chat.v1"), welcome("walt"))
+    );
+    // Only versions or protocols the chat does not know: no subprotocol, served all the same.
+    let (answer, first) = connect_offering(addr, "/ws?name=xena", &["chat.v2", "mqtt"]);
+    assert_eq!((answer, first), (None, welcome("xena")));
+    // The name is compared as written.
+    let (answer, first) = connect_offering(addr, "/ws?name=yann", &["CHAT.V1"]);
+    assert_eq!((answer, first), (None, welcome("yann")));
+    // No offer at all: an unversioned client, served as before.
+    let (answer, first) = connect_offering(addr, "/ws?name=zoe", &[]);
+    assert_eq!((answer, first), (None, welcome("zoe")));
+    stop(handle, server);
+}
+
+#[test]
+fn with_a_token_offered_after_bearer_the_answer_is_the_version_when_offered() {
+    let (addr, handle, server) = start(ChatConfig {
+        jwt_secret: Some(SECRET.into()),
+        ..ChatConfig::default()
+    });
+    let good = token("frank", 300);
+    let welcome = json!({"type": "welcome", "user": "frank", "guest": false});
+    for offer in [
+        ["chat.v1", "bearer", good.as_str()],
+        ["bearer", good.as_str(), "chat.v1"],
+    ] {
+        let (answer, first) = connect_offering(addr, "/ws", &offer);
+        assert_eq!(
+            (answer.as_deref(), &first),
+            (Some("chat.v1"), &welcome),
+            "{offer:?}"
+        );
+    }
+    // Without the version, `bearer` as before (browsers fail an answer that names nothing
+    // they offered).
+    let (answer, first) = connect_offering(addr, "/ws", &["chat.v2", "bearer", &good]);
+    assert_eq!(
+        (answer.as_deref(), first),
+        (Some("bearer"), welcome.clone())
+    );
+    // A token in the query and unknown offers: no subprotocol.
+    let (answer, first) = connect_offering(addr, &format!("/ws?token={good}"), &["chat.v2"]);
+    assert_eq!((answer, first), (None, welcome));
+    // The version without a token is no way around the secret.
+    let answer = handshake_status(addr, "/ws", "Sec-WebSocket-Protocol: chat.v1\r\n");
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
     stop(handle, server);
 }
 

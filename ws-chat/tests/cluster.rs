@@ -37,8 +37,28 @@ fn instance(redis: &dyn TestRedis) -> ServerProcess {
             "--rate-burst",
             "10000",
         ],
-        &[("WS_REDIS", &redis.url())],
+        &[("WS_REDIS", &redis.url()), ("WS_ADMIN_TOKEN", ADMIN_TOKEN)],
     )
+}
+
+const ADMIN_TOKEN: &str = "t0ken";
+
+/// The tests take turns: each starts a Redis and up to three instances, and together they
+/// would crowd a small machine into timeouts.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An admin API call to an instance: its status and body.
+fn api(instance: &ServerProcess, method: &str, path: &str) -> (u16, Value) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n"
+    );
+    let reply = http(instance.admin.unwrap(), &request);
+    let status = reply[9..12].parse().unwrap();
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// A room message as a client recorded it.
@@ -271,11 +291,13 @@ fn spread(instances: &[ServerProcess]) -> Vec<Member> {
 
 #[test]
 fn an_instance_killed_mid_stream_costs_its_clients_no_message_once_they_come_back() {
+    let _turn = turn();
     killed_mid_stream(&RedisServer::start());
 }
 
 #[test]
 fn on_a_redis_cluster_an_instance_killed_mid_stream_costs_its_clients_no_message() {
+    let _turn = turn();
     killed_mid_stream(&RedisCluster::start());
 }
 
@@ -305,6 +327,7 @@ fn killed_mid_stream(redis: &dyn TestRedis) {
 
 #[test]
 fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
+    let _turn = turn();
     let mut redis = RedisServer::start_durable();
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     let mut members = spread(&instances);
@@ -347,11 +370,13 @@ fn through_a_redis_restart_instances_serve_their_own_then_go_on_numbering() {
 
 #[test]
 fn presence_covers_every_instance_and_a_killed_instances_users_leave_once_its_lease_ends() {
+    let _turn = turn();
     presence_and_leases(&RedisServer::start());
 }
 
 #[test]
 fn on_a_redis_cluster_a_killed_instances_users_leave_once_its_lease_ends() {
+    let _turn = turn();
     presence_and_leases(&RedisCluster::start());
 }
 
@@ -395,6 +420,7 @@ fn presence_and_leases(redis: &dyn TestRedis) {
 
 #[test]
 fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once() {
+    let _turn = turn();
     let redis = RedisServer::start();
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     // Ann has a connection on the first two instances; Bob writes from the third.
@@ -420,4 +446,151 @@ fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once(
             (&json!("bob"), &json!("psst"))
         );
     }
+}
+
+#[test]
+fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
+    let _turn = turn();
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    // Ann on the first two instances, Bob on the second; nobody on the third.
+    let mut ann: Vec<Member> = (0..2)
+        .map(|i| Member::join(instances[i].addr, "ann", None))
+        .collect();
+    let mut bob = Member::join(instances[1].addr, "bob", None);
+    wait_until("every instance to know everyone", || {
+        bob.who() == ["ann", "bob"]
+    });
+
+    // Presence and figures from the third, which has nobody in the room.
+    let (status, body) = api(&instances[2], "GET", "/api/rooms/lobby/presence");
+    assert_eq!(
+        (status, body),
+        (200, json!({"room": "lobby", "users": ["ann", "bob"]}))
+    );
+    wait_until("every lease to carry its counts", || {
+        let (_, body) = api(&instances[2], "GET", "/api/cluster");
+        body == json!({"instances": 3, "connections": 3, "rooms": 2})
+    });
+
+    // Published from the third: a room message from admin, numbered, on every instance.
+    let (status, _) = api(
+        &instances[2],
+        "POST",
+        "/api/rooms/lobby/publish?text=maintenance",
+    );
+    assert_eq!(status, 200);
+    for m in ann.iter_mut().chain([&mut bob]) {
+        let deadline = Instant::now() + WAIT;
+        while !m.seen.iter().any(|s| s.text == "maintenance") {
+            assert!(Instant::now() < deadline, "{} did not get it", m.name);
+            m.pump(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(bob.last().map(|l| l.1), Some(1));
+    let (status, body) = api(&instances[2], "GET", "/api/rooms/lobby/history?limit=5");
+    assert_eq!(status, 200);
+    assert_eq!(body["offset"], 1);
+    let first: Value = serde_json::from_str(body["messages"][0].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&first["from"], &first["text"]),
+        (&json!("admin"), &json!("maintenance"))
+    );
+
+    // Disconnected from the third: both of Ann's connections close, Bob stays.
+    let (status, _) = api(&instances[2], "POST", "/api/users/ann/disconnect");
+    assert_eq!(status, 200);
+    for a in ann.iter_mut() {
+        let reason = a
+            .client
+            .expect_close_reason(ws_proto::CloseCode::POLICY_VIOLATION);
+        assert_eq!(reason, "disconnected by an administrator");
+    }
+    wait_until("ann gone from presence", || bob.who() == ["bob"]);
+    assert!(!bob.lost);
+}
+
+#[test]
+fn a_send_retried_through_another_instance_with_its_id_is_posted_once() {
+    let _turn = turn();
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..2).map(|_| instance(&redis)).collect();
+    let mut first = Member::join(instances[0].addr, "ann", None);
+    let mut listener = Member::join(instances[1].addr, "lee", None);
+    wait_until("both instances to know both", || {
+        listener.who() == ["ann", "lee"]
+    });
+    let send = json!({"type": "send", "room": "lobby", "text": "only once", "id": "r1"});
+    first.client.send_text(&send.to_string());
+    // Ann's connection is lost before she sees her message; she sends it again elsewhere.
+    let mut again = Member::join(instances[1].addr, "ann", None);
+    again.client.send_text(&send.to_string());
+    let other = json!({"type": "send", "room": "lobby", "text": "after", "id": "r2"});
+    again.client.send_text(&other.to_string());
+    let deadline = Instant::now() + WAIT;
+    while !listener.seen.iter().any(|s| s.text == "after") {
+        assert!(Instant::now() < deadline, "nothing arrived");
+        listener.pump(Duration::from_millis(20));
+    }
+    listener.pump(Duration::from_millis(100));
+    let once = listener
+        .seen
+        .iter()
+        .filter(|s| s.text == "only once")
+        .count();
+    assert_eq!(once, 1, "{:?}", listener.seen);
+    assert_eq!(listener.last().map(|l| l.1), Some(2), "numbered once");
+}
+
+#[test]
+fn a_read_mark_made_on_one_instance_is_given_back_by_another() {
+    let _turn = turn();
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..2).map(|_| instance(&redis)).collect();
+    let mut ann = Member::join(instances[0].addr, "ann", None);
+    let mut lee = Member::join(instances[1].addr, "lee", None);
+    wait_until("both instances to know both", || {
+        lee.who() == ["ann", "lee"]
+    });
+    for n in 0..3 {
+        ann.say(n);
+    }
+    let deadline = Instant::now() + WAIT;
+    while lee.last().map(|l| l.1) != Some(3) {
+        assert!(Instant::now() < deadline, "messages did not arrive");
+        lee.pump(Duration::from_millis(20));
+    }
+    lee.client
+        .send_text(&json!({"type": "read", "room": "lobby", "offset": 2}).to_string());
+    // Ann, on the other instance, sees it.
+    let seen = |v: &Value| v["type"] == "read" && v["user"] == "lee" && v["offset"] == 2;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = ann.client.arriving_within(Duration::from_millis(50));
+        let values: Vec<Value> = got
+            .iter()
+            .filter_map(|m| serde_json::from_slice(m.as_bytes()).ok())
+            .collect();
+        if values.iter().any(seen) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no read event");
+    }
+    // Lee comes back on the first instance: it knows his mark.
+    let mut back = TestClient::connect(instances[0].addr, "/ws?name=lee");
+    back.next_text();
+    let mut joined = Value::Null;
+    wait_until("the mark to reach the first instance", || {
+        back.send_text(&json!({"type": "join", "room": "lobby"}).to_string());
+        loop {
+            let v: Value = serde_json::from_str(&back.next_text()).unwrap();
+            if v["type"] == "joined" {
+                joined = v;
+                break;
+            }
+        }
+        back.send_text(&json!({"type": "leave", "room": "lobby"}).to_string());
+        joined["read"] == 2
+    });
+    assert_eq!(joined["offset"], 3);
 }

@@ -458,3 +458,47 @@ fn a_send_retried_with_its_client_id_after_a_reconnect_posts_once_within_the_win
     assert_ne!(later["msg_id"], first["msg_id"]);
     assert_eq!(all_of_type(&mut chat, fred, "message").len(), 1);
 }
+
+#[test]
+fn a_read_mark_is_shown_to_the_room_once_a_second_at_most_and_given_back_on_a_later_join() {
+    let mut chat = Chatroom::new(ChatConfig::default());
+    let (ann, bob) = (chat.connect("/ws?name=ann"), chat.connect("/ws?name=bob"));
+    for client in [ann, bob] {
+        chat.send(client, json!({"type": "join", "room": "r"}));
+    }
+    for text in ["one", "two", "three"] {
+        chat.send(bob, json!({"type": "send", "room": "r", "text": text}));
+    }
+    chat.server.messages(ann);
+    chat.server.messages(bob);
+    chat.send(ann, json!({"type": "read", "room": "r", "offset": 2}));
+    let events = all_of_type(&mut chat, bob, "read");
+    assert_eq!(
+        events,
+        [json!({"type": "read", "room": "r", "user": "ann", "offset": 2})]
+    );
+    // Within the second: kept, not shown; after it, shown with the latest.
+    chat.send(ann, json!({"type": "read", "room": "r", "offset": 3}));
+    assert!(all_of_type(&mut chat, bob, "read").is_empty());
+    chat.advance(secs(1.0));
+    chat.send(ann, json!({"type": "read", "room": "r", "offset": 3}));
+    assert_eq!(all_of_type(&mut chat, bob, "read")[0]["offset"], 3);
+    // A mark of a room not joined is refused.
+    chat.send(
+        ann,
+        json!({"type": "read", "room": "elsewhere", "offset": 1}),
+    );
+    assert_eq!(recv_type(&mut chat, ann, "error")["code"], "forbidden");
+    // Ann comes back on another connection: the join tells her where she was.
+    let again = chat.connect("/ws?name=ann");
+    chat.send(again, json!({"type": "join", "room": "r"}));
+    let joined = recv_type(&mut chat, again, "joined");
+    assert_eq!(
+        (joined["offset"].as_u64(), joined["read"].as_u64()),
+        (Some(3), Some(3))
+    );
+    // Bob never marked anything: no read position.
+    let bob2 = chat.connect("/ws?name=bob");
+    chat.send(bob2, json!({"type": "join", "room": "r"}));
+    assert!(recv_type(&mut chat, bob2, "joined").get("read").is_none());
+}

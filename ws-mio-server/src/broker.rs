@@ -46,11 +46,13 @@
 //! assert_eq!(interest.0.load(Ordering::Relaxed), 0);
 //! ```
 
+use crate::handler::{ConnId, HttpResponse};
 use crate::history::{Answer, Position, Read};
 use crate::metrics::{add, Metrics};
+use crate::rooms::RoomRegistry;
 use crate::worker::remote::{Offered, Peer, Remote, RoomMessage};
 use std::sync::Arc;
-use ws_proto::{CloseCode, Message};
+use ws_proto::{CloseCode, Message, StatusCode};
 
 /// Carries room messages between this server instance and others.
 ///
@@ -101,6 +103,14 @@ pub trait Broker: Send + Sync + 'static {
         let _ = (room, code, reason);
     }
 
+    /// A question of the admin API about every instance (only asked when
+    /// [`Self::spans_instances`]): answer now (`Some`) or later through [`Delivery::reply`],
+    /// but always. The default cannot answer.
+    fn cluster_query(&self, query: ClusterQuery) -> Option<(StatusCode, String)> {
+        let _ = query;
+        Some((StatusCode(503), "{\"error\":\"unavailable\"}".to_string()))
+    }
+
     /// Whether this broker numbers and keeps recorded messages itself ([`Self::record`],
     /// [`Self::read`]). The default does not: the server does, in memory.
     fn records(&self) -> bool {
@@ -111,8 +121,10 @@ pub trait Broker: Send + Sync + 'static {
     /// number it, keep it, and deliver it to the members of every instance, this one's
     /// through [`Delivery::deliver_recorded`], in the order of the room's offsets. When that
     /// cannot be done now, deliver it here without a position, so local members still get it.
-    fn record(&self, room: &Arc<str>, payload: &Message) {
-        let _ = (room, payload);
+    /// With `once`, drop it if a message of the room had that key within the broker's window
+    /// ([`crate::Context::publish_recorded_once`]).
+    fn record(&self, room: &Arc<str>, payload: &Message, once: Option<&str>) {
+        let _ = (room, payload, once);
     }
 
     /// A connection asks to read a room's history (only called when [`Self::records`]):
@@ -123,7 +135,14 @@ pub trait Broker: Send + Sync + 'static {
         Some(Answer {
             read,
             page: crate::history::Page::unavailable(),
+            mark: None,
         })
+    }
+
+    /// `user` marked `room` read up to `offset` (only called when [`Self::records`]): keep
+    /// it where every instance's joins find it ([`Answer::mark`]).
+    fn mark(&self, room: &Arc<str>, user: &Arc<str>, offset: u64) {
+        let _ = (room, user, offset);
     }
 
     /// How well it works now: `/readyz` and `/metrics` on the admin listener report it.
@@ -136,6 +155,27 @@ pub trait Broker: Send + Sync + 'static {
     fn write_metrics(&self, out: &mut String) {
         let _ = out;
     }
+}
+
+/// A question of the admin API about every instance, and where its answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterQuery {
+    /// What is asked.
+    pub ask: Ask,
+    /// The admin connection waiting for the answer.
+    pub(crate) to: ConnId,
+}
+
+/// What the admin API asks of every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// The users present in a room, on any instance: `{"room":R,"users":[...]}`.
+    Presence(Arc<str>),
+    /// A room's last so many recorded messages: `{"room":R,"epoch":E,"offset":N,
+    /// "messages":[...]}`, each message as delivered, as a JSON string.
+    History(Arc<str>, usize),
+    /// `{"instances":N,"connections":N,"rooms":N}` over the live instances.
+    Stats,
 }
 
 /// How well a broker works.
@@ -176,6 +216,7 @@ pub struct Delivery {
     metrics: Metrics,
     render: Render,
     presence: RenderPresence,
+    rooms: Arc<RoomRegistry>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -187,12 +228,17 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(peers: Arc<[Peer]>, metrics: Metrics, renderers: Renderers) -> Delivery {
+    pub(crate) fn new(
+        (peers, metrics): (Arc<[Peer]>, Metrics),
+        renderers: Renderers,
+        rooms: Arc<RoomRegistry>,
+    ) -> Delivery {
         Delivery {
             peers,
             metrics,
             render: renderers.0,
             presence: renderers.1,
+            rooms,
         }
     }
 
@@ -231,6 +277,25 @@ impl Delivery {
                 Offered::Gone => {}
             }
         }
+    }
+
+    /// Answers an admin API question with `status` and the JSON `body` (waiting for room in
+    /// the admin connection's worker's inbox, as [`Self::answer`] does).
+    pub fn reply(&self, query: &ClusterQuery, status: StatusCode, body: String) {
+        let Some(peer) = self.peers.get(query.to.worker()) else {
+            return;
+        };
+        let response = HttpResponse::with_type(status, "application/json", body.into_bytes());
+        if peer.inbox.send(Remote::Reply(query.to, response)).is_ok() {
+            peer.wake();
+        }
+    }
+
+    /// This instance's open connections and rooms (for a broker that tells other instances).
+    pub fn local_counts(&self) -> (u64, u64) {
+        let snapshot = self.metrics.snapshot();
+        let rooms = self.rooms.len() as u64;
+        (snapshot.connections_open.max(0) as u64, rooms)
     }
 
     /// Hands the answer to a read to the worker of the connection that asked, waiting for

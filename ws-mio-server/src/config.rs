@@ -49,6 +49,16 @@ pub struct Config {
     #[arg(long, env = "WS_ADMIN_LISTEN", default_value = "127.0.0.1:9002")]
     #[arg(value_name = "ADDR|off")]
     pub admin_listen: OptionalAddr,
+    /// The token the admin API (`/api/...` on the admin listener) requires, as
+    /// `Authorization: Bearer <token>`; unset, the API is off.
+    #[arg(
+        long,
+        env = "WS_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    #[serde(default)]
+    pub admin_token: Option<String>,
     /// Worker threads, each with its own event loop and listener; the default is one per core.
     #[arg(long, env = "WS_WORKERS", default_value_t = one_per_core(), value_name = "N")]
     pub workers: usize,
@@ -304,6 +314,14 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
+        }
+        // An empty token would let anyone in who sends an empty one.
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid("admin_token"));
         }
         if self.max_handshake_size < 256 {
             return Err(ConfigError::Invalid("max_handshake_size"));

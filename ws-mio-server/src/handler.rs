@@ -264,6 +264,15 @@ pub trait Handler: Send + Sync + 'static {
         payload.clone()
     }
 
+    /// The message the admin API publishes to `room` for `text`
+    /// (`POST /api/rooms/ROOM/publish?text=...`), recorded as
+    /// [`Context::publish_recorded`] records; `None` refuses it (403). The default sends the
+    /// text as it is.
+    fn admin_message(&self, room: &str, text: &str) -> Option<Message> {
+        let _ = room;
+        Some(Message::Text(text.to_string().into()))
+    }
+
     /// The message that tells a room's members `user` joined it (`joined`) or left it, for a
     /// broker to send when it learns of a change it must announce itself: a user gone with an
     /// instance that died. The default announces nothing.
@@ -299,10 +308,13 @@ pub(crate) enum Command {
     Join(ConnId, Arc<str>),
     Leave(ConnId, Arc<str>),
     Publish(Arc<str>, Message),
-    /// A message to number and keep in the room's history, then deliver.
-    Record(Arc<str>, Message),
+    /// A message to number and keep in the room's history, then deliver; with a key, only
+    /// if no message of the room had that key recently.
+    Record(Arc<str>, Message, Option<Arc<str>>),
     /// Close every member of a room (a user's) on every worker and instance.
     CloseRoom(Arc<str>, CloseCode, String),
+    /// A user's read mark in a room.
+    Mark(Arc<str>, Arc<str>, u64),
     /// The connection reads a room's history (joining the room with it, when the read says
     /// so: the registry knows already; the fanout index follows once the answer is sent).
     Read(Read),
@@ -320,7 +332,10 @@ impl Command {
             | Command::Leave(id, _)
             | Command::Expire(id, _) => Some(*id),
             Command::Read(read) => Some(read.conn),
-            Command::Publish(..) | Command::Record(..) | Command::CloseRoom(..) => None,
+            Command::Publish(..)
+            | Command::Record(..)
+            | Command::CloseRoom(..)
+            | Command::Mark(..) => None,
         }
     }
 }
@@ -542,7 +557,18 @@ impl Context<'_> {
     /// [`Self::publish`]: even this worker's members get it through its inbox, in order.
     pub fn publish_recorded(&mut self, room: &str, payload: Message) {
         self.commands
-            .push(Command::Record(Arc::from(room), payload));
+            .push(Command::Record(Arc::from(room), payload, None));
+    }
+
+    /// [`Self::publish_recorded`], at most once per `key` within a window: a client's retry
+    /// of a message (after a reconnect, to any instance) carrying the same key is dropped.
+    /// The window is two minutes ([`crate::history::ONCE_WINDOW`]; the room's last
+    /// [`crate::history::RECENT_KEYS`] keys at most on one instance), and the broker's across
+    /// instances (two minutes for Redis).
+    pub fn publish_recorded_once(&mut self, room: &str, payload: Message, key: &str) {
+        let key = Some(Arc::from(key));
+        self.commands
+            .push(Command::Record(Arc::from(room), payload, key));
     }
 
     /// Joins a room as [`Self::join`] does, with its history: `since`, the position of the
@@ -592,6 +618,7 @@ impl Context<'_> {
                 room,
                 want,
                 conn: self.id,
+                user: self.user.cloned(),
                 join: true,
             }));
         }
@@ -605,8 +632,20 @@ impl Context<'_> {
             room: Arc::from(room),
             want: Want::Last(last),
             conn: self.id,
+            user: None,
             join: false,
         }));
+    }
+
+    /// Marks `room` read by this connection's user up to `offset` (of the room's current
+    /// epoch): kept with the room's history (on every instance, through a broker that
+    /// records), and given back to the user's connections as they join the room
+    /// ([`Answer::mark`]). A connection without a user marks nothing.
+    pub fn mark_read(&mut self, room: &str, offset: u64) {
+        if let Some(user) = self.user {
+            self.commands
+                .push(Command::Mark(Arc::from(room), user.clone(), offset));
+        }
     }
 }
 

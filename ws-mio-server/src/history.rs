@@ -29,7 +29,7 @@
 //! let now = Duration::ZERO;
 //! let mut positions = Vec::new();
 //! for text in ["a", "b", "c"] {
-//!     histories.record("lobby", now, |_| false, |position| {
+//!     histories.record(("lobby", None), now, |_| false, |position| {
 //!         positions.push(position.cloned().unwrap());
 //!         Message::Text(text.into())
 //!     });
@@ -44,7 +44,7 @@
 use crate::handler::ConnId;
 use indexmap::IndexMap;
 use std::collections::hash_map::RandomState;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -173,6 +173,8 @@ pub struct Read {
     pub want: Want,
     /// The connection that asked.
     pub conn: ConnId,
+    /// Its user, whose read mark in the room comes with the answer of a join.
+    pub user: Option<Arc<str>>,
     /// Whether the connection is joining the room with it
     /// ([`crate::Context::join_with_history`]): it is sent the page's messages, then the live
     /// ones. Otherwise ([`crate::Context::read_history`]) the page goes to the handler only.
@@ -186,6 +188,9 @@ pub struct Answer {
     pub read: Read,
     /// The answer.
     pub page: Page,
+    /// For a join by a user: the offset up to which the user has marked the room read
+    /// ([`crate::Context::mark_read`]), in the room's current epoch, if it did.
+    pub mark: Option<u64>,
 }
 
 /// What histories may hold.
@@ -242,7 +247,22 @@ struct History {
     messages: VecDeque<(u64, Message)>,
     /// The last message or member leaving: idle since then.
     last_active: Duration,
+    /// The keys of the last messages recorded once-only, with when ([`RECENT_KEYS`] at
+    /// most, none older than [`ONCE_WINDOW`]).
+    recent_keys: VecDeque<(Arc<str>, Duration)>,
+    /// Each user's read mark: the offset up to which it read the room ([`MAX_MARKS`] users
+    /// at most).
+    marks: HashMap<Arc<str>, u64>,
 }
+
+/// Users whose read mark a room keeps.
+pub const MAX_MARKS: usize = 10_000;
+
+/// Keys of once-only messages a room remembers ([`Histories::record`]).
+pub const RECENT_KEYS: usize = 256;
+
+/// How long a once-only message's key is remembered.
+pub const ONCE_WINDOW: Duration = Duration::from_secs(120);
 
 impl History {
     fn new(epoch: Epoch, base: u64, now: Duration) -> History {
@@ -252,6 +272,8 @@ impl History {
             base,
             messages: VecDeque::new(),
             last_active: now,
+            recent_keys: VecDeque::new(),
+            marks: HashMap::new(),
         }
     }
 
@@ -387,9 +409,11 @@ impl Histories {
     /// position, while the room is locked (so messages are delivered in the order of their
     /// offsets), and returns the message as delivered, which is what the history keeps. A
     /// room that may keep no history (the cap on rooms) gets no position, and keeps nothing.
+    /// With `once`, a message whose key is among the room's last [`RECENT_KEYS`] within
+    /// [`ONCE_WINDOW`] is dropped (a retry of one recorded already).
     pub fn record(
         &self,
-        room: &str,
+        (room, once): (&str, Option<&str>),
         now: Duration,
         is_empty: impl Fn(&str) -> bool,
         deliver: impl FnOnce(Option<&Position>) -> Message,
@@ -401,6 +425,22 @@ impl Histories {
             deliver(None);
             return;
         };
+        if let Some(key) = once {
+            let keys = &mut history.recent_keys;
+            while keys
+                .front()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) >= ONCE_WINDOW)
+            {
+                keys.pop_front();
+            }
+            if keys.iter().any(|(k, _)| **k == *key) {
+                return;
+            }
+            if keys.len() == RECENT_KEYS {
+                keys.pop_front();
+            }
+            keys.push_back((Arc::from(key), now));
+        }
         let position = Position {
             epoch: history.epoch.clone(),
             offset: history.last + 1,
@@ -535,6 +575,30 @@ impl Histories {
             Want::Position => true,
         };
         complete.then_some(page)
+    }
+
+    /// `user` has read `room` up to `offset` (of the room's epoch now): kept if it is beyond
+    /// the user's mark. A room without history keeps none; past [`MAX_MARKS`] users, a new
+    /// user's mark is not kept.
+    pub fn mark(&self, room: &str, user: &str, offset: u64) {
+        let mut shard = self.shard(room);
+        let Some(history) = shard.rooms.get_mut(room) else {
+            return;
+        };
+        let offset = offset.min(history.last);
+        let room_for_one = history.marks.len() < MAX_MARKS;
+        match history.marks.get_mut(user) {
+            Some(mark) => *mark = (*mark).max(offset),
+            None if room_for_one => {
+                history.marks.insert(Arc::from(user), offset);
+            }
+            None => {}
+        }
+    }
+
+    /// `user`'s read mark in `room`, if it has one.
+    pub fn mark_of(&self, room: &str, user: &str) -> Option<u64> {
+        self.shard(room).rooms.get(room)?.marks.get(user).copied()
     }
 
     /// The last member left `room`: it is idle from now.

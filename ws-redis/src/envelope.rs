@@ -15,7 +15,7 @@
 //! and `0`) has `+USER` or `-USER` for payload: the user's first connection in the room on the
 //! publishing instance joined, or its last left ([`crate::presence`]). An order to close a
 //! room's members (`k`, with `-` and `0`: a user's room, a disconnect of the user) has
-//! `CODE REASON` for payload.
+//! `CODE REASON` for payload; a read mark (`m`) has `OFFSET USER`.
 
 use bytes::Bytes;
 use std::fmt;
@@ -55,12 +55,23 @@ pub struct Envelope {
     pub instance: InstanceId,
     /// Its position in the room's history, when it was recorded.
     pub position: Option<Position>,
-    /// A presence change (`+USER`, `-USER` in `message`), not a room message.
-    pub presence: bool,
-    /// An order to close the room's members (`CODE REASON` in `message`), not a message.
-    pub close: bool,
+    /// What it carries.
+    pub kind: Kind,
     /// The message.
     pub message: Message,
+}
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A room message.
+    Message,
+    /// A presence change: `+USER` or `-USER` in the message.
+    Presence,
+    /// An order to close the room's members: `CODE REASON` in the message.
+    Close,
+    /// A user's read mark: `OFFSET USER` in the message.
+    Mark,
 }
 
 /// Why bytes from Redis are not an envelope.
@@ -121,6 +132,11 @@ pub fn close(instance: InstanceId, order: &str) -> Vec<u8> {
     format!("{VERSION} {instance} k - 0\n{order}").into_bytes()
 }
 
+/// A whole envelope for `user`'s read mark at `offset`.
+pub fn mark(instance: InstanceId, user: &str, offset: u64) -> Vec<u8> {
+    format!("{VERSION} {instance} m - 0\n{offset} {user}").into_bytes()
+}
+
 /// A whole envelope for a message that is not recorded.
 pub fn unrecorded(instance: InstanceId, message: &Message) -> Vec<u8> {
     let mut bytes = header_prefix(instance, message.kind());
@@ -178,18 +194,18 @@ impl Envelope {
                 .map(Message::Text)
                 .map_err(|_| EnvelopeError::NotUtf8)
         };
-        let (message, presence, close) = match kind {
-            "t" => (text(payload)?, false, false),
-            "b" => (Message::Binary(payload), false, false),
-            "p" if position.is_none() => (text(payload)?, true, false),
-            "k" if position.is_none() => (text(payload)?, false, true),
+        let (message, kind) = match kind {
+            "t" => (text(payload)?, Kind::Message),
+            "b" => (Message::Binary(payload), Kind::Message),
+            "p" if position.is_none() => (text(payload)?, Kind::Presence),
+            "k" if position.is_none() => (text(payload)?, Kind::Close),
+            "m" if position.is_none() => (text(payload)?, Kind::Mark),
             _ => return Err(EnvelopeError::BadHeader),
         };
         Ok(Envelope {
             instance: InstanceId(instance),
             position,
-            presence,
-            close,
+            kind,
             message,
         })
     }
@@ -208,8 +224,13 @@ mod tests {
     }
 
     fn encode(e: &Envelope) -> Vec<u8> {
-        if e.presence || e.close {
-            let kind = if e.presence { 'p' } else { 'k' };
+        let control = match e.kind {
+            Kind::Message => None,
+            Kind::Presence => Some('p'),
+            Kind::Close => Some('k'),
+            Kind::Mark => Some('m'),
+        };
+        if let Some(kind) = control {
             let mut bytes = format!("{VERSION} {} {kind} - 0\n", e.instance).into_bytes();
             bytes.extend_from_slice(e.message.as_bytes());
             return bytes;
@@ -243,10 +264,15 @@ mod tests {
             Message::Text("".into())
         );
         let change = Envelope::decode(&presence(id, "ann", false), 8).unwrap();
-        assert!(change.presence && change.position.is_none());
+        assert!(change.kind == Kind::Presence && change.position.is_none());
         assert_eq!(change.message, Message::Text("-ann".into()));
         let kick = Envelope::decode(&close(id, "4000 kicked"), 16).unwrap();
-        assert!(kick.close && !kick.presence);
+        assert_eq!(kick.kind, Kind::Close);
+        let read = Envelope::decode(&mark(id, "ann", 7), 16).unwrap();
+        assert_eq!(
+            (read.kind, read.message),
+            (Kind::Mark, Message::Text("7 ann".into()))
+        );
         assert_eq!(kick.message, Message::Text("4000 kicked".into()));
         let plain = unrecorded(id, &Message::Text("hi".into()));
         let decoded = Envelope::decode(&plain, 2).unwrap();

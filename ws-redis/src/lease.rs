@@ -40,9 +40,14 @@ pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
     }
     // Going away in order: nobody need take this instance out.
     if let Some(c) = con.as_mut() {
+        let id = shared.instance.to_string();
         let _: RedisResult<i64> = redis::cmd("ZREM")
             .arg(shared.names.instances_key())
-            .arg(shared.instance.to_string())
+            .arg(&id)
+            .query(c);
+        let _: RedisResult<i64> = redis::cmd("HDEL")
+            .arg(shared.names.stats_key())
+            .arg(&id)
             .query(c);
     }
 }
@@ -62,6 +67,15 @@ fn renew_and_reap(
         .arg(shared.instance.to_string())
         .arg(lease_ms)
         .invoke(con)?;
+    // This instance's counts, for the admin API's cluster figures.
+    if let Some(delivery) = shared.delivery.get() {
+        let (connections, rooms) = delivery.local_counts();
+        redis::cmd("HSET")
+            .arg(shared.names.stats_key())
+            .arg(shared.instance.to_string())
+            .arg(format!("{connections} {rooms}"))
+            .query::<i64>(con)?;
+    }
     for dead in ended {
         let claimed: i64 = redis::cmd("ZREM").arg(&instances).arg(&dead).query(con)?;
         if claimed == 1 {
@@ -130,5 +144,9 @@ fn reap(con: &mut Link, change: &Script, shared: &Shared, dead: &str) -> RedisRe
         }
     }
     redis::cmd("DEL").arg(&rooms_key).query::<i64>(con)?;
+    redis::cmd("HDEL")
+        .arg(names.stats_key())
+        .arg(dead)
+        .query::<i64>(con)?;
     Ok(())
 }

@@ -59,10 +59,12 @@ pub mod envelope;
 pub mod interest;
 mod lease;
 mod link;
+mod marks;
 pub mod naming;
 mod options;
 pub mod presence;
 pub mod publisher;
+mod queries;
 pub mod reader;
 mod routed;
 pub mod seeds;
@@ -90,10 +92,11 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use ws_mio_server::broker::Health;
+use ws_mio_server::broker::{ClusterQuery, Health};
 use ws_mio_server::history::{Answer, Histories, HistoryLimits, Page, Read};
 use ws_mio_server::{Broker, Delivery};
 use ws_proto::Message;
+use ws_proto::StatusCode;
 
 /// How long the subscriber waits for a message at most before it looks for new interest or a
 /// stop: the delay between a room's first local member and its subscription.
@@ -199,7 +202,16 @@ impl std::error::Error for StartError {
     }
 }
 
-/// What the broker and its two threads share.
+/// What waits for the subscriber thread's plain connection.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// A connection's read of a room's history.
+    Read(Read),
+    /// An admin API question about every instance.
+    Query(ClusterQuery),
+}
+
+/// What the broker and its threads share.
 pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) names: Names,
@@ -214,13 +226,15 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Recent history of the rooms this instance has members in, as delivered here.
     pub(crate) cache: Histories,
-    /// Reads of history waiting for the subscriber.
-    reads: Mutex<VecDeque<Read>>,
+    /// Reads of history and admin questions waiting for the subscriber.
+    reads: Mutex<VecDeque<Request>>,
     /// Whether each thread has its connection now.
     pub(crate) publisher_up: AtomicBool,
     pub(crate) subscriber_up: AtomicBool,
     /// The other instances' users in the rooms this one has members in.
     pub(crate) replica: Replica,
+    /// Users' read marks in the rooms this one has members in.
+    pub(crate) marks: marks::Marks,
     /// Users of this instance present in each room, counted as changes are queued: a room
     /// is in the instance's set of rooms in Redis while it has some.
     own_presence: Mutex<HashMap<Arc<str>, usize>>,
@@ -251,11 +265,11 @@ impl Shared {
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    fn reads(&self) -> MutexGuard<'_, VecDeque<Read>> {
+    fn reads(&self) -> MutexGuard<'_, VecDeque<Request>> {
         self.reads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn next_read(&self) -> Option<Read> {
+    pub(crate) fn next_read(&self) -> Option<Request> {
         self.reads().pop_front()
     }
 
@@ -326,6 +340,7 @@ impl RedisBroker {
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
             replica: Replica::new(instance),
+            marks: marks::Marks::default(),
             own_presence: Mutex::default(),
             config,
         });
@@ -383,10 +398,21 @@ impl RedisBroker {
     /// Offers a message to the publisher's queue without waiting; gives it back when the queue
     /// is full (in messages or bytes).
     fn enqueue(&self, room: &Arc<str>, message: &Message, kind: Kind) -> Result<(), Outgoing> {
+        self.enqueue_once(room, message, kind, None)
+    }
+
+    fn enqueue_once(
+        &self,
+        room: &Arc<str>,
+        message: &Message,
+        kind: Kind,
+        once: Option<&str>,
+    ) -> Result<(), Outgoing> {
         let outgoing = Outgoing {
             room: room.clone(),
             message: message.clone(),
             kind,
+            once: once.map(Box::from),
         };
         let Some(queue) = &self.queue else {
             return Err(outgoing);
@@ -453,6 +479,13 @@ impl Broker for RedisBroker {
         true
     }
 
+    fn mark(&self, room: &Arc<str>, user: &Arc<str>, offset: u64) {
+        let name = Message::Text(user.to_string().into());
+        if self.enqueue(room, &name, Kind::Mark(offset)).is_err() {
+            add(&self.shared.counters.publish_dropped, 1);
+        }
+    }
+
     fn close_room(&self, room: &Arc<str>, code: ws_proto::CloseCode, reason: &str) {
         let order = Message::Text(format!("{} {reason}", code.0).into());
         if self.enqueue(room, &order, Kind::Close).is_err() {
@@ -460,8 +493,8 @@ impl Broker for RedisBroker {
         }
     }
 
-    fn record(&self, room: &Arc<str>, payload: &Message) {
-        if let Err(out) = self.enqueue(room, payload, Kind::Recorded) {
+    fn record(&self, room: &Arc<str>, payload: &Message, once: Option<&str>) {
+        if let Err(out) = self.enqueue_once(room, payload, Kind::Recorded, once) {
             add(&self.shared.counters.publish_dropped, 1);
             publisher::deliver_here(&self.shared, &[out]);
         }
@@ -473,9 +506,24 @@ impl Broker for RedisBroker {
             drop(reads);
             add(&self.shared.counters.reads_refused, 1);
             let page = Page::unavailable();
-            return Some(Answer { read, page });
+            return Some(Answer {
+                read,
+                page,
+                mark: None,
+            });
         }
-        reads.push_back(read);
+        reads.push_back(Request::Read(read));
+        None
+    }
+
+    fn cluster_query(&self, query: ClusterQuery) -> Option<(StatusCode, String)> {
+        let mut reads = self.shared.reads();
+        if reads.len() >= self.shared.config.max_pending_reads {
+            drop(reads);
+            add(&self.shared.counters.reads_refused, 1);
+            return Some((StatusCode(503), r#"{"error":"busy"}"#.to_string()));
+        }
+        reads.push_back(Request::Query(query));
         None
     }
 

@@ -7,9 +7,12 @@
 //! | --- | --- | --- |
 //! | `PREFIX:{ROOM}:meta` | hash | the room's `epoch`, and its last `offset` |
 //! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope, by offset |
+//! | `PREFIX:{ROOM}:once:KEY` | string | a once-only message's key, for two minutes |
+//! | `PREFIX:{ROOM}:reads` | hash | each user's read mark: the offset up to which it read |
 //! | `PREFIX:{ROOM}:who` | hash | who is in the room: a field `INSTANCE|USER` per user and instance |
 //! | `PREFIX:instances` | sorted set | the live instances, scored by when their lease ends (ms) |
 //! | `PREFIX:instance:ID:rooms` | set | the rooms where instance `ID` has users present |
+//! | `PREFIX:stats` | hash | each live instance's `CONNECTIONS ROOMS`, written with its lease |
 //! | `PREFIX:{ROOM}:msg` | channel | each message as it is published, an envelope |
 //!
 //! Redis takes the tag from the first `{` to the first `}` after it, and hashes the whole name
@@ -79,6 +82,18 @@ impl Names {
         self.name(room, LOG)
     }
 
+    /// The key that remembers a once-only message of the room by its `key`.
+    pub fn once_key(&self, room: &str, key: &str) -> Vec<u8> {
+        let mut name = self.name(room, b"}:once:");
+        name.extend_from_slice(key.as_bytes());
+        name
+    }
+
+    /// The key of the room's read marks.
+    pub fn reads_key(&self, room: &str) -> Vec<u8> {
+        self.name(room, b"}:reads")
+    }
+
     /// The key of the room's presence hash.
     pub fn who_key(&self, room: &str) -> Vec<u8> {
         self.name(room, WHO)
@@ -88,6 +103,13 @@ impl Names {
     pub fn instances_key(&self) -> Vec<u8> {
         let mut key = self.prefix().to_vec();
         key.extend_from_slice(b":instances");
+        key
+    }
+
+    /// The key of the hash of instances' counts.
+    pub fn stats_key(&self) -> Vec<u8> {
+        let mut key = self.prefix().to_vec();
+        key.extend_from_slice(b":stats");
         key
     }
 

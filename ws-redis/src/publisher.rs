@@ -15,6 +15,7 @@
 use crate::backoff::{Backoff, Jitter};
 use crate::envelope::{self, header_prefix, unrecorded};
 use crate::link::Link;
+use crate::marks::MARK_SCRIPT;
 use crate::presence::{self, CHANGE_SCRIPT};
 use crate::seeds::Seeds;
 use crate::stats::add;
@@ -30,13 +31,18 @@ use ws_proto::Message;
 /// last `offset`), `KEYS[2]` its stream; `ARGV[1]` the envelope's header up to the epoch,
 /// `ARGV[2]` the payload, `ARGV[3]` about how many entries the stream keeps, `ARGV[4]` the
 /// room's channel, `ARGV[5]` and `ARGV[6]` the seconds the stream and the meta hash outlive the
-/// room's last message (0: for ever), `ARGV[7]` `PUBLISH` or `SPUBLISH` (Redis Cluster).
+/// room's last message (0: for ever), `ARGV[7]` `PUBLISH` or `SPUBLISH` (Redis Cluster),
+/// `ARGV[8]` empty, or for a message taken once per key the seconds its key (`KEYS[3]`) is
+/// remembered: a message whose key is there already is dropped (returns 0).
 ///
 /// A room without a meta hash (never used, expired, or lost with Redis's data) starts a new
 /// epoch, named after Redis's clock, and drops whatever stream it had, so an offset is never
 /// given twice in one epoch. The stream's entry ids are the offsets (`OFFSET-0`), so a
 /// recovery reads from an offset directly. Returns the offset.
 pub const SCRIPT: &str = r"
+if ARGV[8] ~= '' then
+  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[8]) then return 0 end
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   local t = redis.call('TIME')
@@ -63,7 +69,12 @@ pub(crate) struct Outgoing {
     /// The message; for a presence change, the user's name.
     pub(crate) message: Message,
     pub(crate) kind: Kind,
+    /// For a recorded message taken once per key: the key.
+    pub(crate) once: Option<Box<str>>,
 }
+
+/// How long a once-only message's key is remembered in Redis.
+pub const ONCE_WINDOW_SECONDS: u64 = 120;
 
 /// What an [`Outgoing`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +85,9 @@ pub(crate) enum Kind {
     Plain,
     /// An order to close the room's members (`CODE REASON` in the message), only to publish.
     Close,
+    /// A user's read mark at this offset (the user's name in the message)
+    /// ([`crate::marks::MARK_SCRIPT`]).
+    Mark(u64),
     /// A user of this instance present in the room now, or no longer
     /// ([`crate::presence::CHANGE_SCRIPT`]); with whether the room joins (`Some(true)`) or
     /// leaves the set of rooms where this instance has users.
@@ -91,6 +105,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Seeds, queue: Receiver<Outgoing>)
     let scripts = Scripts {
         record: Script::new(SCRIPT),
         change: Script::new(CHANGE_SCRIPT),
+        mark: Script::new(MARK_SCRIPT),
     };
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
@@ -192,6 +207,7 @@ fn send_or_resend(
 struct Scripts {
     record: Script,
     change: Script,
+    mark: Script,
 }
 
 /// A connection with timeouts, the scripts loaded (so EVALSHA finds them).
@@ -202,6 +218,7 @@ fn connect(client: &Seeds, scripts: &Scripts, shared: &Shared) -> RedisResult<Li
     con.set_write_timeout(Some(timeout))?;
     scripts.record.load(&mut con)?;
     scripts.change.load(&mut con)?;
+    scripts.mark.load(&mut con)?;
     Ok(con)
 }
 
@@ -218,6 +235,19 @@ fn send(con: &mut Link, scripts: &Scripts, shared: &Shared, batch: &[Outgoing]) 
                 let envelope = unrecorded(shared.instance, &out.message);
                 pipe.cmd(publish).arg(channel).arg(envelope);
             }
+            Kind::Mark(offset) => {
+                let user = String::from_utf8_lossy(out.message.as_bytes());
+                pipe.cmd("EVALSHA")
+                    .arg(scripts.mark.get_hash())
+                    .arg(1)
+                    .arg(names.reads_key(&out.room))
+                    .arg(&*user)
+                    .arg(offset)
+                    .arg(channel)
+                    .arg(envelope::mark(shared.instance, &user, offset))
+                    .arg(publish)
+                    .arg(config.meta_ttl.as_secs());
+            }
             Kind::Close => {
                 let order = String::from_utf8_lossy(out.message.as_bytes());
                 let envelope = envelope::close(shared.instance, &order);
@@ -226,16 +256,24 @@ fn send(con: &mut Link, scripts: &Scripts, shared: &Shared, batch: &[Outgoing]) 
             Kind::Recorded => {
                 pipe.cmd("EVALSHA")
                     .arg(scripts.record.get_hash())
-                    .arg(2)
+                    .arg(3)
                     .arg(names.meta_key(&out.room))
                     .arg(names.log_key(&out.room))
+                    .arg(match &out.once {
+                        Some(key) => names.once_key(&out.room, key),
+                        None => names.meta_key(&out.room),
+                    })
                     .arg(header_prefix(shared.instance, out.message.kind()))
                     .arg(out.message.as_bytes())
                     .arg(config.stream_length)
                     .arg(channel)
                     .arg(config.history_ttl.as_secs())
                     .arg(config.meta_ttl.as_secs())
-                    .arg(publish);
+                    .arg(publish)
+                    .arg(match out.once {
+                        Some(_) => ONCE_WINDOW_SECONDS.to_string(),
+                        None => String::new(),
+                    });
             }
             Kind::Presence(present, rooms_set) => {
                 let user = String::from_utf8_lossy(out.message.as_bytes());

@@ -29,18 +29,18 @@
 
 use crate::backoff::{Backoff, Jitter};
 use crate::channels::{Channels, Listener};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Kind};
 use crate::link::Link;
 use crate::reader::{self, READ_SCRIPT};
 use crate::seeds::Seeds;
 use crate::stats::add;
-use crate::Shared;
+use crate::{queries, Request, Shared};
 use redis::{Msg, RedisResult, Script};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use ws_mio_server::history::{Answer, Outcome, Page, Position, Read, Want};
-use ws_proto::Message;
+use ws_proto::{Message, StatusCode};
 
 /// Reads served between two looks at the pub/sub connection at most.
 const READS_PER_TURN: usize = 256;
@@ -50,6 +50,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut jitter = Jitter::new();
     let script = Script::new(READ_SCRIPT);
+    let live = Script::new(queries::LIVE_SCRIPT);
     while !shared.stopping() {
         match Listener::connect(&client, config.command_timeout) {
             Ok(mut con) => {
@@ -60,6 +61,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
                     shared: &shared,
                     client: &client,
                     script: &script,
+                    live: &live,
                     data: None,
                 };
                 if let Err(error) = listen(&shared, &mut con, &mut reads) {
@@ -131,6 +133,7 @@ fn follow_interest(shared: &Shared, pubsub: &mut Channels<'_>) -> RedisResult<Ve
         shared.subscribed().remove(&room);
         shared.cache.forget(&room);
         shared.replica.forget(&room);
+        shared.marks.forget(&room);
     }
     Ok(changes.subscribe)
 }
@@ -156,7 +159,14 @@ fn receive(shared: &Shared, message: &Msg) {
     let Some(delivery) = shared.delivery.get() else {
         return;
     };
-    if envelope.presence {
+    if envelope.kind == Kind::Mark {
+        let mark = String::from_utf8_lossy(envelope.message.as_bytes());
+        let Some((Ok(offset), user)) = mark.split_once(' ').map(|(o, u)| (o.parse(), u)) else {
+            return add(&counters.received_invalid, 1);
+        };
+        return shared.marks.set(&room, user, offset);
+    }
+    if envelope.kind == Kind::Presence {
         let change = String::from_utf8_lossy(envelope.message.as_bytes());
         let (present, user) = match change.split_at_checked(1) {
             Some(("+", user)) => (true, user),
@@ -167,7 +177,7 @@ fn receive(shared: &Shared, message: &Msg) {
             .replica
             .change(&room, envelope.instance, user, present);
     }
-    if envelope.close {
+    if envelope.kind == Kind::Close {
         if envelope.instance == shared.instance {
             return add(&counters.received_own, 1);
         }
@@ -204,17 +214,25 @@ fn deliver_recorded(shared: &Shared, room: &str, position: &Position, payload: &
         .keep(room, position, rendered, std::time::Duration::ZERO);
 }
 
-/// While Redis is out of reach: every read waiting is answered as unavailable.
+/// While Redis is out of reach: every read and question waiting is answered as unavailable.
 fn answer_unavailable(shared: &Shared) {
     let Some(delivery) = shared.delivery.get() else {
         return;
     };
-    while let Some(read) = shared.next_read() {
-        delivery.answer(Answer {
-            read,
-            page: Page::unavailable(),
-        });
+    while let Some(request) = shared.next_read() {
+        match request {
+            Request::Read(read) => delivery.answer(Answer {
+                read,
+                page: Page::unavailable(),
+                mark: None,
+            }),
+            Request::Query(query) => delivery.reply(&query, StatusCode(503), unavailable()),
+        }
     }
+}
+
+fn unavailable() -> String {
+    r#"{"error":"redis unreachable"}"#.to_string()
 }
 
 /// The reads' side of the thread: a plain connection, made when first needed.
@@ -222,6 +240,7 @@ struct Reads<'a> {
     shared: &'a Shared,
     client: &'a Seeds,
     script: &'a Script,
+    live: &'a Script,
     data: Option<Link>,
 }
 
@@ -261,35 +280,67 @@ impl Reads<'_> {
         Some((reader::page(want, stored, render), offsets))
     }
 
-    /// Loads the presence of rooms just subscribed (changes published from now on come on
-    /// their channels). A room whose presence cannot be read is followed from its changes.
+    /// Loads the presence and read marks of rooms just subscribed (changes published from
+    /// now on come on their channels). A room whose state cannot be read is followed from its
+    /// changes.
     fn load_presence(&mut self, rooms: &[Arc<str>]) {
         let shared = self.shared;
         for room in rooms {
             let who = shared.names.who_key(room);
-            let fields = self
-                .connection()
-                .and_then(|con| redis::cmd("HKEYS").arg(who).query::<Vec<String>>(con));
-            match fields {
-                Ok(fields) => shared.replica.load(room, &fields),
+            let reads = shared.names.reads_key(room);
+            let state = self.connection().and_then(|con| {
+                let fields: Vec<String> = redis::cmd("HKEYS").arg(who).query(con)?;
+                let marks: Vec<(String, u64)> = redis::cmd("HGETALL").arg(reads).query(con)?;
+                Ok((fields, marks))
+            });
+            match state {
+                Ok((fields, marks)) => {
+                    shared.replica.load(room, &fields);
+                    shared.marks.load(room, marks);
+                }
                 Err(error) => {
                     tracing::warn!(%error, %room, "redis presence read failed");
                     self.data = None;
                     shared.replica.load(room, &[]);
+                    shared.marks.load(room, Vec::new());
                 }
             }
         }
     }
 
-    /// Answers the reads waiting, a bounded number of them.
+    /// Answers the reads and questions waiting, a bounded number of them.
     fn serve(&mut self) {
         for _ in 0..READS_PER_TURN {
-            let Some(read) = self.shared.next_read() else {
+            let Some(request) = self.shared.next_read() else {
                 return;
             };
-            let page = self.answer(&read);
-            if let Some(delivery) = self.shared.delivery.get() {
-                delivery.answer(Answer { read, page });
+            let Some(delivery) = self.shared.delivery.get() else {
+                return;
+            };
+            match request {
+                Request::Read(read) => {
+                    let page = self.answer(&read);
+                    let mark = match (&read.user, read.join) {
+                        (Some(user), true) => self.shared.marks.get(&read.room, user),
+                        _ => None,
+                    };
+                    delivery.answer(Answer { read, page, mark });
+                }
+                Request::Query(query) => {
+                    let shared = self.shared;
+                    let scripts = (self.script, self.live);
+                    let answer = self
+                        .connection()
+                        .and_then(|con| queries::answer(con, scripts, shared, &query.ask));
+                    match answer {
+                        Ok(body) => delivery.reply(&query, StatusCode::OK, body),
+                        Err(error) => {
+                            tracing::warn!(%error, "redis admin query failed");
+                            self.data = None;
+                            delivery.reply(&query, StatusCode(503), unavailable());
+                        }
+                    }
+                }
             }
         }
     }

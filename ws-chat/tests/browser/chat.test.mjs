@@ -1,12 +1,19 @@
-// Real-browser test of the chat page: two users in Chromium talk through a running `ws-chat`.
+// Real-browser test of the chat page: two users in Chromium talk through a running `ws-chat`,
+// and the page comes back to a restarted instance of a chat shared through Redis.
 // Run with `CHAT_URL=http://127.0.0.1:PORT ADMIN_URL=http://127.0.0.1:ADMIN_PORT node --test
-// chat.test.mjs` (run.sh builds and starts the server, then does this).
+// chat.test.mjs` (run.sh builds and starts the servers, then does this). The restart test also
+// needs CHAT_A_URL and CHAT_B_URL (two instances with `--redis`), REDIS_PORT, and
+// INSTANCE_A_CTL: the directory where run.sh's supervisor of instance A keeps its pid (`a.pid`)
+// and looks for `start-a`, the word to start it again after it stopped.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
 
 const WAIT_MS = 15_000;
 const CHAT_URL = (process.env.CHAT_URL || '').replace(/\/+$/, '');
@@ -41,7 +48,7 @@ after(async () => {
   if (browser) await browser.close().catch(() => {});
 });
 
-const KNOWN = new Set(['welcome', 'message', 'direct', 'ack', 'presence', 'typing', 'history', 'members', 'refreshed', 'error']);
+const KNOWN = new Set(['welcome', 'joined', 'message', 'direct', 'ack', 'presence', 'typing', 'history', 'members', 'refreshed', 'error']);
 const ERROR_CODES = new Set(['invalid_message', 'not_found', 'forbidden', 'rate_limited', 'too_large', 'unauthorized']);
 
 // The fields the page relies on, per the protocol; extra fields are fine.
@@ -51,16 +58,22 @@ function checkServerMessage(who, raw) {
   const str = (v) => typeof v === 'string';
   const num = (v) => typeof v === 'number' && Number.isFinite(v);
   const chatMessage = (x) => num(x.id) && str(x.from) && str(x.text) && num(x.ts);
+  // A room's position: an epoch and an offset together, or neither (no history in reach).
+  const position = (x) => (str(x.epoch) && num(x.offset)) || (x.epoch === undefined && x.offset === undefined);
+  const roomMessage = (x) => chatMessage(x) && str(x.room) && position(x);
   let ok;
   switch (m && m.type) {
     case 'welcome': ok = str(m.user) && typeof m.guest === 'boolean'; break;
-    case 'message': ok = chatMessage(m) && str(m.room); break;
+    case 'joined':
+      ok = str(m.room) && position(m) && num(m.missed) && (m.recovered === undefined || typeof m.recovered === 'boolean');
+      break;
+    case 'message': ok = roomMessage(m); break;
     case 'direct': ok = chatMessage(m) && str(m.to); break;
     case 'ack': ok = str(m.id) && num(m.msg_id) && num(m.ts); break;
     case 'presence': ok = str(m.room) && str(m.user) && (m.event === 'joined' || m.event === 'left'); break;
     case 'typing': ok = str(m.room) && str(m.user); break;
     case 'history':
-      ok = str(m.room) && Array.isArray(m.messages) && m.messages.every((x) => x && chatMessage(x));
+      ok = str(m.room) && Array.isArray(m.messages) && m.messages.every((x) => x && roomMessage(x));
       break;
     case 'members': ok = str(m.room) && Array.isArray(m.users) && m.users.every(str); break;
     case 'refreshed': ok = num(m.exp); break;
@@ -287,3 +300,268 @@ test('on a restart close (1012) with a hint the page waits the hinted delay, not
     await context.close().catch(() => {});
   }
 });
+
+// ---- an instance restart, with the chat shared through Redis ------------------------------
+
+const CHAT_A_URL = (process.env.CHAT_A_URL || '').replace(/\/+$/, '');
+const CHAT_B_URL = (process.env.CHAT_B_URL || '').replace(/\/+$/, '');
+const REDIS_PORT = Number(process.env.REDIS_PORT || 0);
+const A_CTL = process.env.INSTANCE_A_CTL || '';
+const NO_INSTANCES = !(CHAT_A_URL && CHAT_B_URL && REDIS_PORT && A_CTL) && 'no instances through Redis';
+
+// Waits, polling, until `check` holds; fails after WAIT_MS.
+async function until(what, check) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+// One command to the test's redis-server over a plain socket: the reply's first line.
+function redis(...args) {
+  const request = `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(REDIS_PORT, '127.0.0.1');
+    let reply = '';
+    socket.setTimeout(WAIT_MS, () => socket.destroy(new Error('redis did not answer')));
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(request));
+    socket.on('data', (d) => {
+      reply += d.toString('utf8');
+      // A simple reply ends with its first line; PUBSUB NUMSUB's (*2 $n channel :count) with
+      // the count.
+      const done = args[0] === 'PUBSUB' ? /:(\d+)\r\n$/.exec(reply) : /\r\n$/.test(reply) && [reply, reply];
+      if (done) { socket.end(); resolve(done[1].trim()); }
+    });
+  });
+}
+
+// How many instances subscribe to a room's channel: one does once a member joined there.
+const subscribers = async (room) => Number(await redis('PUBSUB', 'NUMSUB', `ws:{${room}}:msg`));
+
+// A chat client in node (the `ws` package), collecting what the server sends.
+class NodeClient {
+  static async open(url, name) {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/ws?name=' + encodeURIComponent(name), ['chat.v1']);
+    const client = new NodeClient(ws);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return client;
+  }
+
+  constructor(ws) {
+    this.ws = ws;
+    this.received = [];
+    ws.on('message', (data) => this.received.push(JSON.parse(data.toString('utf8'))));
+  }
+
+  send(obj) { this.ws.send(JSON.stringify(obj)); }
+
+  // The first message received, from index `from` on, that `match` takes.
+  async next(what, match, from = 0) {
+    let found = -1;
+    await until(what, () => (found = this.received.findIndex((m, i) => i >= from && match(m))) >= 0);
+    return this.received[found];
+  }
+
+  // Says `text` in `room`: waits for the ack, then for the message back through the room
+  // (numbered, so recorded in Redis), which it returns.
+  async post(room, text) {
+    const id = 'n-' + text;
+    const from = this.received.length;
+    this.send({ type: 'send', room, text, id });
+    await this.next(`the ack of ${text}`, (m) => m.type === 'ack' && m.id === id, from);
+    return this.next(`${text} back`, (m) => m.type === 'message' && m.room === room && m.text === text, from);
+  }
+
+  close() { this.ws.close(1000); }
+}
+
+// Instance A, kept by run.sh's supervisor: its pid while it runs, else null.
+const instanceA = () => {
+  try { return Number(readFileSync(A_CTL + '/a.pid', 'utf8')) || null; } catch { return null; }
+};
+
+// Stops instance A as a restart does (SIGTERM: its clients are closed with 1012 and a hint
+// under a second) and waits until it has exited; the page notices.
+async function stopA(page) {
+  const pid = instanceA();
+  assert.ok(pid, 'instance A runs');
+  process.kill(pid, 'SIGTERM');
+  await page.waitForFunction(() => document.querySelector('#status').dataset.state !== 'connected',
+    null, { timeout: WAIT_MS });
+  await until('instance A to exit', () => instanceA() === null);
+  return pid;
+}
+
+// Has the supervisor start A again, on the same port.
+async function startA(old) {
+  writeFileSync(A_CTL + '/start-a', '');
+  await until('instance A to start again', () => instanceA() !== null && instanceA() !== old);
+}
+
+// A test of the page on instance A and a node client, bob, on B, in a room of its own: `body`
+// gets them once both instances subscribe to the room. What the page sent and received is
+// recorded per connection (`seen`), and Chromium's view of its handshakes (`handshakes`).
+function restartTest(title, body) {
+  test(title, { timeout: 90_000, skip: NO_INSTANCES }, async (t) => {
+    const run = Date.now().toString(36);
+    const room = 'back-' + run;
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const seen = [];
+    const handshakes = [];
+    let bob;
+    let page;
+    try {
+      page = await context.newPage();
+      page.setDefaultTimeout(WAIT_MS);
+      page.on('pageerror', (e) => problems.push(`paula: page error: ${e.message}`));
+      let connections = 0;
+      page.on('websocket', (ws) => {
+        const n = ++connections;
+        ws.on('framereceived', ({ payload }) => {
+          const text = String(payload);
+          seen.push({ n, dir: 'in', m: JSON.parse(text) });
+          const bad = checkServerMessage('paula', text);
+          if (bad) problems.push(bad);
+        });
+        ws.on('framesent', ({ payload }) => seen.push({ n, dir: 'out', m: JSON.parse(String(payload)) }));
+      });
+      const cdp = await context.newCDPSession(page);
+      const header = (headers, name) => headers[name] ?? headers[name.toLowerCase()];
+      cdp.on('Network.webSocketWillSendHandshakeRequest',
+        (e) => handshakes.push({ offered: header(e.request.headers, 'Sec-WebSocket-Protocol') }));
+      cdp.on('Network.webSocketHandshakeResponseReceived',
+        (e) => handshakes.push({ status: e.response.status, answered: header(e.response.headers, 'Sec-WebSocket-Protocol') }));
+      await cdp.send('Network.enable');
+
+      assert.equal((await page.goto(CHAT_A_URL + '/')).status(), 200);
+      await page.fill('#name', 'paula');
+      await page.fill('#room', room);
+      await page.click('#join');
+      const connected = () => page.waitForFunction(
+        () => document.querySelector('#status').dataset.state === 'connected', null, { timeout: WAIT_MS });
+      await connected();
+      bob = await NodeClient.open(CHAT_B_URL, 'bob');
+      assert.equal(bob.ws.protocol, 'chat.v1', 'the node client offered the chat version: answered with it');
+      await bob.next('bob welcomed', (m) => m.type === 'welcome');
+      bob.send({ type: 'join', room });
+      await bob.next('bob joined', (m) => m.type === 'joined' && m.room === room);
+      await until('both instances to subscribe to the room', async () => (await subscribers(room)) === 2);
+
+      // The room's messages on the page, each with its position; the frames of the
+      // connections that opened (attempts while A was down never did), in order.
+      const shown = () => page.$$eval(`#messages .msg[data-room="${room}"]`,
+        (els) => els.map((e) => ({ text: e.dataset.text, epoch: e.dataset.epoch, offset: Number(e.dataset.offset) })));
+      const opened = () => [...new Set(seen.map((f) => f.n))].map((n) => seen.filter((f) => f.n === n));
+      await body({ page, room, bob, connected, shown, opened, handshakes });
+
+      assert.equal(await page.locator('#errors li').count(), 0,
+        'no errors shown once back: ' + (await page.textContent('#errors')));
+      assert.deepEqual(problems, [], 'page errors or protocol deviations');
+    } catch (e) {
+      for (const f of seen) t.diagnostic(`paula#${f.n} ${f.dir === 'in' ? '<-' : '->'} ${JSON.stringify(f.m)}`);
+      if (bob) for (const m of bob.received) t.diagnostic('bob <- ' + JSON.stringify(m));
+      for (const p of problems) t.diagnostic('problem: ' + p);
+      if (page) {
+        mkdirSync(SHOTS, { recursive: true });
+        await page.screenshot({ path: SHOTS + `failure-${room}.png` }).catch(() => {});
+      }
+      throw e;
+    } finally {
+      if (bob) bob.close();
+      await context.close().catch(() => {});
+      // Leave A running for what comes next, if the test stopped it.
+      if (A_CTL && instanceA() === null && !existsSync(A_CTL + '/start-a')) writeFileSync(A_CTL + '/start-a', '');
+    }
+  });
+}
+
+const framesOf = (conn, dir, type) => conn.filter((f) => f.dir === dir && f.m.type === type).map((f) => f.m);
+
+restartTest('the page comes back to a restarted instance and shows what it missed, once, in order',
+  async ({ page, room, bob, connected, shown, opened, handshakes }) => {
+    const run = room.slice(5);
+    const first = await bob.post(room, `before ${run}`);
+    assert.ok(typeof first.epoch === 'string' && first.offset === 1, JSON.stringify(first));
+    await page.locator(`#messages .msg[data-room="${room}"][data-offset="1"]`).waitFor();
+
+    // A stops, and stays down while bob, on B, says three things.
+    const pid = await stopA(page);
+    const missed = [];
+    for (let i = 1; i <= 3; i++) missed.push((await bob.post(room, `missed ${i} ${run}`)).text);
+
+    // A starts again; the page reconnects and re-joins from the last message it showed.
+    await startA(pid);
+    await connected();
+    await until('the missed messages on the page', async () => (await shown()).length === 4);
+    await until('instance A to subscribe again', async () => (await subscribers(room)) === 2);
+    const live = [];
+    for (let i = 1; i <= 2; i++) live.push((await bob.post(room, `live ${i} ${run}`)).text);
+    await until('the live messages on the page', async () => (await shown()).length >= 6);
+
+    const texts = [first.text, ...missed, ...live];
+    assert.deepEqual(await shown(), texts.map((text, i) => ({ text, epoch: first.epoch, offset: i + 1 })),
+      'each message once, in order');
+    assert.equal(await page.locator('#messages .notice[data-kind="gap"]').count(), 0, 'nothing reported missing');
+
+    // It was recovery: the second connection joined from offset 1 of the same epoch, was
+    // answered `recovered` with three missed, and asked for no history.
+    const connections = opened();
+    assert.equal(connections.length, 2, 'one reconnect that opened');
+    const [, second] = connections;
+    assert.deepEqual(framesOf(second, 'out', 'join'), [{ type: 'join', room, epoch: first.epoch, offset: 1 }]);
+    assert.deepEqual(framesOf(second, 'in', 'joined'),
+      [{ type: 'joined', room, epoch: first.epoch, offset: 4, recovered: true, missed: 3 }]);
+    assert.deepEqual(framesOf(second, 'out', 'history'), [], 'no history asked for');
+
+    // The page offered the chat's version and was answered with it, both times.
+    const offers = handshakes.filter((h) => 'offered' in h).map((h) => h.offered);
+    const answers = handshakes.filter((h) => h.status === 101).map((h) => h.answered);
+    assert.ok(offers.length >= 2 && offers.every((o) => o === 'chat.v1'), JSON.stringify(offers));
+    assert.deepEqual(answers, ['chat.v1', 'chat.v1']);
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: SHOTS + 'recovered.png' });
+  });
+
+restartTest('a page whose room history was lost meanwhile says so and refills from history',
+  async ({ page, room, bob, connected, shown, opened }) => {
+    const run = room.slice(5);
+    const old = await bob.post(room, `old ${run}`);
+    await page.locator(`#messages .msg[data-room="${room}"][data-offset="1"]`).waitFor();
+
+    // While A is down, Redis loses every history: the room's next message starts a new epoch.
+    const pid = await stopA(page);
+    assert.equal(await redis('FLUSHALL'), '+OK');
+    const fresh = [];
+    for (let i = 1; i <= 2; i++) fresh.push(await bob.post(room, `new ${i} ${run}`));
+    assert.notEqual(fresh[0].epoch, old.epoch, 'a new epoch');
+    assert.deepEqual(fresh.map((m) => m.offset), [1, 2]);
+
+    await startA(pid);
+    await connected();
+    await page.locator('#messages .notice[data-kind="gap"]').waitFor();
+    await until('the new epoch on the page', async () => (await shown()).length === 3);
+    await until('instance A to subscribe again', async () => (await subscribers(room)) === 2);
+    const live = await bob.post(room, `live ${run}`);
+    await until('the live message on the page', async () => (await shown()).length >= 4);
+
+    const at = (m) => ({ text: m.text, epoch: m.epoch, offset: m.offset });
+    assert.deepEqual(await shown(), [old, ...fresh, live].map(at), 'each message once, in order');
+    // The notice stands between the old epoch and the new.
+    const order = await page.$$eval('#messages > *', (els) => els.map((e) => e.dataset.kind || e.dataset.text));
+    assert.deepEqual(order.filter((x) => x !== undefined), [old.text, 'gap', ...fresh.map((m) => m.text), live.text]);
+    assert.equal(await page.textContent('#messages .notice[data-kind="gap"]'), 'some messages may be missing');
+
+    // The second connection asked to recover from the old epoch, was told it could not, with
+    // the room's new position, and asked for the history.
+    const [, second] = opened();
+    assert.deepEqual(framesOf(second, 'out', 'join'), [{ type: 'join', room, epoch: old.epoch, offset: 1 }]);
+    assert.deepEqual(framesOf(second, 'in', 'joined'),
+      [{ type: 'joined', room, epoch: fresh[0].epoch, offset: 2, recovered: false, missed: 0 }]);
+    assert.equal(framesOf(second, 'out', 'history').length, 1);
+  });

@@ -76,6 +76,7 @@ fn no_configuration_gives_the_defaults_on_loopback_9001() {
         max_history_rooms: 10_000,
         memory_budget: half_the_memory(),
         admin_listen: OptionalAddr(Some("127.0.0.1:9002".parse().unwrap())),
+        admin_token: None,
     };
     assert_eq!(config, expected);
     assert_eq!(config.listen.to_string(), "127.0.0.1:9001");

@@ -21,7 +21,7 @@ fn record(histories: &Histories, room: &str, n: u64, now: Duration) -> Vec<Posit
     let mut positions = Vec::new();
     for _ in 0..n {
         histories.record(
-            room,
+            (room, None),
             now,
             |_| false,
             |p| {
@@ -151,7 +151,7 @@ fn the_sweep_drops_expired_empty_rooms_a_bounded_few_per_call_and_keeps_the_rest
         looked.set(looked.get() + 1);
         is_empty(room)
     };
-    histories.record("new", later, counting, |_| text(0));
+    histories.record(("new", None), later, counting, |_| text(0));
     // The room itself, and the sweep's few (in whichever shard "new" is).
     assert!(
         looked.get() <= SWEEP + 1,
@@ -178,7 +178,7 @@ fn past_the_cap_on_rooms_a_new_room_gets_no_position_until_another_expires() {
     }
     let mut got = None;
     histories.record(
-        "d",
+        ("d", None),
         NOW,
         |_| true,
         |p| {
@@ -267,4 +267,58 @@ fn epochs_are_short_safe_text() {
     }
     assert!(Epoch::parse(&"a".repeat(33)).is_none());
     assert!(Epoch::parse("é").is_none());
+}
+
+#[test]
+fn a_message_recorded_once_by_key_is_dropped_when_it_comes_again() {
+    let histories = with_limits(10, 10, HOUR);
+    let mut delivered = 0;
+    for key in ["a", "b", "a", "c", "b"] {
+        histories.record(
+            ("r", Some(key)),
+            NOW,
+            |_| false,
+            |_| {
+                delivered += 1;
+                text(delivered)
+            },
+        );
+    }
+    assert_eq!(delivered, 3);
+    // Only the last RECENT_KEYS keys are remembered.
+    for n in 0..RECENT_KEYS {
+        histories.record(("r", Some(&n.to_string())), NOW, |_| false, |_| text(0));
+    }
+    let mut again = false;
+    histories.record(
+        ("r", Some("a")),
+        NOW,
+        |_| false,
+        |_| {
+            again = true;
+            text(0)
+        },
+    );
+    assert!(again, "forgotten after RECENT_KEYS others");
+    let mut later = false;
+    histories.record(
+        ("r", Some("a")),
+        ONCE_WINDOW - Duration::from_secs(1),
+        |_| false,
+        |_| {
+            later = true;
+            text(0)
+        },
+    );
+    assert!(!later, "taken within the window");
+    histories.record(
+        ("r", Some("a")),
+        ONCE_WINDOW * 3,
+        |_| false,
+        |_| {
+            later = true;
+            text(0)
+        },
+    );
+    assert!(later, "forgotten past the window");
 }

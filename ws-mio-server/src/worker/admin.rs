@@ -17,6 +17,7 @@ use ws_proto::StatusCode;
 
 impl<H: Handler> Worker<H> {
     pub(super) fn serve_admin(&self, request: &Request) -> HttpResponse {
+        // The API has its own methods (admin_api); these are all GET.
         if request.method() != "GET" {
             return HttpResponse::text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n")
                 .header("Allow", "GET");

@@ -312,7 +312,8 @@ impl<H: Handler> Worker<H> {
                 }
             }
             (Command::Publish(room, message), _) => self.publish(room, RoomMessage::new(message)),
-            (Command::Record(room, payload), _) => self.record(room, payload),
+            (Command::Record(room, payload, once), _) => self.record(room, payload, once),
+            (Command::Mark(room, user, offset), _) => self.mark(room, user, offset),
             (Command::CloseRoom(room, code, reason), _) => {
                 for worker in 0..self.services.workers {
                     if worker != self.index as usize {

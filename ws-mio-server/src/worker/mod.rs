@@ -23,6 +23,7 @@
 //! crosses between workers).
 
 mod admin;
+mod admin_api;
 pub(crate) mod admission;
 mod budget;
 mod dispatch;
@@ -129,8 +130,16 @@ impl Services {
         let workers = peers.len();
         let broker = broker.unwrap_or_else(|| Arc::new(Local));
         let metrics = Metrics::new(workers);
+        let rooms = Arc::new(RoomRegistry::with_broker(
+            RoomLimits {
+                rooms: config.max_rooms,
+                members: config.max_room_members,
+                per_connection: config.max_rooms_per_connection,
+            },
+            broker.clone(),
+        ));
         Services {
-            delivery: Delivery::new(peers, metrics.clone(), renderers),
+            delivery: Delivery::new((peers, metrics.clone()), renderers, rooms.clone()),
             history: Arc::new(Histories::new(config.history_limits())),
             users: Arc::new(Users::new(broker.clone())),
             admission: Arc::new(Admission::new(
@@ -139,14 +148,7 @@ impl Services {
                 config.ipv6_prefix_len,
             )),
             handshakes: Arc::new(HandshakeRate::new(&config)),
-            rooms: Arc::new(RoomRegistry::with_broker(
-                RoomLimits {
-                    rooms: config.max_rooms,
-                    members: config.max_room_members,
-                    per_connection: config.max_rooms_per_connection,
-                },
-                broker.clone(),
-            )),
+            rooms,
             metrics,
             broker,
             workers,
@@ -412,6 +414,11 @@ impl<H: Handler> Worker<H> {
             Remote::Command(command) => self.apply_local(command),
             Remote::Answer(answer) => self.answered(*answer),
             Remote::CloseRoom(room, code, reason) => self.close_room(&room, code, &reason),
+            Remote::Reply(to, response) => {
+                if let Some(key) = self.local_key(to) {
+                    self.answer(key, response.encode());
+                }
+            }
             Remote::Shutdown => self.begin_drain(),
         }
     }

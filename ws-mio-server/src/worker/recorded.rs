@@ -15,16 +15,16 @@ use std::sync::Arc;
 use ws_proto::Message;
 
 impl<H: Handler> Worker<H> {
-    /// Numbers, keeps and delivers a recorded message.
-    pub(super) fn record(&mut self, room: Arc<str>, payload: Message) {
+    /// Numbers, keeps and delivers a recorded message (unless its key was recorded lately).
+    pub(super) fn record(&mut self, room: Arc<str>, payload: Message, once: Option<Arc<str>>) {
         let services = &self.services;
         if services.broker.records() {
-            return services.broker.record(&room, &payload);
+            return services.broker.record(&room, &payload, once.as_deref());
         }
         let rooms = &services.rooms;
         let delivery = &services.delivery;
         services.history.record(
-            &room,
+            (&room, once.as_deref()),
             self.now,
             |r| rooms.member_count(r) == 0,
             |position| delivery.deliver_recorded(&room, position, &payload),
@@ -52,7 +52,11 @@ impl<H: Handler> Worker<H> {
         let page = services
             .history
             .read(&read.room, read.want.clone(), self.now, is_empty);
-        self.answered(Answer { read, page });
+        let mark = match (&read.user, read.join) {
+            (Some(user), true) => services.history.mark_of(&read.room, user),
+            _ => None,
+        };
+        self.answered(Answer { read, page, mark });
     }
 
     /// The answer to a connection's read: to the handler, then, for a join, the messages it
@@ -84,6 +88,14 @@ impl<H: Handler> Worker<H> {
         self.mark_dirty(key);
         self.fanout
             .join_after(room.clone(), key, answer.page.position.clone());
+    }
+
+    /// Keeps a user's read mark in a room.
+    pub(super) fn mark(&mut self, room: Arc<str>, user: Arc<str>, offset: u64) {
+        match self.services.broker.records() {
+            true => self.services.broker.mark(&room, &user, offset),
+            false => self.services.history.mark(&room, &user, offset),
+        }
     }
 
     fn in_room(&self, key: Key, room: &str) -> bool {

@@ -6,7 +6,7 @@
 //! `ws_inbox_drops_total`): a worker that far behind is served like a slow consumer, and
 //! nobody waits on it. Only the order to shut down waits for room.
 
-use crate::handler::Command;
+use crate::handler::{Command, ConnId, HttpResponse};
 use crate::history::{Answer, Position};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub(crate) enum Remote {
     Answer(Box<Answer>),
     /// Close every local member of a room (a user's room: disconnect the user).
     CloseRoom(Arc<str>, CloseCode, String),
+    /// The answer to an admin API question asked on this worker's admin connection.
+    Reply(ConnId, HttpResponse),
     /// Start the graceful shutdown.
     Shutdown,
 }

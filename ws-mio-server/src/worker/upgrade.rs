@@ -42,6 +42,13 @@ impl<H: Handler> Worker<H> {
             return;
         };
         if conn.origin == Listener::Admin {
+            if request.path().starts_with("/api/") {
+                // An answer from the broker comes later, to this connection.
+                if let Some(response) = self.serve_api(key, &request) {
+                    self.answer(key, response.encode());
+                }
+                return;
+            }
             let response = self.serve_admin(&request);
             return self.answer(key, response.encode());
         }
