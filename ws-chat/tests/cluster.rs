@@ -5,8 +5,9 @@
 //! the last, once each, in order. The same with Redis restarted mid-stream (from its
 //! append-only file): the instances report themselves degraded and serve their own clients
 //! (without offsets), then go on numbering where they were. Presence covers every instance,
-//! and the users of an instance killed leave it once its lease has ended. The killed instance
-//! and the presence run on a three-master Redis Cluster too. Every wait is bounded.
+//! and the users of an instance killed leave it once its lease has ended. The killed instance,
+//! the presence, the admin API and the retried send run on a three-master Redis Cluster too.
+//! Every wait is bounded.
 
 #[path = "../../ws-mio-server/tests/common/mod.rs"]
 mod common;
@@ -451,8 +452,17 @@ fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once(
 #[test]
 fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
     let _turn = turn();
-    let redis = RedisServer::start();
-    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    admin_api(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_the_admin_api_of_any_instance_answers_for_every_instance() {
+    let _turn = turn();
+    admin_api(&RedisCluster::start());
+}
+
+fn admin_api(redis: &dyn TestRedis) {
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(redis)).collect();
     // Ann on the first two instances, Bob on the second; nobody on the third.
     let mut ann: Vec<Member> = (0..2)
         .map(|i| Member::join(instances[i].addr, "ann", None))
@@ -513,8 +523,17 @@ fn the_admin_api_of_any_instance_acts_on_and_answers_for_every_instance() {
 #[test]
 fn a_send_retried_through_another_instance_with_its_id_is_posted_once() {
     let _turn = turn();
-    let redis = RedisServer::start();
-    let instances: Vec<ServerProcess> = (0..2).map(|_| instance(&redis)).collect();
+    retried_send(&RedisServer::start());
+}
+
+#[test]
+fn on_a_redis_cluster_a_send_retried_through_another_instance_is_posted_once() {
+    let _turn = turn();
+    retried_send(&RedisCluster::start());
+}
+
+fn retried_send(redis: &dyn TestRedis) {
+    let instances: Vec<ServerProcess> = (0..2).map(|_| instance(redis)).collect();
     let mut first = Member::join(instances[0].addr, "ann", None);
     let mut listener = Member::join(instances[1].addr, "lee", None);
     wait_until("both instances to know both", || {
