@@ -48,6 +48,10 @@ pub struct FanoutArgs {
     /// Seconds after which a message not yet delivered to everyone is given up as lost.
     #[arg(long, default_value_t = 5.0)]
     pub loss_timeout: f64,
+    /// Instances of one server (through a broker) to spread the connections over, round
+    /// robin, instead of all to `--addr`: comma-separated addresses.
+    #[arg(long, value_delimiter = ',')]
+    pub spread: Vec<std::net::SocketAddr>,
 }
 
 /// The marker before a published message's stamp, and before a readiness probe's.
@@ -225,6 +229,7 @@ impl Driver for Fanout {
 pub(super) fn run(args: &Args, fanout: &FanoutArgs) -> Result<Value, String> {
     let mut progress = Progress::new(args.quiet, "fanout");
     let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    pool.spread(fanout.spread.clone());
     let members = fanout.members.max(1);
     let mut driver = Fanout {
         protocol: fanout.protocol,
@@ -297,6 +302,7 @@ pub(super) fn run(args: &Args, fanout: &FanoutArgs) -> Result<Value, String> {
         "params".into(),
         json!({
             "members": members,
+            "instances": fanout.spread.len().max(1),
             "in_flight": driver.in_flight,
             "protocol": format!("{:?}", fanout.protocol).to_lowercase(),
             "size": fanout.size,
@@ -315,6 +321,9 @@ pub(super) fn run(args: &Args, fanout: &FanoutArgs) -> Result<Value, String> {
     report.insert("latency_us".into(), latency_json(&driver.latency));
     report.insert("lost".into(), json!(driver.lost));
     report.insert("late".into(), json!(driver.late));
+    // Everything the publisher sent, warm-up and readiness probes included: what a broker's
+    // per-message cost is divided by.
+    report.insert("sent_total".into(), json!(driver.next_seq + probes));
     Ok(Value::Object(report))
 }
 

@@ -244,6 +244,8 @@ pub struct Pool {
     events: Events,
     read_buf: Vec<u8>,
     addr: SocketAddr,
+    /// Where connections go by id, round robin, when not all to `addr` ([`Pool::spread`]).
+    spread: Vec<SocketAddr>,
     host: String,
     nonce: u64,
     /// permessage-deflate, offered by every connection and required of the server.
@@ -260,6 +262,7 @@ impl Pool {
             events: Events::with_capacity(1024),
             read_buf: vec![0; 256 << 10],
             addr,
+            spread: Vec::new(),
             host: addr.to_string(),
             nonce: 0x2545_f491_4f6c_dd1d,
             deflate: None,
@@ -272,6 +275,12 @@ impl Pool {
                 errors: Vec::new(),
             },
         })
+    }
+
+    /// Sends connection `id` to `addrs[id % addrs.len()]` instead of the pool's address (several
+    /// instances of one server); an empty list sends all to the pool's address.
+    pub fn spread(&mut self, addrs: Vec<SocketAddr>) {
+        self.spread = addrs;
     }
 
     /// Has every connection started from now on offer permessage-deflate with `config`; one
@@ -291,7 +300,11 @@ impl Pool {
         let (handshake, request) =
             ClientHandshake::new(&request, nonce, HandshakeLimits::default());
         let started = Instant::now();
-        let socket = connect_registered(&self.poll, self.addr, id);
+        let addr = match self.spread.len() {
+            0 => self.addr,
+            n => self.spread[id % n],
+        };
+        let socket = connect_registered(&self.poll, addr, id);
         let (socket, failure) = match socket {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
