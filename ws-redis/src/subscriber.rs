@@ -2,7 +2,9 @@
 //! the rooms this instance has members in ([`crate::interest`]) and to no others, so an
 //! instance receives the messages of its own rooms, not the cluster's; and a second, plain
 //! connection for reads of rooms' histories ([`crate::reader`]), which this thread serves too,
-//! so a read and the live messages it meets are put in one order.
+//! so a read and the live messages it meets are put in one order. On a Redis Cluster the
+//! pub/sub connection is one sharded connection per master (`SSUBSCRIBE`, each room's channel
+//! on the master owning its slot), and the plain one sends each read to the room's master.
 //!
 //! A recorded message received is delivered to the server's [`ws_mio_server::Delivery`]
 //! (rendered and encoded once, bounded worker inboxes) unless this instance delivered its
