@@ -208,6 +208,11 @@ fn count_of(reply: &str) -> u64 {
     count.strip_prefix(':').unwrap().parse().unwrap()
 }
 
+/// How many connections are subscribed to shard channel `channel` on `node`.
+fn shard_subscribers(node: &RedisServer, channel: &str) -> u64 {
+    count_of(&node.command(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap())
+}
+
 /// A Redis Cluster of three masters on loopback ports the system had free, slots 0-5460,
 /// 5461-10922 and 10923-16383 in that order, persisting nothing; killed when dropped. Made with
 /// `CLUSTER ADDSLOTSRANGE`, `SET-CONFIG-EPOCH` and `MEET` (what `redis-cli --cluster create`
@@ -325,10 +330,10 @@ impl TestRedis for RedisCluster {
         last
     }
     fn subscribers(&self, channel: &str) -> u64 {
-        let on = |node: &RedisServer| {
-            count_of(&node.command(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap())
-        };
-        self.nodes.iter().map(on).sum()
+        self.nodes
+            .iter()
+            .map(|n| shard_subscribers(n, channel))
+            .sum()
     }
     fn publish_command(&self) -> &'static str {
         "SPUBLISH"
@@ -337,11 +342,10 @@ impl TestRedis for RedisCluster {
         self.nodes.len()
     }
     fn subscribed_on(&self, channel: &str) -> Vec<usize> {
-        let on = |node: &RedisServer| {
-            count_of(&node.command(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap())
-        };
-        (0..self.nodes.len())
-            .filter(|&i| on(&self.nodes[i]) > 0)
+        let nodes = self.nodes.iter().enumerate();
+        nodes
+            .filter(|(_, n)| shard_subscribers(n, channel) > 0)
+            .map(|(i, _)| i)
             .collect()
     }
 }
