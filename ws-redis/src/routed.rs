@@ -210,6 +210,18 @@ impl Routed {
         Err(error)
     }
 
+    /// [`Self::fail`] for a pipeline that other masters may have carried out in part: the
+    /// error no longer reads as a dropped connection, so nobody sends the whole pipeline again
+    /// (a recorded message would be numbered twice).
+    fn fail_partly<T>(&mut self, error: RedisError) -> RedisResult<T> {
+        let detail = error.to_string();
+        self.fail(RedisError::from((
+            ErrorKind::Client,
+            "a cluster pipeline failed after other masters took their part",
+            detail,
+        )))
+    }
+
     /// One command to the owner of its key, following redirections; or to every master.
     fn request(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         let args = args_of(cmd);
@@ -267,7 +279,9 @@ impl Routed {
     }
 
     /// A pipeline: one per master, all sent, then all answers read; a command redirected is
-    /// sent again alone.
+    /// sent again alone. Every master is connected before anything is sent, so a master out of
+    /// reach fails the pipeline as a whole; a failure once some master may have carried out its
+    /// part is [`Self::fail_partly`].
     fn pipeline(&mut self, cmds: &[Cmd]) -> RedisResult<Vec<Value>> {
         let masters = self.map.masters();
         let mut groups: BTreeMap<Node, Vec<usize>> = BTreeMap::new();
@@ -281,7 +295,13 @@ impl Routed {
             };
             groups.entry(node).or_default().push(i);
         }
-        for (node, indexes) in &groups {
+        for node in groups.keys() {
+            if let Err(error) = self.connection(node) {
+                return self.fail(error);
+            }
+        }
+        let several = groups.len() > 1;
+        for (n, (node, indexes)) in groups.iter().enumerate() {
             let mut packed = Vec::new();
             for &i in indexes {
                 cmds[i].write_packed_command(&mut packed);
@@ -289,8 +309,10 @@ impl Routed {
             let sent = self
                 .connection(node)
                 .and_then(|con| con.send_packed_command(&packed));
-            if let Err(error) = sent {
-                return self.fail(error);
+            match sent {
+                Ok(()) => {}
+                Err(error) if n == 0 => return self.fail(error),
+                Err(error) => return self.fail_partly(error),
             }
         }
         let mut answers = vec![Value::Nil; cmds.len()];
@@ -304,6 +326,7 @@ impl Routed {
                 match answer {
                     Ok(value) if redirection(&value).is_some() => again.push(i),
                     Ok(value) => answers[i] = value,
+                    Err(error) if several => return self.fail_partly(error),
                     Err(error) => return self.fail(error),
                 }
             }
@@ -311,7 +334,10 @@ impl Routed {
         // A redirected command was not carried out: send it again, in the pipeline's order.
         again.sort_unstable();
         for i in again {
-            answers[i] = self.request(&cmds[i])?;
+            answers[i] = match self.request(&cmds[i]) {
+                Ok(value) => value,
+                Err(error) => return self.fail_partly(error),
+            };
         }
         Ok(answers)
     }
@@ -406,6 +432,22 @@ mod tests {
         let second = unpack(parser.parse_value(&mut rest).unwrap()).unwrap();
         assert_eq!(args_of(&first), [&b"SADD"[..], b"k", b"\xff\r\n"]);
         assert_eq!(args_of(&second), [&b"HKEYS"[..], b"ws:{r}:who"]);
+    }
+
+    #[test]
+    fn a_pipeline_failing_after_some_master_took_its_part_is_not_to_be_sent_again() {
+        let seeds = Seeds::parse("redis://127.0.0.1:1").unwrap();
+        let mut routed = Routed::new(seeds, SlotMap::default(), Duration::from_secs(1));
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(dropped.is_connection_dropped());
+        let whole = routed.fail::<()>(dropped.clone()).unwrap_err();
+        assert!(
+            whole.is_connection_dropped(),
+            "nothing was carried out: send again"
+        );
+        let partly = routed.fail_partly::<()>(dropped).unwrap_err();
+        assert!(!partly.is_connection_dropped() && !partly.is_connection_refusal());
+        assert!(partly.to_string().contains("other masters"), "{partly}");
     }
 
     #[test]
