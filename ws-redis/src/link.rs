@@ -53,7 +53,11 @@ pub(crate) fn find(seeds: &Seeds, timeout: Duration) -> RedisResult<Found> {
             }
         };
         match topology::is_cluster(&mut con) {
-            Ok(true) => return SlotMap::read(&mut con, &host_of(seed)).map(Found::Cluster),
+            Ok(true) => {
+                let map = SlotMap::read(&mut con, &host_of(&seed))?;
+                seeds.learn(map.masters().into_iter().map(|n| (n.host, n.port)));
+                return Ok(Found::Cluster(map));
+            }
             Ok(false) => return Ok(Found::Single(con)),
             Err(error) if matches!(error.kind(), redis::ErrorKind::Server(_)) => {
                 return Ok(Found::Single(con))

@@ -161,8 +161,16 @@ impl Routed {
         Ok(self.nodes.get_mut(node).expect("inserted above"))
     }
 
-    /// Reads the slot map again, from a master connected now or else from a seed.
+    /// Reads the slot map again, from a master connected now or else from a seed; the seeds
+    /// learn its masters.
     fn refresh(&mut self) -> RedisResult<()> {
+        self.read_map()?;
+        let masters = self.map.masters().into_iter().map(|n| (n.host, n.port));
+        self.seeds.learn(masters);
+        Ok(())
+    }
+
+    fn read_map(&mut self) -> RedisResult<()> {
         let mut last_error = None;
         let connected: Vec<Node> = self.nodes.keys().cloned().collect();
         for node in connected {

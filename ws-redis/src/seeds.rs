@@ -2,10 +2,13 @@
 //! Cluster (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`). Whether Redis is a cluster is not
 //! said here but found at each connection (`INFO cluster`): a single Redis given as one URL
 //! works as before, and a cluster can be reached through any one of its nodes; several seeds
-//! only let it connect while some of them are down.
+//! only let it connect while some of them are down. The masters of a cluster, once known,
+//! are tried after the seeds, so an instance given one node finds the cluster again when
+//! that node is gone.
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 /// The seed nodes, in the order given.
 ///
@@ -19,6 +22,8 @@ use std::fmt;
 #[derive(Debug, Clone)]
 pub struct Seeds {
     nodes: Vec<ConnectionInfo>,
+    /// The cluster's masters as last read (`HOST`, `PORT`), shared by every copy.
+    learned: Arc<Mutex<Vec<(String, u16)>>>,
 }
 
 /// Why a `--redis` value is not usable. It never repeats the value, which may hold a password.
@@ -87,7 +92,10 @@ impl Seeds {
             }
             nodes.push(info);
         }
-        Ok(Seeds { nodes })
+        Ok(Seeds {
+            nodes,
+            learned: Arc::default(),
+        })
     }
 
     /// How many seeds there are (at least one).
@@ -100,9 +108,26 @@ impl Seeds {
         self.nodes.is_empty()
     }
 
-    /// Each seed's connection settings.
-    pub(crate) fn nodes(&self) -> &[ConnectionInfo] {
-        &self.nodes
+    /// The nodes to try, in turn: each seed, then each master last learned that is not one.
+    pub(crate) fn nodes(&self) -> Vec<ConnectionInfo> {
+        let learned = self
+            .learned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut nodes = self.nodes.clone();
+        for (host, port) in learned {
+            let address = ConnectionAddr::Tcp(host.clone(), port);
+            if !nodes.iter().any(|n| n.addr() == &address) {
+                nodes.push(self.node(&host, port));
+            }
+        }
+        nodes
+    }
+
+    /// The cluster's masters, as a slot map just read names them.
+    pub(crate) fn learn(&self, masters: impl IntoIterator<Item = (String, u16)>) {
+        *self.learned.lock().unwrap_or_else(|p| p.into_inner()) = masters.into_iter().collect();
     }
 
     /// The settings of the first seed (user, password, protocol) for another node, at
@@ -127,6 +152,26 @@ mod tests {
         let other = seeds.node("10.0.0.3", 7003);
         assert_eq!(other.addr(), &ConnectionAddr::Tcp("10.0.0.3".into(), 7003));
         assert_eq!(other.redis_settings().password(), Some("pw"));
+    }
+
+    #[test]
+    fn masters_learned_are_tried_after_the_seeds_and_by_every_copy() {
+        let seeds = Seeds::parse("redis://:pw@10.0.0.1:7001").unwrap();
+        let copy = seeds.clone();
+        copy.learn([
+            ("10.0.0.1".to_string(), 7001),
+            ("10.0.0.2".to_string(), 7002),
+        ]);
+        let nodes = seeds.nodes();
+        let addresses: Vec<&ConnectionAddr> = nodes.iter().map(|n| n.addr()).collect();
+        assert_eq!(
+            addresses,
+            [
+                &ConnectionAddr::Tcp("10.0.0.1".into(), 7001),
+                &ConnectionAddr::Tcp("10.0.0.2".into(), 7002)
+            ]
+        );
+        assert_eq!(nodes[1].redis_settings().password(), Some("pw"));
     }
 
     #[test]
