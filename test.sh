@@ -19,7 +19,8 @@ need=()
 command -v ss >/dev/null || need+=(iproute2)
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3)
-# ws-redis's tests start a redis-server of their own on a loopback port.
+# ws-redis's tests start a redis-server of their own on a loopback port, and Redis Clusters
+# of three of them (Redis 7.0 or later: sharded pub/sub, ADDSLOTSRANGE, cluster-port).
 command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
