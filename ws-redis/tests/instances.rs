@@ -245,6 +245,46 @@ fn on_a_redis_cluster_a_room_whose_slot_moves_to_another_master_is_followed_ther
 }
 
 #[test]
+fn on_a_redis_cluster_a_master_that_fails_over_to_its_replica_is_followed() {
+    let mut cluster = RedisCluster::start_with_replica();
+    let (a, b) = (Instance::start(&cluster), Instance::start(&cluster));
+    let (mut a1, mut b1) = (a.connect("lobby"), b.connect("lobby"));
+    let channel = "ws:{lobby}:msg";
+    wait_until("the lobby subscribed", || {
+        a.broker.is_subscribed("lobby") && b.broker.is_subscribed("lobby")
+    });
+    assert_eq!(cluster.subscribed_on(channel), [1]);
+    a1.send_text("before");
+    assert_eq!(b1.next_text(), "before");
+
+    // The lobby's master dies; its replica is elected in its place.
+    cluster.nodes[1].stop();
+    wait_until("the replica to take over", || {
+        let role = cluster.nodes[3].command(&["ROLE"]).unwrap_or_default();
+        role.starts_with("*3\r\n$6\r\nmaster")
+    });
+    wait_until("both instances to subscribe on it", || {
+        cluster.subscribed_on(channel) == [3] && cluster.subscribers(channel) == 2
+    });
+    // The publisher finds its connection gone when it next uses it: say it until it gets
+    // through.
+    let deadline = Instant::now() + WAIT;
+    let mut said = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "nothing got through after the failover"
+        );
+        said += 1;
+        a1.send_text(&format!("after {said}"));
+        let arrived = b1.arriving_within(Duration::from_millis(100));
+        if arrived.iter().any(|m| m.as_bytes().starts_with(b"after ")) {
+            break;
+        }
+    }
+}
+
+#[test]
 fn without_redis_an_instance_serves_its_own_and_after_an_outage_they_meet_again() {
     let mut redis = RedisServer::start();
     let port = redis.port;

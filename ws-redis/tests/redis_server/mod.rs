@@ -20,8 +20,8 @@ pub struct RedisServer {
     pub port: u16,
     /// Where its append-only file is kept, when it keeps one.
     dir: Option<PathBuf>,
-    /// A cluster node's bus port and its nodes file.
-    cluster: Option<(u16, PathBuf)>,
+    /// A cluster node's bus port, its nodes file and its node timeout in milliseconds.
+    cluster: Option<(u16, PathBuf, u64)>,
 }
 
 fn free_port() -> u16 {
@@ -58,7 +58,7 @@ impl RedisServer {
     fn launch_with(
         port: u16,
         dir: Option<PathBuf>,
-        cluster: Option<(u16, PathBuf)>,
+        cluster: Option<(u16, PathBuf, u64)>,
     ) -> RedisServer {
         let child = spawn(port, dir.as_ref(), cluster.as_ref());
         let server = RedisServer {
@@ -126,18 +126,21 @@ impl RedisServer {
 }
 
 /// redis-server on `port`, keeping an append-only file in `dir` if given; a cluster node with
-/// its bus port and nodes file if given.
-fn spawn(port: u16, dir: Option<&PathBuf>, cluster: Option<&(u16, PathBuf)>) -> Child {
+/// its bus port, nodes file and node timeout if given.
+fn spawn(port: u16, dir: Option<&PathBuf>, cluster: Option<&(u16, PathBuf, u64)>) -> Child {
     let mut command = Command::new("redis-server");
     command.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
     command.args(["--save", "", "--daemonize", "no"]);
-    if let Some((bus, nodes_file)) = cluster {
+    if let Some((bus, nodes_file, node_timeout)) = cluster {
         command.args([
             "--cluster-enabled",
             "yes",
             "--cluster-port",
             &bus.to_string(),
         ]);
+        command.args(["--cluster-node-timeout", &node_timeout.to_string()]);
+        // A replica's first sync at once, not after the default 5 s wait for more replicas.
+        command.args(["--repl-diskless-sync-delay", "0"]);
         command.arg("--cluster-config-file").arg(nodes_file);
     }
     match dir {
@@ -208,9 +211,11 @@ fn count_of(reply: &str) -> u64 {
     count.strip_prefix(':').unwrap().parse().unwrap()
 }
 
-/// How many connections are subscribed to shard channel `channel` on `node`.
+/// How many connections are subscribed to shard channel `channel` on `node` (none on a node
+/// that is down).
 fn shard_subscribers(node: &RedisServer, channel: &str) -> u64 {
-    count_of(&node.command(&["PUBSUB", "SHARDNUMSUB", channel]).unwrap())
+    let reply = node.command(&["PUBSUB", "SHARDNUMSUB", channel]);
+    reply.map_or(0, |reply| count_of(&reply))
 }
 
 /// A Redis Cluster of three masters on loopback ports the system had free, slots 0-5460,
@@ -225,6 +230,19 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
+        RedisCluster::launch(false)
+    }
+
+    /// The same with a fourth node, a replica of the second master, and a node timeout of a
+    /// second, so that the replica takes over within a few seconds of its master's death.
+    pub fn start_with_replica() -> RedisCluster {
+        RedisCluster::launch(true)
+    }
+
+    fn launch(replica: bool) -> RedisCluster {
+        // Redis's default node timeout (15 s) when nothing is to fail over: a loaded machine
+        // then never takes a slow node for a failed one.
+        let node_timeout = if replica { 1000 } else { 15000 };
         let first = free_port();
         let dir =
             std::env::temp_dir().join(format!("ws-redis-cluster-{}-{first}", std::process::id()));
@@ -232,14 +250,11 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir).unwrap();
         let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
         let mut nodes = Vec::new();
-        for (i, _) in ranges.iter().enumerate() {
+        for i in 0..ranges.len() + usize::from(replica) {
             let port = if i == 0 { first } else { free_port() };
             let nodes_file = dir.join(format!("nodes-{port}.conf"));
-            nodes.push(RedisServer::launch_with(
-                port,
-                None,
-                Some((free_port(), nodes_file)),
-            ));
+            let cluster = Some((free_port(), nodes_file, node_timeout));
+            nodes.push(RedisServer::launch_with(port, None, cluster));
         }
         for (i, (node, (low, high))) in nodes.iter().zip(ranges).enumerate() {
             let (low, high, epoch) = (low.to_string(), high.to_string(), (i + 1).to_string());
@@ -260,13 +275,28 @@ impl RedisCluster {
             assert_eq!(reply, "+OK\r\n");
         }
         let cluster = RedisCluster { nodes, dir };
-        let deadline = Instant::now() + WAIT;
-        while !cluster.nodes.iter().all(|node| {
+        let known = format!("cluster_known_nodes:{}", cluster.nodes.len());
+        let up = |node: &RedisServer| {
             let info = node.command(&["CLUSTER", "INFO"]).unwrap_or_default();
-            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
-        }) {
+            info.contains("cluster_state:ok") && info.contains(&known)
+        };
+        let deadline = Instant::now() + WAIT;
+        while !cluster.nodes.iter().all(up) {
             assert!(Instant::now() < deadline, "the cluster did not come up");
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if replica {
+            let master = cluster.id(1);
+            let reply = cluster.nodes[3].command(&["CLUSTER", "REPLICATE", &master]);
+            assert_eq!(reply.as_deref(), Some("+OK\r\n"));
+            while !cluster.nodes[3]
+                .command(&["INFO", "replication"])
+                .unwrap_or_default()
+                .contains("master_link_status:up")
+            {
+                assert!(Instant::now() < deadline, "the replica did not catch up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         cluster
     }
