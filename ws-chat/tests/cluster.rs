@@ -198,6 +198,20 @@ impl Member {
 }
 
 impl Member {
+    /// Reads until `done` holds.
+    fn pump_until(&mut self, what: &str, done: impl Fn(&Member) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(self) {
+            assert!(Instant::now() < deadline, "{}: no {what}", self.name);
+            self.pump(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it saw a room message with this text.
+    fn saw(&self, text: &str) -> bool {
+        self.seen.iter().any(|s| s.text == text)
+    }
+
     /// Who is in the lobby, as its instance answers.
     fn who(&mut self) -> Vec<String> {
         self.members = None;
@@ -214,6 +228,19 @@ impl Member {
         }
         self.members.take().unwrap()
     }
+}
+
+/// Ann with a connection on each of the first two instances, Bob on instance `bob_at`, all in
+/// the lobby, once every instance knows of every one.
+fn ann_twice_and_bob(instances: &[ServerProcess], bob_at: usize) -> (Vec<Member>, Member) {
+    let ann = (0..2)
+        .map(|i| Member::join(instances[i].addr, "ann", None))
+        .collect();
+    let mut bob = Member::join(instances[bob_at].addr, "bob", None);
+    wait_until("every instance to know everyone", || {
+        bob.who() == ["ann", "bob"]
+    });
+    (ann, bob)
 }
 
 /// Every member's numbered record is every offset from 1 to the last, once each, in order, in
@@ -425,13 +452,7 @@ fn a_direct_message_reaches_every_connection_of_its_user_on_every_instance_once(
     let redis = RedisServer::start();
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
     // Ann has a connection on the first two instances; Bob writes from the third.
-    let mut ann: Vec<Member> = (0..2)
-        .map(|i| Member::join(instances[i].addr, "ann", None))
-        .collect();
-    let mut bob = Member::join(instances[2].addr, "bob", None);
-    wait_until("every instance to know everyone", || {
-        bob.who() == ["ann", "bob"]
-    });
+    let (mut ann, mut bob) = ann_twice_and_bob(&instances, 2);
     let dm = json!({"type": "direct", "to": "ann", "text": "psst", "id": "d1"});
     bob.client.send_text(&dm.to_string());
     for a in ann.iter_mut() {
@@ -464,13 +485,7 @@ fn on_a_redis_cluster_the_admin_api_of_any_instance_answers_for_every_instance()
 fn admin_api(redis: &dyn TestRedis) {
     let instances: Vec<ServerProcess> = (0..3).map(|_| instance(redis)).collect();
     // Ann on the first two instances, Bob on the second; nobody on the third.
-    let mut ann: Vec<Member> = (0..2)
-        .map(|i| Member::join(instances[i].addr, "ann", None))
-        .collect();
-    let mut bob = Member::join(instances[1].addr, "bob", None);
-    wait_until("every instance to know everyone", || {
-        bob.who() == ["ann", "bob"]
-    });
+    let (mut ann, mut bob) = ann_twice_and_bob(&instances, 1);
 
     // Presence and figures from the third, which has nobody in the room.
     let (status, body) = api(&instances[2], "GET", "/api/rooms/lobby/presence");
@@ -491,11 +506,7 @@ fn admin_api(redis: &dyn TestRedis) {
     );
     assert_eq!(status, 200);
     for m in ann.iter_mut().chain([&mut bob]) {
-        let deadline = Instant::now() + WAIT;
-        while !m.seen.iter().any(|s| s.text == "maintenance") {
-            assert!(Instant::now() < deadline, "{} did not get it", m.name);
-            m.pump(Duration::from_millis(20));
-        }
+        m.pump_until("the admin's message", |m| m.saw("maintenance"));
     }
     assert_eq!(bob.last().map(|l| l.1), Some(1));
     let (status, body) = api(&instances[2], "GET", "/api/rooms/lobby/history?limit=5");
@@ -546,11 +557,7 @@ fn retried_send(redis: &dyn TestRedis) {
     again.client.send_text(&send.to_string());
     let other = json!({"type": "send", "room": "lobby", "text": "after", "id": "r2"});
     again.client.send_text(&other.to_string());
-    let deadline = Instant::now() + WAIT;
-    while !listener.seen.iter().any(|s| s.text == "after") {
-        assert!(Instant::now() < deadline, "nothing arrived");
-        listener.pump(Duration::from_millis(20));
-    }
+    listener.pump_until("the later message", |m| m.saw("after"));
     listener.pump(Duration::from_millis(100));
     let once = listener
         .seen
@@ -574,11 +581,7 @@ fn a_read_mark_made_on_one_instance_is_given_back_by_another() {
     for n in 0..3 {
         ann.say(n);
     }
-    let deadline = Instant::now() + WAIT;
-    while lee.last().map(|l| l.1) != Some(3) {
-        assert!(Instant::now() < deadline, "messages did not arrive");
-        lee.pump(Duration::from_millis(20));
-    }
+    lee.pump_until("three messages", |m| m.last().map(|l| l.1) == Some(3));
     lee.client
         .send_text(&json!({"type": "read", "room": "lobby", "offset": 2}).to_string());
     // Ann, on the other instance, sees it.

@@ -37,8 +37,10 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod apps;
 pub mod broker;
 pub mod config;
+mod context;
 pub mod forwarded;
 pub mod handler;
 pub mod history;

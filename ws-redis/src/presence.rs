@@ -4,7 +4,7 @@
 //! Each instance writes its own users' presence to the room's hash (a field
 //! `INSTANCE|USER` per user with a connection in the room on that instance) and publishes the
 //! change on the room's channel in the same script call ([`CHANGE_SCRIPT`]), through the
-//! publisher's queue. Each instance keeps a [`Replica`] of the other instances' users in the
+//! publisher's queue. Each instance keeps a replica of the other instances' users in the
 //! rooms it has members in: loaded from the hash when it subscribes a room, then kept by the
 //! changes it receives. So `who` and the join/leave announcements cover every instance without
 //! a round trip.

@@ -1,5 +1,5 @@
 //! The publishing side: one thread with one connection, fed by a bounded queue, in pipelines
-//! of up to [`BATCH`] commands, one round trip each.
+//! of up to 64 commands, one round trip each.
 //!
 //! A recorded message crosses Redis once, in one script call ([`SCRIPT`]) that numbers it in
 //! its room's epoch, appends it to the room's stream and publishes it; every instance then

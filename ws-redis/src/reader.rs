@@ -1,7 +1,7 @@
 //! Reads of rooms' histories from Redis, for the subscriber thread: one script call per read
 //! ([`READ_SCRIPT`]), giving the room's epoch, its last offset and the entries asked for
 //! together, so what a read answers is one moment of the room. Then the answer
-//! ([`page`]): what was missed, with the room's position, or why it cannot be given.
+//! (`page`): what was missed, with the room's position, or why it cannot be given.
 
 use crate::envelope::Envelope;
 use crate::Shared;

@@ -41,11 +41,7 @@ fn texts(page: &Page) -> Vec<String> {
 }
 
 fn counted(histories: &Histories) -> usize {
-    histories
-        .shards
-        .iter()
-        .map(|s| s.lock().unwrap().rooms.len())
-        .sum()
+    histories.counted()
 }
 
 #[test]
