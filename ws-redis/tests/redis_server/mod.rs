@@ -139,8 +139,11 @@ fn spawn(port: u16, dir: Option<&PathBuf>, cluster: Option<&(u16, PathBuf, u64)>
             &bus.to_string(),
         ]);
         command.args(["--cluster-node-timeout", &node_timeout.to_string()]);
-        // A replica's first sync at once, not after the default 5 s wait for more replicas.
+        // A replica's first sync at once, not after the default 5 s wait for more replicas;
+        // what a replica receives kept beside the nodes file, not in the working directory.
         command.args(["--repl-diskless-sync-delay", "0"]);
+        command.arg("--dir").arg(nodes_file.parent().unwrap());
+        command.args(["--dbfilename", &format!("dump-{port}.rdb")]);
         command.arg("--cluster-config-file").arg(nodes_file);
     }
     match dir {
