@@ -323,6 +323,12 @@ impl Handler for Chat {
         user.conns.push(ctx.id());
         drop(users);
         conn.admitted = true;
+        if ctx.spans_instances() {
+            // The same limit over every instance: Redis counts them.
+            let limit = self.config.max_connections_per_user;
+            let reason = "too many connections for this user";
+            ctx.limit_user_connections(limit, TOO_MANY_CONNECTIONS, reason);
+        }
         if let Some(expires) = conn.expires {
             ctx.expire_after(Some(expires.saturating_sub(self.wall_now())));
         }

@@ -616,3 +616,40 @@ fn a_read_mark_made_on_one_instance_is_given_back_by_another() {
     });
     assert_eq!(joined["offset"], 3);
 }
+
+#[test]
+fn a_users_connection_limit_counts_its_connections_on_every_instance() {
+    let _turn = turn();
+    let redis = RedisServer::start();
+    let instances: Vec<ServerProcess> = (0..3).map(|_| instance(&redis)).collect();
+    let connect = |i: usize| {
+        let mut client = TestClient::connect(instances[i % 3].addr, "/ws?name=quinn");
+        assert!(client.next_text().contains("welcome"));
+        client
+    };
+    // The limit is 8: spread over three instances, each of which alone would take more.
+    let mut open: Vec<TestClient> = (0..8).map(connect).collect();
+    // Each is counted once Redis has its claim: a join's answer comes after it (one thread
+    // serves an instance's claims and reads in order).
+    for client in open.iter_mut() {
+        client.send_text(&json!({"type": "join", "room": "q"}).to_string());
+        let joined = loop {
+            let v: Value = serde_json::from_str(&client.next_text()).unwrap();
+            if v["type"] == "joined" {
+                break v;
+            }
+        };
+        assert_eq!(joined["room"], "q");
+    }
+    let mut ninth = connect(8);
+    let reason = ninth.expect_close_reason(ws_proto::CloseCode(4008));
+    assert_eq!(reason, "too many connections for this user");
+    // One goes: there is room again, on any instance.
+    let mut gone = open.pop().unwrap();
+    gone.close();
+    drop(gone);
+    wait_until("a ninth to stay", || {
+        let mut again = connect(2);
+        again.arriving_within(Duration::from_millis(300)).is_empty() && again.conn.can_send()
+    });
+}

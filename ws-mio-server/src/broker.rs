@@ -46,7 +46,7 @@
 //! assert_eq!(interest.0.load(Ordering::Relaxed), 0);
 //! ```
 
-use crate::handler::{ConnId, HttpResponse};
+use crate::handler::{Command, ConnId, HttpResponse};
 use crate::history::{Answer, Position, Read};
 use crate::metrics::{add, Metrics};
 use crate::rooms::RoomRegistry;
@@ -111,6 +111,20 @@ pub trait Broker: Send + Sync + 'static {
         Some((StatusCode(503), "{\"error\":\"unavailable\"}".to_string()))
     }
 
+    /// A connection of `claim.user` opened here and asks for one of the user's `limit`
+    /// connections across instances (only called when [`Self::spans_instances`]). `counted`
+    /// is how many the user has on this instance now, this one included. When the user is
+    /// over the limit everywhere, close it through [`Delivery::close`] with the claim's
+    /// refusal. The default admits every connection.
+    fn claim(&self, claim: UserClaim) {
+        let _ = claim;
+    }
+
+    /// A claimed connection of `user` ended here; it has `counted` connections here now.
+    fn release(&self, user: &Arc<str>, counted: usize) {
+        let _ = (user, counted);
+    }
+
     /// Whether this broker numbers and keeps recorded messages itself ([`Self::record`],
     /// [`Self::read`]). The default does not: the server does, in memory.
     fn records(&self) -> bool {
@@ -155,6 +169,22 @@ pub trait Broker: Send + Sync + 'static {
     fn write_metrics(&self, out: &mut String) {
         let _ = out;
     }
+}
+
+/// A connection's claim to one of its user's connections across instances
+/// ([`crate::Context::limit_user_connections`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserClaim {
+    /// The user.
+    pub user: Arc<str>,
+    /// Its connections on this instance, the claiming one included.
+    pub counted: usize,
+    /// The most it may have on all instances together.
+    pub limit: usize,
+    /// How to close the connection when it is one too many.
+    pub refusal: (CloseCode, String),
+    /// The connection.
+    pub(crate) conn: ConnId,
 }
 
 /// A question of the admin API about every instance, and where its answer goes.
@@ -276,6 +306,19 @@ impl Delivery {
                 Offered::Dropped => add(&self.metrics.worker(i).inbox_drops_total, 1),
                 Offered::Gone => {}
             }
+        }
+    }
+
+    /// Starts the closing handshake with the connection that made `claim`, with its refusal
+    /// (on its worker, through the inbox; waiting for room, as [`Self::answer`] does).
+    pub fn refuse(&self, claim: &UserClaim) {
+        let Some(peer) = self.peers.get(claim.conn.worker()) else {
+            return;
+        };
+        let (code, reason) = claim.refusal.clone();
+        let close = Command::Close(claim.conn, code, reason);
+        if peer.inbox.send(Remote::Command(close)).is_ok() {
+            peer.wake();
         }
     }
 

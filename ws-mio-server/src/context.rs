@@ -27,6 +27,8 @@ pub(crate) enum Command {
     CloseRoom(Arc<str>, CloseCode, String),
     /// A user's read mark in a room.
     Mark(Arc<str>, Arc<str>, u64),
+    /// The connection claims one of its user's connections across instances.
+    Claim(ConnId, usize, (CloseCode, String)),
     /// The connection reads a room's history (joining the room with it, when the read says
     /// so: the registry knows already; the fanout index follows once the answer is sent).
     Read(Read),
@@ -42,7 +44,8 @@ impl Command {
             | Command::Close(id, _, _)
             | Command::Join(id, _)
             | Command::Leave(id, _)
-            | Command::Expire(id, _) => Some(*id),
+            | Command::Expire(id, _)
+            | Command::Claim(id, _, _) => Some(*id),
             Command::Read(read) => Some(read.conn),
             Command::Publish(..)
             | Command::Record(..)
@@ -254,6 +257,18 @@ impl Context<'_> {
         let room = crate::users::user_room(user);
         self.commands
             .push(Command::CloseRoom(room, code, reason.to_string()));
+    }
+
+    /// Limits this connection's user to `limit` connections across every instance (a broker
+    /// that spans instances counts them; this instance alone leaves the count to the
+    /// application): when the user has more, this connection is closed with `code` and
+    /// `reason`, a moment after it opened. Call it from [`crate::Handler::on_connect`]. The
+    /// connection is counted until it ends.
+    pub fn limit_user_connections(&mut self, limit: usize, code: CloseCode, reason: &str) {
+        if self.user.is_some() {
+            let refusal = (code, reason.to_string());
+            self.commands.push(Command::Claim(self.id, limit, refusal));
+        }
     }
 
     /// Whether the server's broker joins it to other instances: then a user or a room may

@@ -105,6 +105,14 @@ fn reap(con: &mut Link, change: &Script, shared: &Shared, dead: &str) -> RedisRe
         let (Ok(room), Some(dead_id)) = (String::from_utf8(room), dead_id) else {
             continue;
         };
+        if ws_mio_server::users::user_of(&room).is_some() {
+            // A user's room: its count of the user's connections on the dead instance.
+            redis::cmd("HDEL")
+                .arg(names.conns_key(&room))
+                .arg(dead)
+                .query::<i64>(con)?;
+            continue;
+        }
         let who = names.who_key(&room);
         let fields: Vec<String> = redis::cmd("HKEYS").arg(&who).query(con)?;
         let mut gone = Vec::new();

@@ -65,6 +65,7 @@ mod options;
 pub mod presence;
 pub mod publisher;
 mod queries;
+mod quota;
 pub mod reader;
 mod routed;
 pub mod seeds;
@@ -92,7 +93,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use ws_mio_server::broker::{ClusterQuery, Health};
+use ws_mio_server::broker::{ClusterQuery, Health, UserClaim};
 use ws_mio_server::history::{Answer, Histories, HistoryLimits, Page, Read};
 use ws_mio_server::{Broker, Delivery};
 use ws_proto::Message;
@@ -209,6 +210,10 @@ pub(crate) enum Request {
     Read(Read),
     /// An admin API question about every instance.
     Query(ClusterQuery),
+    /// A connection's claim to one of its user's connections across instances.
+    Claim(UserClaim),
+    /// A claimed connection ended: the user's count here.
+    Release(Arc<str>, usize),
 }
 
 /// What the broker and its threads share.
@@ -514,6 +519,24 @@ impl Broker for RedisBroker {
         }
         reads.push_back(Request::Read(read));
         None
+    }
+
+    fn claim(&self, claim: UserClaim) {
+        let mut reads = self.shared.reads();
+        if reads.len() >= self.shared.config.max_pending_reads {
+            // Admitted unchecked rather than refused for a busy broker.
+            drop(reads);
+            return add(&self.shared.counters.reads_refused, 1);
+        }
+        reads.push_back(Request::Claim(claim));
+    }
+
+    fn release(&self, user: &Arc<str>, counted: usize) {
+        // Past the bound too: one a claimed connection at most, and a lost one would leave
+        // the user counted here until this instance ends.
+        self.shared
+            .reads()
+            .push_back(Request::Release(user.clone(), counted));
     }
 
     fn cluster_query(&self, query: ClusterQuery) -> Option<(StatusCode, String)> {

@@ -9,6 +9,7 @@
 //! | `PREFIX:{ROOM}:log` | stream | the room's recent messages, each an envelope, by offset |
 //! | `PREFIX:{ROOM}:once:KEY` | string | a once-only message's key, for two minutes |
 //! | `PREFIX:{ROOM}:reads` | hash | each user's read mark: the offset up to which it read |
+//! | `PREFIX:{ROOM}:conns` | hash | for a user's room: the user's connections per instance |
 //! | `PREFIX:{ROOM}:who` | hash | who is in the room: a field `INSTANCE|USER` per user and instance |
 //! | `PREFIX:instances` | sorted set | the live instances, scored by when their lease ends (ms) |
 //! | `PREFIX:instance:ID:rooms` | set | the rooms where instance `ID` has users present |
@@ -92,6 +93,11 @@ impl Names {
     /// The key of the room's read marks.
     pub fn reads_key(&self, room: &str) -> Vec<u8> {
         self.name(room, b"}:reads")
+    }
+
+    /// The key of a user's room's connection counts, by instance.
+    pub fn conns_key(&self, room: &str) -> Vec<u8> {
+        self.name(room, b"}:conns")
     }
 
     /// The key of the room's presence hash.

@@ -45,6 +45,8 @@ pub struct Stats {
     pub presence_reaped: u64,
     /// Presence changes not sent to Redis, the queue being full: other instances' view of this one's rooms is off until the user's next change.
     pub presence_dropped: u64,
+    /// Connections closed for passing their user's connection limit across instances.
+    pub claims_refused: u64,
     /// Connections made to Redis, by the publisher and the subscriber together.
     pub connects: u64,
     /// Connections lost or failed, by either.
@@ -156,6 +158,11 @@ impl Stats {
                 self.presence_dropped,
             ),
             (
+                "claims_refused_total",
+                "Connections refused for passing their user's limit across instances.",
+                self.claims_refused,
+            ),
+            (
                 "connects_total",
                 "Connections made to Redis.",
                 self.connects,
@@ -198,6 +205,7 @@ pub(crate) struct Counters {
     pub(crate) instances_reaped: AtomicU64,
     pub(crate) presence_reaped: AtomicU64,
     pub(crate) presence_dropped: AtomicU64,
+    pub(crate) claims_refused: AtomicU64,
     pub(crate) connects: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
 }
@@ -228,6 +236,7 @@ impl Counters {
             instances_reaped: get(&self.instances_reaped),
             presence_reaped: get(&self.presence_reaped),
             presence_dropped: get(&self.presence_dropped),
+            claims_refused: get(&self.claims_refused),
             connects: get(&self.connects),
             connection_errors: get(&self.connection_errors),
         }

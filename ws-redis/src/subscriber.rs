@@ -36,7 +36,7 @@ use crate::link::Link;
 use crate::reader::{self, READ_SCRIPT};
 use crate::seeds::Seeds;
 use crate::stats::add;
-use crate::{queries, Request, Shared};
+use crate::{queries, quota, Request, Shared};
 use redis::{Msg, RedisResult, Script};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -53,6 +53,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
     let mut jitter = Jitter::new();
     let script = Script::new(READ_SCRIPT);
     let live = Script::new(queries::LIVE_SCRIPT);
+    let quota = Script::new(quota::CLAIM_SCRIPT);
     while !shared.stopping() {
         match Listener::connect(&client, config.command_timeout) {
             Ok(mut con) => {
@@ -64,6 +65,7 @@ pub(crate) fn run(shared: Arc<Shared>, client: Seeds) {
                     client: &client,
                     script: &script,
                     live: &live,
+                    quota: &quota,
                     data: None,
                 };
                 if let Err(error) = listen(&shared, &mut con, &mut reads) {
@@ -229,6 +231,8 @@ fn answer_unavailable(shared: &Shared) {
                 mark: None,
             }),
             Request::Query(query) => delivery.reply(&query, StatusCode(503), unavailable()),
+            // Admitted unchecked while Redis is out of reach; counted again at the next change.
+            Request::Claim(_) | Request::Release(..) => {}
         }
     }
 }
@@ -243,6 +247,7 @@ struct Reads<'a> {
     client: &'a Seeds,
     script: &'a Script,
     live: &'a Script,
+    quota: &'a Script,
     data: Option<Link>,
 }
 
@@ -327,6 +332,34 @@ impl Reads<'_> {
                         _ => None,
                     };
                     delivery.answer(Answer { read, page, mark });
+                }
+                Request::Claim(claim) => {
+                    let (shared, script) = (self.shared, self.quota);
+                    let total = self.connection().and_then(|con| {
+                        quota::count(con, script, shared, &claim.user, claim.counted)
+                    });
+                    match total {
+                        Ok(total) if quota::over(&claim, total) => {
+                            add(&shared.counters.claims_refused, 1);
+                            delivery.refuse(&claim);
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            // Admitted unchecked rather than refused for an unreachable Redis.
+                            tracing::warn!(%error, "redis connection claim failed");
+                            self.data = None;
+                        }
+                    }
+                }
+                Request::Release(user, counted) => {
+                    let (shared, script) = (self.shared, self.quota);
+                    let written = self
+                        .connection()
+                        .and_then(|con| quota::count(con, script, shared, &user, counted));
+                    if let Err(error) = written {
+                        tracing::warn!(%error, "redis connection release failed");
+                        self.data = None;
+                    }
                 }
                 Request::Query(query) => {
                     let shared = self.shared;

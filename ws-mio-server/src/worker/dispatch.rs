@@ -15,6 +15,7 @@
 use super::driver::{Ending, Phase};
 use super::remote::{Remote, RoomMessage};
 use super::{Key, Worker};
+use crate::broker::UserClaim;
 use crate::handler::{Command, Context, Handler, MessageRef};
 use crate::metrics::add;
 use ws_proto::{CloseCode, Connection, Event, InPlaceEvent, ProtocolViolation};
@@ -314,6 +315,25 @@ impl<H: Handler> Worker<H> {
             (Command::Publish(room, message), _) => self.publish(room, RoomMessage::new(message)),
             (Command::Record(room, payload, once), _) => self.record(room, payload, once),
             (Command::Mark(room, user, offset), _) => self.mark(room, user, offset),
+            (Command::Claim(id, limit, refusal), Some(key)) => {
+                let conn = self.conns.get_mut(key).expect("live");
+                let Some(user) = conn.user.clone() else {
+                    return;
+                };
+                if !self.services.broker.spans_instances() || conn.claimed {
+                    return;
+                }
+                conn.claimed = true;
+                let counted = self.services.users.connections(&user);
+                let claim = UserClaim {
+                    user,
+                    counted,
+                    limit,
+                    refusal,
+                    conn: id,
+                };
+                self.services.broker.claim(claim);
+            }
             (Command::CloseRoom(room, code, reason), _) => {
                 for worker in 0..self.services.workers {
                     if worker != self.index as usize {

@@ -111,6 +111,8 @@ pub(crate) struct Driver<C> {
     pub(crate) pong_deadline: Option<Duration>,
     /// When its credentials expire, if the application set a time.
     pub(crate) expires_at: Option<Duration>,
+    /// It holds one of its user's connections across instances (released when it ends).
+    pub(crate) claimed: bool,
     pub(crate) last_input: Duration,
     pub(crate) ending: Ending,
     /// The queued bytes last added to the worker's gauge.
@@ -161,6 +163,7 @@ impl<C> Driver<C> {
             deadline: now + config.handshake_timeout,
             pong_deadline: None,
             expires_at: None,
+            claimed: false,
             last_input: now,
             ending: Ending::default(),
             reported_queue: 0,

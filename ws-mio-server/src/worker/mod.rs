@@ -562,6 +562,10 @@ impl<H: Handler> Worker<H> {
             let room = user_room(user);
             self.fanout.leave(&room, key);
             self.services.users.disconnected(&room);
+            if conn.claimed {
+                let counted = self.services.users.connections(user);
+                self.services.broker.release(user, counted);
+            }
         }
         let mut left = Vec::with_capacity(rooms.len());
         for room in rooms {
