@@ -8,6 +8,8 @@
 //!   with async `recv`, `send` and `close`; ws-proto enforces the protocol, its limits and
 //!   close codes, and the stream adds heartbeats ([`Config::ping_interval`]) and the
 //!   transport;
+//! - [`reconnect`] keeps a client connected: backoff with jitter, a hook run on every
+//!   (re)connection, connection events, a bounded queue of what is sent while disconnected.
 //!
 //! Errors are typed ([`Error`]): the peer's protocol violations and handshake failures are
 //! ws-proto's, with their close code or HTTP status.
@@ -36,6 +38,7 @@ pub mod error;
 mod futures_traits;
 mod head;
 mod heartbeat;
+pub mod reconnect;
 mod stream;
 pub mod tls;
 mod url;
