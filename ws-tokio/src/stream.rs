@@ -16,7 +16,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use ws_proto::{CloseCode, CloseFrame, Connection, Event, Message, MessageKind};
+use ws_proto::{CloseCode, CloseFrame, Connection, ConnectionState, Event, Message, MessageKind};
 
 /// Slices handed to one vectored write.
 const WRITE_SLICES: usize = 64;
@@ -212,6 +212,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     if let Err(violation) = self.conn.receive(&self.read_buf[..n]) {
                         self.failure.get_or_insert(Error::Protocol(violation));
                     }
+                }
+                // After the closing handshake the transport's end is all that is awaited,
+                // and a reset is as good an end as any.
+                Err(_)
+                    if self.peer_close.is_some()
+                        && self.conn.state() == ConnectionState::Closed =>
+                {
+                    self.eof = true;
+                    self.conn.receive_eof();
                 }
                 Err(e) => self.fail(Error::Io(e)),
             }
