@@ -77,6 +77,8 @@ pub struct WebSocketStream<S> {
     failure: Option<Error>,
     started_close: bool,
     eof: bool,
+    /// The last read filled the read buffer.
+    read_full: bool,
     phase: Phase,
 }
 
@@ -122,6 +124,7 @@ impl<S> WebSocketStream<S> {
             failure,
             started_close: false,
             eof: false,
+            read_full: false,
             phase: Phase::Open,
         }
     }
@@ -190,9 +193,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     _ => {}
                 }
             }
-            if let Err(e) = ready_or_pending(self.poll_write_queued(cx)) {
-                self.fail(Error::Io(e));
-                continue;
+            // After a read that filled the buffer more input is likely waiting: its replies
+            // can leave in the same write, up to the write limit.
+            let defer_write = self.read_full && self.conn.pending_transmit_len() < self.write_limit;
+            if !defer_write {
+                if let Err(e) = ready_or_pending(self.poll_write_queued(cx)) {
+                    self.fail(Error::Io(e));
+                    continue;
+                }
             }
             if self.conn.should_close_transport() {
                 self.finish();
@@ -202,7 +210,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 continue;
             }
             let mut buf = ReadBuf::new(&mut self.read_buf);
-            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+            let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+            self.read_full = matches!(read, Poll::Ready(Ok(()))) && buf.remaining() == 0;
+            if read.is_pending() && defer_write && self.conn.has_pending_transmit() {
+                // Nothing more to read after all: write what was held back, then wait.
+                continue;
+            }
+            match ready!(read) {
                 Ok(()) if buf.filled().is_empty() => {
                     self.eof = true;
                     self.conn.receive_eof();

@@ -361,3 +361,38 @@ async fn wss_refuses_a_certificate_from_an_unknown_ca() {
     let result = ws_tokio::connect(&format!("wss://localhost:{}/", addr.port())).await;
     assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
 }
+
+#[tokio::test]
+async fn a_reset_after_the_closing_handshake_is_a_clean_end() {
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        let text = String::from_utf8(head).unwrap();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            ws_proto::handshake::accept_key(key.trim())
+        );
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        // The client's masked close frame with 1000, answered; then a reset, not a FIN.
+        let mut close = [0u8; 8];
+        tcp.read_exact(&mut close).await.unwrap();
+        tcp.write_all(b"\x88\x02\x03\xe8").await.unwrap();
+        // Deprecated because a lingering close blocks the thread; a zero linger resets at once.
+        #[allow(deprecated)]
+        tcp.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(tcp);
+    });
+    let mut ws = ws_tokio::connect(&format!("ws://{addr}/")).await.unwrap();
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(ws.close_frame().unwrap().unwrap().code, CloseCode::NORMAL);
+    assert!(ws.next().await.is_none());
+}
