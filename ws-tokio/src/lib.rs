@@ -55,3 +55,8 @@ pub use url::WsUrl;
 pub use ws_proto::deflate::DeflateConfig;
 pub use ws_proto::handshake::server::Request;
 pub use ws_proto::{CloseCode, CloseFrame, Message, MessageKind, StatusCode, Utf8Bytes};
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
