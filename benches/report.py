@@ -15,10 +15,13 @@ import os
 import statistics
 from xml.sax.saxutils import escape
 
+# The server the others are compared with, and the others; --ours and --peers change them
+# (run.sh's OURS and SERVERS), for a comparison of ws-tokio with tokio-tungstenite.
 OURS = "ws-mio-server"
-PEERS = ["tokio-tungstenite", "fastwebsockets"]
+PEERS = ["tokio-tungstenite", "fastwebsockets", "ws-tokio"]
 SERVERS = [OURS] + PEERS
-COLORS = {OURS: "#2b6cb0", "tokio-tungstenite": "#dd6b20", "fastwebsockets": "#38a169",
+COLORS = {"ws-mio-server": "#2b6cb0", "tokio-tungstenite": "#dd6b20", "fastwebsockets": "#38a169",
+          "ws-tokio": "#805ad5",
           "ws-proto": "#2b6cb0", "ws-proto in place": "#63b3ed", "tungstenite": "#dd6b20"}
 # ws-proto's receive benchmarks run twice: owned messages, and in place (borrowed from the read
 # buffer); the others deliver owned payloads.
@@ -548,8 +551,8 @@ def svg_chart(summary, codec):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           '<text x="10" y="20" font-size="15" font-weight="bold">ws-mio-server / ws-proto against '
-           'tokio-tungstenite and fastwebsockets</text>',
+           f'<text x="10" y="20" font-size="15" font-weight="bold">{escape(OURS)} against '
+           f'{escape(" and ".join(PEERS))}</text>',
            '<text x="10" y="38" fill="#555">Bars are scaled to the best figure of each row group '
            '(for memory, the shortest bar is best). Medians over rounds.</text>']
     x = 10
@@ -588,13 +591,19 @@ def svg_chart(summary, codec):
 
 
 def main():
+    global OURS, PEERS, SERVERS
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
     ap.add_argument("--meta", required=True)
     ap.add_argument("--scenarios", required=True)
     ap.add_argument("--criterion")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--ours", default=OURS, help="the server the others are compared with")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated other servers")
     args = ap.parse_args()
+    OURS = args.ours
+    PEERS = [p for p in args.peers.split(",") if p and p != OURS]
+    SERVERS = [OURS] + PEERS
     with open(args.meta) as f:
         meta = json.load(f)
     with open(args.scenarios) as f:
