@@ -79,6 +79,8 @@ pub struct WebSocketStream<S> {
     eof: bool,
     /// The last read filled the read buffer.
     read_full: bool,
+    /// The heartbeat's pong is late, unless the input not read yet holds it.
+    pong_overdue: bool,
     phase: Phase,
 }
 
@@ -125,6 +127,7 @@ impl<S> WebSocketStream<S> {
             started_close: false,
             eof: false,
             read_full: false,
+            pong_overdue: false,
             phase: Phase::Open,
         }
     }
@@ -212,6 +215,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             let mut buf = ReadBuf::new(&mut self.read_buf);
             let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
             self.read_full = matches!(read, Poll::Ready(Ok(()))) && buf.remaining() == 0;
+            if read.is_pending() && self.pong_overdue {
+                self.fail(Error::Timeout(Timeout::Pong));
+                continue;
+            }
             if read.is_pending() && defer_write && self.conn.has_pending_transmit() {
                 // Nothing more to read after all: write what was held back, then wait.
                 continue;
@@ -270,6 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             return Poll::Pending;
         }
         let now = Instant::now();
+        self.pong_overdue = false;
         self.conn.handle_time(now.duration_since(self.clock));
         match self.heartbeat.poll(now) {
             Beat::Wait => {}
@@ -280,8 +288,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 return Poll::Ready(());
             }
             Beat::TimedOut => {
-                self.fail(Error::Timeout(Timeout::Pong));
-                return Poll::Ready(());
+                // Judged after the next read: a stream that was not read for a while may
+                // have the pong waiting in the socket.
+                self.pong_overdue = true;
+                return Poll::Pending;
             }
         }
         if self.conn.should_close_transport() {

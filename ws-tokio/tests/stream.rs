@@ -396,3 +396,56 @@ async fn a_reset_after_the_closing_handshake_is_a_clean_end() {
     assert_eq!(ws.close_frame().unwrap().unwrap().code, CloseCode::NORMAL);
     assert!(ws.next().await.is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pong_waiting_unread_in_the_socket_counts_as_an_answer() {
+    let (listener, addr) = listener().await;
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        let text = String::from_utf8(head).unwrap();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            ws_proto::handshake::accept_key(key.trim())
+        );
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        // The heartbeat's ping (8 bytes, masked) is answered only when the test says so.
+        answer_rx.await.unwrap();
+        let mut ping = [0u8; 14];
+        tcp.read_exact(&mut ping).await.unwrap();
+        assert_eq!(&ping[..2], b"\x89\x88");
+        let payload: Vec<u8> = (0..8).map(|i| ping[6 + i] ^ ping[2 + i % 4]).collect();
+        tcp.write_all(&[&b"\x8a\x08"[..], &payload].concat())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(10)),
+        pong_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let options = ClientOptions::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .config(config);
+    let mut client = options.connect().await.unwrap();
+    // Read long enough for the ping to go out (at 10 s), then leave the stream unread.
+    assert!(tokio::time::timeout(Duration::from_secs(11), client.next())
+        .await
+        .is_err());
+    answer_tx.send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Read again, long past the pong deadline: the pong in the socket is taken first.
+    let quiet = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+    assert!(quiet.is_err(), "the connection stays up: {quiet:?}");
+    assert!(client.rtt().is_some());
+}
