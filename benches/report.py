@@ -23,6 +23,9 @@ SERVERS = [OURS] + PEERS
 COLORS = {"ws-mio-server": "#2b6cb0", "tokio-tungstenite": "#dd6b20", "fastwebsockets": "#38a169",
           "ws-tokio": "#805ad5",
           "ws-proto": "#2b6cb0", "ws-proto in place": "#63b3ed", "tungstenite": "#dd6b20"}
+# The codec each server is built on, for the chart's legend.
+CODEC_OF = {"ws-mio-server": "ws-proto", "ws-tokio": "ws-proto",
+            "tokio-tungstenite": "tungstenite", "fastwebsockets": "fastwebsockets"}
 # ws-proto's receive benchmarks run twice: owned messages, and in place (borrowed from the read
 # buffer); the others deliver owned payloads.
 CODEC_LIBS = ("ws-proto", "ws-proto in place", "tungstenite", "fastwebsockets")
@@ -556,10 +559,10 @@ def svg_chart(summary, codec):
            '<text x="10" y="38" fill="#555">Bars are scaled to the best figure of each row group '
            '(for memory, the shortest bar is best). Medians over rounds.</text>']
     x = 10
-    for i, name in enumerate(SERVERS):
+    for name in SERVERS:
         out.append(f'<rect x="{x}" y="48" width="10" height="10" fill="{COLORS[name]}"/>')
-        out.append(f'<text x="{x + 14}" y="57">{name} (codec: {["ws-proto", "tungstenite", "fastwebsockets"][i]})</text>')
-        x += 250
+        out.append(f'<text x="{x + 14}" y="57">{name} (codec: {CODEC_OF[name]})</text>')
+        x += 215
     y = 75
     if any("ws-proto in place" in r["libs"] for r in receive):
         out.append(f'<rect x="10" y="{y - 12}" width="10" height="10" fill="{COLORS["ws-proto in place"]}"/>')
