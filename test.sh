@@ -2,11 +2,13 @@
 # The whole test suite, on a fresh machine: formatting, lints, every crate's tests (unit,
 # property, integration, doc examples), the no_std build, the benchmarks' build and a short
 # run of the server comparison, a short run of every fuzz target, the chat page in Chromium,
-# and the Autobahn|Testsuite run for both roles.
+# and the Autobahn|Testsuite run for both roles, for ws-mio-server and the ws-proto client and
+# (cases 1.* to 11.*) for ws-tokio's server and client.
 # Installs what it needs (system packages through apt-get, redis-server among them, cargo-fuzz
 # through cargo, Chromium and playwright-core, wstest into autobahn/.prefix). Exits non-zero on
 # the first failure.
-# FUZZ_SMOKE_SECONDS sets the time per fuzz target (default 15).
+# FUZZ_SMOKE_SECONDS sets the time per fuzz target (default 15); AUTOBAHN_WS_TOKIO=full runs
+# every Autobahn case through ws-tokio, compression included.
 #
 #   ./test.sh
 set -euo pipefail
@@ -56,6 +58,12 @@ ws-chat/tests/browser/run.sh
 
 step "Autobahn|Testsuite, server and client"
 autobahn/run.sh
+
+# The same suite through ws-tokio's server and client: cases 1.* to 11.* by default (about two
+# minutes); AUTOBAHN_WS_TOKIO=full adds the compression series 12.* and 13.* (see
+# autobahn/README.md).
+step "Autobahn|Testsuite through ws-tokio, server and client (${AUTOBAHN_WS_TOKIO:=quick})"
+autobahn/run-ws-tokio.sh "$AUTOBAHN_WS_TOKIO"
 
 echo
 echo "test.sh: all checks passed"

@@ -150,14 +150,20 @@ def git_commit(repo_dir):
     return head + ("-dirty" if dirty else "")
 
 
-def write_results(path, roles, expected, wstest_version):
+HEADER = [
+    "# Autobahn|Testsuite results",
+    "",
+    "Written by `autobahn/run.sh` (see autobahn/README.md), one section per pair of testees,",
+    "each rewritten by its own full run (both roles, every case); the HTML reports stay in",
+    "`autobahn/reports/`, which is not committed.",
+]
+
+
+def section_lines(roles, expected, wstest_version):
     repo_dir = os.path.dirname(os.path.abspath(__file__))
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# Autobahn|Testsuite results",
-        "",
-        "Written by `autobahn/run.sh` (see autobahn/README.md); the HTML reports stay in",
-        "`autobahn/reports/`, which is not committed.",
+        "## " + ", ".join("%s: %s" % (r.name, r.agent) for r in roles),
         "",
         "- commit: `%s`" % git_commit(repo_dir),
         "- date: %s" % now,
@@ -188,6 +194,38 @@ def write_results(path, roles, expected, wstest_version):
                       for c, b, bc, _ in r.failing[:MAX_LISTED]]
             if len(r.failing) > MAX_LISTED:
                 lines.append("- ... and %d more" % (len(r.failing) - MAX_LISTED))
+    return lines
+
+
+def read_sections(path):
+    """The sections of an existing results file: key -> lines, in file order."""
+    sections = collections.OrderedDict()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().splitlines()
+    except OSError:
+        return sections
+    key = None
+    for line in text:
+        if line.startswith("<!-- section: ") and line.endswith(" -->"):
+            key = line[len("<!-- section: "):-len(" -->")]
+            sections[key] = []
+        elif line.startswith("<!-- end: "):
+            key = None
+        elif key is not None:
+            sections[key].append(line)
+    return sections
+
+
+def write_results(path, roles, expected, wstest_version):
+    """Rewrites this pair of testees' section of PATH (keyed by the agents), keeping the
+    others."""
+    key = " / ".join(r.agent for r in roles)
+    sections = read_sections(path)
+    sections[key] = section_lines(roles, expected, wstest_version)
+    lines = list(HEADER)
+    for k, body in sections.items():
+        lines += ["", "<!-- section: %s -->" % k] + body + ["<!-- end: %s -->" % k]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -16,10 +16,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 ROOT=$(cd "$AUTOBAHN_DIR/.." && pwd)
-REPORTS=$AUTOBAHN_DIR/reports
+REPORTS=${AUTOBAHN_REPORTS:-$AUTOBAHN_DIR/reports}
 RELEASE=${CARGO_TARGET_DIR:-$ROOT/target}/release
 MODE=${1:-all}
-SERVER_CMD=${AUTOBAHN_SERVER_CMD:-$RELEASE/ws-mio-server --mode echo --admin-listen off --handshake-rate 0 --listen {addr}}
+# The default apart: a `}` inside `${VAR:-...}` would end the expansion early.
+DEFAULT_SERVER_CMD="$RELEASE/ws-mio-server --mode echo --admin-listen off --handshake-rate 0 --listen {addr}"
+SERVER_CMD=${AUTOBAHN_SERVER_CMD:-$DEFAULT_SERVER_CMD}
 CLIENT_CMD=${AUTOBAHN_CLIENT_CMD:-$RELEASE/autobahn-client}
 SERVER_AGENT=${AUTOBAHN_SERVER_AGENT:-ws-mio-server}
 CLIENT_AGENT=${AUTOBAHN_CLIENT_AGENT:-ws-proto-client}

@@ -15,11 +15,17 @@ import os
 import statistics
 from xml.sax.saxutils import escape
 
+# The server the others are compared with, and the others; --ours and --peers change them
+# (run.sh's OURS and SERVERS), for a comparison of ws-tokio with tokio-tungstenite.
 OURS = "ws-mio-server"
-PEERS = ["tokio-tungstenite", "fastwebsockets"]
+PEERS = ["tokio-tungstenite", "fastwebsockets", "ws-tokio"]
 SERVERS = [OURS] + PEERS
-COLORS = {OURS: "#2b6cb0", "tokio-tungstenite": "#dd6b20", "fastwebsockets": "#38a169",
+COLORS = {"ws-mio-server": "#2b6cb0", "tokio-tungstenite": "#dd6b20", "fastwebsockets": "#38a169",
+          "ws-tokio": "#805ad5",
           "ws-proto": "#2b6cb0", "ws-proto in place": "#63b3ed", "tungstenite": "#dd6b20"}
+# The codec each server is built on, for the chart's legend.
+CODEC_OF = {"ws-mio-server": "ws-proto", "ws-tokio": "ws-proto",
+            "tokio-tungstenite": "tungstenite", "fastwebsockets": "fastwebsockets"}
 # ws-proto's receive benchmarks run twice: owned messages, and in place (borrowed from the read
 # buffer); the others deliver owned payloads.
 CODEC_LIBS = ("ws-proto", "ws-proto in place", "tungstenite", "fastwebsockets")
@@ -548,15 +554,15 @@ def svg_chart(summary, codec):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           '<text x="10" y="20" font-size="15" font-weight="bold">ws-mio-server / ws-proto against '
-           'tokio-tungstenite and fastwebsockets</text>',
+           f'<text x="10" y="20" font-size="15" font-weight="bold">{escape(OURS)} against '
+           f'{escape(" and ".join(PEERS))}</text>',
            '<text x="10" y="38" fill="#555">Bars are scaled to the best figure of each row group '
            '(for memory, the shortest bar is best). Medians over rounds.</text>']
     x = 10
-    for i, name in enumerate(SERVERS):
+    for name in SERVERS:
         out.append(f'<rect x="{x}" y="48" width="10" height="10" fill="{COLORS[name]}"/>')
-        out.append(f'<text x="{x + 14}" y="57">{name} (codec: {["ws-proto", "tungstenite", "fastwebsockets"][i]})</text>')
-        x += 250
+        out.append(f'<text x="{x + 14}" y="57">{name} (codec: {CODEC_OF[name]})</text>')
+        x += 215
     y = 75
     if any("ws-proto in place" in r["libs"] for r in receive):
         out.append(f'<rect x="10" y="{y - 12}" width="10" height="10" fill="{COLORS["ws-proto in place"]}"/>')
@@ -588,13 +594,19 @@ def svg_chart(summary, codec):
 
 
 def main():
+    global OURS, PEERS, SERVERS
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
     ap.add_argument("--meta", required=True)
     ap.add_argument("--scenarios", required=True)
     ap.add_argument("--criterion")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--ours", default=OURS, help="the server the others are compared with")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated other servers")
     args = ap.parse_args()
+    OURS = args.ours
+    PEERS = [p for p in args.peers.split(",") if p and p != OURS]
+    SERVERS = [OURS] + PEERS
     with open(args.meta) as f:
         meta = json.load(f)
     with open(args.scenarios) as f:

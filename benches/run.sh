@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The server comparison: ws-mio-server and the peer servers (tokio-tungstenite, fastwebsockets)
+# The server comparison: ws-mio-server and the peer servers (tokio-tungstenite, fastwebsockets, ws-tokio)
 # under the same load generator, server and load generator pinned to different cores, several
 # rounds with the order of the servers rotated; hostile clients against ws-mio-server alone;
 # then the codec benchmarks. Writes
@@ -14,7 +14,7 @@
 # benchmarks too; 0: reuse criterion's last results if any), ONLY (scenario ids), MERGE (1: with
 # ONLY, keep the other scenarios' figures from the results already in OUT, each marked with
 # the commit and date it was measured at), OUT (results directory), NOTE (a sentence for the
-# report), PORT_BASE.
+# report), PORT_BASE, SERVERS and OURS (below).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -58,7 +58,10 @@ SCENARIOS=(
 	"attack-slow-room|attack|slow room: 20 silent members, 10 publishers of 4 KiB|attack --kind slow-room --attackers 20 --bystanders 10 --size 4096|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-trickle|attack|trickle: 100 attackers adding one byte per frame every 10 ms|attack --kind trickle --attackers 100 --bystanders 50 --trickle-interval-ms 10|rss_growth_per_attacker_bytes|bytes|lower|"
 )
-SERVERS=(ws-mio-server tokio-tungstenite fastwebsockets)
+# SERVERS (space-separated) and OURS (the one the others are compared with) change who runs:
+# SERVERS="ws-tokio tokio-tungstenite" OURS=ws-tokio compares the two tokio servers.
+read -r -a SERVERS <<<"${SERVERS:-ws-mio-server tokio-tungstenite fastwebsockets ws-tokio}"
+OURS=${OURS:-ws-mio-server}
 
 # Each measured program runs in its own session, as separately started programs do. With the
 # scheduler's autogroups, programs started from one script would otherwise share one group's
@@ -89,7 +92,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir "$work/bin"
-for b in ws-mio-server ws-load peer-tungstenite peer-fastwebsockets; do
+for b in ws-mio-server ws-load peer-tungstenite peer-fastwebsockets peer-ws-tokio; do
 	cp "$TARGET_DIR/release/$b" "$work/bin/"
 done
 BIN=$work/bin
@@ -135,7 +138,7 @@ start_server() { # name mode(echo|fanout) port [ws-mio-server arguments]
 		args+=(--mode "$([[ $mode == fanout ]] && echo broadcast || echo echo)")
 		args+=("$@")
 		;;
-	tokio-tungstenite | fastwebsockets)
+	tokio-tungstenite | fastwebsockets | ws-tokio)
 		bin=peer-${name#tokio-}
 		args=(--listen "127.0.0.1:$port" --mode "$mode")
 		;;
@@ -170,7 +173,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		# it; the peers have no such bounds to compare.
 		servers=("${SERVERS[@]}")
 		# So do scenarios of what the peers do not have (permessage-deflate).
-		if [[ $kind == attack || " $load_args " == *" --deflate "* ]]; then servers=(ws-mio-server); fi
+		if [[ $kind == attack || " $load_args " == *" --deflate "* ]]; then
+			[[ " ${SERVERS[*]} " == *" ws-mio-server "* ]] || continue
+			servers=(ws-mio-server)
+		fi
 		mode=echo
 		if [[ $kind == fanout || ($kind == attack && " $load_args " == *" --kind slow-room "*) ]]; then
 			mode=fanout
@@ -276,6 +282,7 @@ EOF
 echo "==> report"
 criterion_args=()
 if [[ $codec_note != "not run" ]]; then criterion_args=(--criterion "$TARGET_DIR/criterion"); fi
+peers=$(printf '%s,' "${SERVERS[@]}")
 python3 benches/report.py --raw "$raw" --meta "$work/meta.json" --scenarios "$work/scenarios.json" \
-	"${criterion_args[@]}" --out "$OUT"
+	"${criterion_args[@]}" --out "$OUT" --ours "$OURS" --peers "${peers%,}"
 echo "==> wrote $OUT/results.md, $OUT/results.json, $OUT/chart.svg, $OUT/raw.jsonl"

@@ -67,7 +67,7 @@ pub fn serve_echo(mut stream: TcpStream) -> io::Result<()> {
 
 /// The client's permessage-deflate offer: it lets the server keep its context (so our
 /// inflater is tested with context takeover) and accepts every limit the server may set.
-fn client_deflate() -> DeflateConfig {
+pub fn client_deflate() -> DeflateConfig {
     DeflateConfig {
         server_no_context_takeover: false,
         ..DeflateConfig::default()

@@ -28,16 +28,19 @@ pub struct PeerArgs {
     pub threads: usize,
 }
 
-/// The tokio runtime for `threads` workers.
+/// The tokio runtime for `threads` workers, with I/O and timers (ws-tokio keeps its deadlines
+/// on tokio's clock; the other tokio peers run on the same runtime).
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_io()
+            .enable_time()
             .build()
     }
 }
