@@ -440,3 +440,24 @@ async fn a_pong_waiting_unread_in_the_socket_counts_as_an_answer() {
     assert!(quiet.is_err(), "the connection stays up: {quiet:?}");
     assert!(client.rtt().is_some());
 }
+
+#[tokio::test]
+async fn a_streaming_engine_setting_still_delivers_whole_messages() {
+    let mut config = Config::default();
+    config.protocol.streaming = true;
+    let (addr, mut accepted) = accepting_server(Acceptor::new(config)).await;
+    let mut client = ws_tokio::connect(&format!("ws://{addr}/")).await.unwrap();
+    let mut server = accepted.recv().await.unwrap();
+    client
+        .send_fragment(MessageKind::Binary, b"who", false)
+        .await
+        .unwrap();
+    client
+        .send_fragment(MessageKind::Binary, b"le", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.next().await.unwrap().unwrap(),
+        Message::Binary(Bytes::from_static(b"whole"))
+    );
+}
