@@ -142,7 +142,7 @@ impl Acceptor {
         if let Some(p) = &protocol {
             accept = accept.protocol(p);
         }
-        let mut conn = Connection::server(self.config.protocol.clone());
+        let mut conn = Connection::server(self.config.engine_config());
         if let Some(deflate) = &self.config.deflate {
             if let Some((params, response)) = deflate.negotiate(upgrade.extensions()) {
                 accept = accept.extensions(&response);

@@ -20,7 +20,8 @@ use ws_proto::handshake::HandshakeLimits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The engine's limits and close timeout (frame and message size, close deadline, pong
-    /// coalescing); see [`ws_proto::Config`]. Default: ws-proto's defaults.
+    /// coalescing); see [`ws_proto::Config`]. Default: ws-proto's defaults. Its `streaming`
+    /// is not used: the stream delivers whole messages.
     pub protocol: ws_proto::Config,
     /// Limits on the HTTP head of the opening handshake (size, header count).
     pub handshake_limits: HandshakeLimits,
@@ -56,6 +57,17 @@ impl Default for Config {
             write_buffer_limit: 256 << 10,
             ping_interval: None,
             pong_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Config {
+    /// The engine's configuration: [`Config::protocol`] with whole-message delivery, the only
+    /// kind the stream hands out.
+    pub(crate) fn engine_config(&self) -> ws_proto::Config {
+        ws_proto::Config {
+            streaming: false,
+            ..self.protocol.clone()
         }
     }
 }

@@ -167,7 +167,7 @@ impl ClientOptions {
         io.flush().await?;
         let mut buf = vec![0u8; 4096];
         let (response, leftover) = read_head(&mut io, &mut buf, |d| handshake.receive(d)).await?;
-        let mut conn = Connection::client(self.config.protocol.clone());
+        let mut conn = Connection::client(self.config.engine_config());
         if response.extensions().len() > 1 {
             // Only permessage-deflate is offered, and it may be accepted once.
             return Err(Error::ExtensionRefused);

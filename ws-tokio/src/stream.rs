@@ -99,7 +99,9 @@ impl<S> WebSocketStream<S> {
     /// Wraps a transport whose opening handshake is done, with the connection made for it
     /// (its negotiated extension attached), the subprotocol agreed on, and `leftover`, the
     /// bytes that arrived after the handshake's head. The handshake helpers call it; it is
-    /// public for transports whose handshake was made elsewhere.
+    /// public for transports whose handshake was made elsewhere. The connection must deliver
+    /// whole messages (`streaming` off in its [`ws_proto::Config`]): the stream hands out
+    /// [`Message`]s, not chunks.
     pub fn from_parts(
         io: S,
         mut conn: Connection,

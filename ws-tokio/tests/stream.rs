@@ -161,6 +161,25 @@ async fn raw_client(addr: std::net::SocketAddr) -> TcpStream {
     tcp
 }
 
+/// A raw server's side of the handshake, so the test can write any bytes after it.
+async fn raw_server_handshake(tcp: &mut TcpStream) {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    let text = String::from_utf8(head).unwrap();
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        ws_proto::handshake::accept_key(key.trim())
+    );
+    tcp.write_all(answer.as_bytes()).await.unwrap();
+}
+
 #[tokio::test]
 async fn violations_are_reported_and_answered_with_their_close_code() {
     let mut config = Config::default();
@@ -367,21 +386,7 @@ async fn a_reset_after_the_closing_handshake_is_a_clean_end() {
     let (listener, addr) = listener().await;
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.unwrap());
-        }
-        let text = String::from_utf8(head).unwrap();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            ws_proto::handshake::accept_key(key.trim())
-        );
-        tcp.write_all(answer.as_bytes()).await.unwrap();
+        raw_server_handshake(&mut tcp).await;
         // The client's masked close frame with 1000, answered; then a reset, not a FIN.
         let mut close = [0u8; 8];
         tcp.read_exact(&mut close).await.unwrap();
@@ -403,21 +408,7 @@ async fn a_pong_waiting_unread_in_the_socket_counts_as_an_answer() {
     let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.unwrap());
-        }
-        let text = String::from_utf8(head).unwrap();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            ws_proto::handshake::accept_key(key.trim())
-        );
-        tcp.write_all(answer.as_bytes()).await.unwrap();
+        raw_server_handshake(&mut tcp).await;
         // The heartbeat's ping (8 bytes, masked) is answered only when the test says so.
         answer_rx.await.unwrap();
         let mut ping = [0u8; 14];
@@ -448,4 +439,25 @@ async fn a_pong_waiting_unread_in_the_socket_counts_as_an_answer() {
     let quiet = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
     assert!(quiet.is_err(), "the connection stays up: {quiet:?}");
     assert!(client.rtt().is_some());
+}
+
+#[tokio::test]
+async fn a_streaming_engine_setting_still_delivers_whole_messages() {
+    let mut config = Config::default();
+    config.protocol.streaming = true;
+    let (addr, mut accepted) = accepting_server(Acceptor::new(config)).await;
+    let mut client = ws_tokio::connect(&format!("ws://{addr}/")).await.unwrap();
+    let mut server = accepted.recv().await.unwrap();
+    client
+        .send_fragment(MessageKind::Binary, b"who", false)
+        .await
+        .unwrap();
+    client
+        .send_fragment(MessageKind::Binary, b"le", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.next().await.unwrap().unwrap(),
+        Message::Binary(Bytes::from_static(b"whole"))
+    );
 }
