@@ -18,14 +18,15 @@ from xml.sax.saxutils import escape
 # The server the others are compared with, and the others; --ours and --peers change them
 # (run.sh's OURS and SERVERS), for a comparison of ws-tokio with tokio-tungstenite.
 OURS = "ws-mio-server"
-PEERS = ["tokio-tungstenite", "fastwebsockets", "ws-tokio"]
+PEERS = ["tokio-tungstenite", "fastwebsockets", "ws-tokio", "uws"]
 SERVERS = [OURS] + PEERS
 COLORS = {"ws-mio-server": "#2b6cb0", "tokio-tungstenite": "#dd6b20", "fastwebsockets": "#38a169",
-          "ws-tokio": "#805ad5",
+          "ws-tokio": "#805ad5", "uws": "#d53f8c",
           "ws-proto": "#2b6cb0", "ws-proto in place": "#63b3ed", "tungstenite": "#dd6b20"}
 # The codec each server is built on, for the chart's legend.
 CODEC_OF = {"ws-mio-server": "ws-proto", "ws-tokio": "ws-proto",
-            "tokio-tungstenite": "tungstenite", "fastwebsockets": "fastwebsockets"}
+            "tokio-tungstenite": "tungstenite", "fastwebsockets": "fastwebsockets",
+            "uws": "uWebSockets"}
 # ws-proto's receive benchmarks run twice: owned messages, and in place (borrowed from the read
 # buffer); the others deliver owned payloads.
 CODEC_LIBS = ("ws-proto", "ws-proto in place", "tungstenite", "fastwebsockets")
@@ -267,10 +268,20 @@ def time_split(runs, metric):
 
 
 def check_target(sc, entry):
-    target = sc.get("target")
+    """The scenario's target checked: the first of its alternatives whose peer was measured."""
+    alternatives = sc.get("target") or []
+    if isinstance(alternatives, dict):
+        alternatives = [alternatives]
+    measured = lambda peer: entry["servers"].get(peer, {}).get("median") is not None
+    target = next((t for t in alternatives if "peer" not in t or measured(t["peer"])), None)
     if not target:
         return None
     ours = entry["servers"].get(OURS, {}).get("median")
+    if target["kind"] == "atmost":
+        theirs = entry["servers"][target["peer"]]["median"]
+        met = ours is not None and ours <= theirs
+        return {"text": f"≤ {target['peer']} ({fmt_bytes(theirs)})", "met": met, "actual": ours,
+                "shortfall": None}
     if target["kind"] == "ratio":
         ratio = entry["ratios"].get(target["peer"])
         met = ratio is not None and ratio >= target["value"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The server comparison: ws-mio-server and the peer servers (tokio-tungstenite, fastwebsockets, ws-tokio)
-# under the same load generator, server and load generator pinned to different cores, several
+# The server comparison: ws-mio-server and the peer servers (tokio-tungstenite, fastwebsockets,
+# ws-tokio, and uWebSockets when ../shared/peers/uws is beside the repository) under the same
+# load generator, server and load generator pinned to different cores, several
 # rounds with the order of the servers rotated; hostile clients against ws-mio-server alone;
 # then the codec benchmarks. Writes
 # benches/results/{results.md,results.json,chart.svg,raw.jsonl}.
@@ -14,7 +15,8 @@
 # benchmarks too; 0: reuse criterion's last results if any), ONLY (scenario ids), MERGE (1: with
 # ONLY, keep the other scenarios' figures from the results already in OUT, each marked with
 # the commit and date it was measured at), OUT (results directory), NOTE (a sentence for the
-# report), PORT_BASE, SERVERS and OURS (below).
+# report), PORT_BASE, SERVERS and OURS (below), UWS_DIR (uWebSockets' sources and build script,
+# ../shared/peers/uws by default).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,16 +40,16 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 # the server's resident memory growth per attacker, with the bystanders' latency calm and
 # under attack beside it).
 SCENARIOS=(
-	"echo-d1-100x20B|echo|echo, 1 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 1|messages_per_sec|rate|higher|ratio:fastwebsockets:1.0"
-	"echo-d16-100x20B|echo|echo, 16 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"echo-d16-1000x20B|echo|echo, 16 in flight, 1000 conns x 20 B|echo --connections 1000 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"echo-d16-100x1KiB|echo|echo, 16 in flight, 100 conns x 1 KiB|echo --connections 100 --size 1024 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"echo-d16-10x64KiB|echo|echo, 16 in flight, 10 conns x 64 KiB|echo --connections 10 --size 65536 --depth 16|messages_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"fanout-1k-d1|fanout|fanout to 1,000 members, 1 in flight|fanout --members 1000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"fanout-1k-d16|fanout|fanout to 1,000 members, 16 in flight|fanout --members 1000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"fanout-10k-d1|fanout|fanout to 10,000 members, 1 in flight|fanout --members 10000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"fanout-10k-d16|fanout|fanout to 10,000 members, 16 in flight|fanout --members 10000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:tokio-tungstenite:2.5"
-	"idle-10k|connect|memory per idle connection, 10,000 connections|connect --connections 10000 --hold 2|bytes_per_connection|bytes|lower|below:1024"
+	"echo-d1-100x20B|echo|echo, 1 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 1|messages_per_sec|rate|higher|ratio:uws:1.0;ratio:fastwebsockets:1.0"
+	"echo-d16-100x20B|echo|echo, 16 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:uws:1.0;ratio:tokio-tungstenite:2.5"
+	"echo-d16-1000x20B|echo|echo, 16 in flight, 1000 conns x 20 B|echo --connections 1000 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:uws:1.0;ratio:tokio-tungstenite:2.5"
+	"echo-d16-100x1KiB|echo|echo, 16 in flight, 100 conns x 1 KiB|echo --connections 100 --size 1024 --depth 16|messages_per_sec|rate|higher|ratio:uws:1.1;ratio:tokio-tungstenite:2.5"
+	"echo-d16-10x64KiB|echo|echo, 16 in flight, 10 conns x 64 KiB|echo --connections 10 --size 65536 --depth 16|messages_per_sec|rate|higher|ratio:uws:1.1;ratio:tokio-tungstenite:2.5"
+	"fanout-1k-d1|fanout|fanout to 1,000 members, 1 in flight|fanout --members 1000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:uws:1.0;ratio:tokio-tungstenite:2.5"
+	"fanout-1k-d16|fanout|fanout to 1,000 members, 16 in flight|fanout --members 1000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:uws:1.1;ratio:tokio-tungstenite:2.5"
+	"fanout-10k-d1|fanout|fanout to 10,000 members, 1 in flight|fanout --members 10000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:uws:1.0;ratio:tokio-tungstenite:2.5"
+	"fanout-10k-d16|fanout|fanout to 10,000 members, 16 in flight|fanout --members 10000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:uws:1.1;ratio:tokio-tungstenite:2.5"
+	"idle-10k|connect|memory per idle connection, 10,000 connections|connect --connections 10000 --hold 2|bytes_per_connection|bytes|lower|atmost:uws;below:1024"
 	"idle-10k-deflate|connect|memory per idle connection after two compressed messages each way, 10,000 connections (ours alone: the peers do not compress)|connect --connections 10000 --hold 2 --deflate|bytes_per_connection|bytes|lower|below:2048"
 	"attack-flood|attack|flood: 20 attackers writing 64 KiB frames, never reading|attack --kind flood --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
 	"attack-ping|attack|ping flood: 20 attackers writing 125-byte pings, never reading|attack --kind ping --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
@@ -60,7 +62,16 @@ SCENARIOS=(
 )
 # SERVERS (space-separated) and OURS (the one the others are compared with) change who runs:
 # SERVERS="ws-tokio tokio-tungstenite" OURS=ws-tokio compares the two tokio servers.
-read -r -a SERVERS <<<"${SERVERS:-ws-mio-server tokio-tungstenite fastwebsockets ws-tokio}"
+# uWebSockets (C++) joins the default servers when its sources are beside the repository: they
+# are not part of the project and a user's machine may not have them.
+UWS_DIR=${UWS_DIR:-../shared/peers/uws}
+default_servers="ws-mio-server tokio-tungstenite fastwebsockets ws-tokio"
+if [[ -x $UWS_DIR/build.sh ]]; then
+	default_servers+=" uws"
+else
+	echo "run.sh: no uWebSockets peer ($UWS_DIR/build.sh is absent): measuring without it" >&2
+fi
+read -r -a SERVERS <<<"${SERVERS:-$default_servers}"
 OURS=${OURS:-ws-mio-server}
 
 # Each measured program runs in its own session, as separately started programs do. With the
@@ -95,6 +106,24 @@ mkdir "$work/bin"
 for b in ws-mio-server ws-load peer-tungstenite peer-fastwebsockets peer-ws-tokio; do
 	cp "$TARGET_DIR/release/$b" "$work/bin/"
 done
+if [[ " ${SERVERS[*]} " == *" uws "* ]]; then
+	# Built once into the target directory, again when its sources or build script change.
+	uws_bin=$TARGET_DIR/uws-peer/uws-peer
+	if [[ ! -x $uws_bin || -n $(find "$UWS_DIR" -newer "$uws_bin" -type f -print -quit) ]]; then
+		missing=()
+		command -v g++ >/dev/null || missing+=(g++)
+		[[ -e /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
+		if ((${#missing[@]})); then
+			echo "==> installing ${missing[*]} for the uWebSockets peer"
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get update -qq
+			apt-get install -y -qq --no-install-recommends "${missing[@]}"
+		fi
+		echo "==> building the uWebSockets peer ($UWS_DIR)"
+		nice -n 10 "$UWS_DIR/build.sh" "$TARGET_DIR/uws-peer" >/dev/null
+	fi
+	cp "$uws_bin" "$work/bin/"
+fi
 BIN=$work/bin
 
 mkdir -p "$OUT"
@@ -140,6 +169,10 @@ start_server() { # name mode(echo|fanout) port [ws-mio-server arguments]
 		;;
 	tokio-tungstenite | fastwebsockets | ws-tokio)
 		bin=peer-${name#tokio-}
+		args=(--listen "127.0.0.1:$port" --mode "$mode")
+		;;
+	uws)
+		bin=uws-peer
 		args=(--listen "127.0.0.1:$port" --mode "$mode")
 		;;
 	esac
@@ -247,12 +280,15 @@ for line in sys.stdin:
     fields = line.rstrip("\n").split("|")
     id, kind, title, args, metric, unit, better, target = fields[:8]
     server_args = fields[8] if len(fields) > 8 else ""
-    t = None
-    if target.startswith("ratio:"):
-        _, peer, value = target.split(":")
-        t = {"kind": "ratio", "peer": peer, "value": float(value)}
-    elif target.startswith("below:"):
-        t = {"kind": "below", "value": float(target.split(":")[1])}
+    t = []
+    for alt in filter(None, target.split(";")):
+        if alt.startswith("ratio:"):
+            _, peer, value = alt.split(":")
+            t.append({"kind": "ratio", "peer": peer, "value": float(value)})
+        elif alt.startswith("atmost:"):
+            t.append({"kind": "atmost", "peer": alt.split(":")[1]})
+        elif alt.startswith("below:"):
+            t.append({"kind": "below", "value": float(alt.split(":")[1])})
     out.append({"id": id, "kind": kind, "title": title, "args": args, "metric": metric,
                 "unit": unit, "better": better, "target": t, "server_args": server_args})
 json.dump(out, open(sys.argv[1], "w"), indent=1)
