@@ -56,6 +56,10 @@ pub struct Args {
     /// Write the JSON result here instead of standard output.
     #[arg(long, global = true)]
     pub out: Option<PathBuf>,
+    /// Write `open` to this file when the measured window opens and `closed` when it closes,
+    /// so a script can count what the server does in the window alone (benches/syscalls.sh).
+    #[arg(long, global = true)]
+    pub window_file: Option<PathBuf>,
     /// KEY=VALUE copied into the result (repeatable), to tag runs.
     #[arg(long = "label", global = true)]
     pub labels: Vec<String>,
@@ -219,8 +223,10 @@ pub(crate) fn measure<D: Measured>(
             driver.start_measuring();
             window = Some(Window::open(args.pid));
             end = now + secs(args.duration);
+            mark_window(args, "open\n");
         }
         if now >= end {
+            mark_window(args, "closed\n");
             break;
         }
         if pool.clients.closed > 0 {
@@ -232,6 +238,21 @@ pub(crate) fn measure<D: Measured>(
         progress.tick(|| driver.progress());
     }
     Ok(window.expect("the window opened").close())
+}
+
+/// Tells a watching script where the measured window stands (`--window-file`); a failed
+/// write only loses that script its count.
+fn mark_window(args: &Args, mark: &str) {
+    if let Some(path) = &args.window_file {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        if let Err(e) = file.and_then(|mut f| f.write_all(mark.as_bytes())) {
+            eprintln!("ws-load: cannot write {}: {e}", path.display());
+        }
+    }
 }
 
 pub(crate) fn secs(s: f64) -> Duration {
