@@ -336,9 +336,10 @@ impl<H: Handler> EventLoop<H> {
         self.worker.written(key);
     }
 
-    /// Tells the worker what `key`'s transport holds, for its memory budget.
+    /// Tells the worker what `key`'s transport holds, for its memory budget (a plain socket
+    /// holds nothing: no call).
     fn report_held(&mut self, key: Key) {
-        if let Some(transport) = self.sockets.get(key).and_then(Option::as_ref) {
+        if let Some(Some(transport @ Transport::Tls(_))) = self.sockets.get(key) {
             self.worker.transport_holds(key, transport.held());
         }
     }

@@ -122,3 +122,185 @@ impl<S: Read + Write> TlsStream<S> {
         let _ = self.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    /// A socket in memory: reads what the test put in `inbox` (then `WouldBlock`, or `Ok(0)`
+    /// once `closed`), takes writes into `outbox` until it holds `room` bytes.
+    #[derive(Default)]
+    struct Pipe {
+        inbox: VecDeque<u8>,
+        closed: bool,
+        outbox: Vec<u8>,
+        room: usize,
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.inbox.is_empty() {
+                return if self.closed {
+                    Ok(0)
+                } else {
+                    Err(ErrorKind::WouldBlock.into())
+                };
+            }
+            self.inbox.read(buf)
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.room.saturating_sub(self.outbox.len()));
+            if n == 0 {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.outbox.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A server over a pipe and a client, their handshake done.
+    fn pair() -> (TlsStream<Pipe>, ClientConnection) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(cert.der().to_vec()))
+            .unwrap();
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = ClientConnection::new(Arc::new(client), name).unwrap();
+        let pipe = Pipe {
+            room: usize::MAX,
+            ..Pipe::default()
+        };
+        let mut server = TlsStream::new(pipe, ServerConnection::new(Arc::new(server)).unwrap());
+        let mut buf = [0u8; 1024];
+        while client.is_handshaking() {
+            to_server(&mut client, &mut server);
+            // Handshake only: no plaintext yet.
+            assert_eq!(
+                server.read(&mut buf).unwrap_err().kind(),
+                ErrorKind::WouldBlock
+            );
+            to_client(&mut server, &mut client);
+        }
+        // The client's Finished (and the server's tickets back).
+        to_server(&mut client, &mut server);
+        assert_eq!(
+            server.read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        assert!(!server.tls.is_handshaking());
+        to_client(&mut server, &mut client);
+        (server, client)
+    }
+
+    fn to_server(client: &mut ClientConnection, server: &mut TlsStream<Pipe>) {
+        let mut wire = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        server.socket().inbox.extend(wire);
+    }
+
+    fn to_client(server: &mut TlsStream<Pipe>, client: &mut ClientConnection) {
+        let wire = std::mem::take(&mut server.socket().outbox);
+        let mut wire = &wire[..];
+        while !wire.is_empty() {
+            client.read_tls(&mut wire).unwrap();
+            client.process_new_packets().unwrap();
+        }
+    }
+
+    #[test]
+    fn plaintext_both_ways_and_close_notify_ends_the_stream() {
+        let (mut server, mut client) = pair();
+        client.writer().write_all(b"from the client").unwrap();
+        to_server(&mut client, &mut server);
+        let mut buf = [0u8; 64];
+        let n = server.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"from the client");
+        assert_eq!(
+            server.read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+
+        let n = server
+            .write_vectored(&[IoSlice::new(b"from "), IoSlice::new(b"the server")])
+            .unwrap();
+        assert_eq!(n, 15);
+        to_client(&mut server, &mut client);
+        let mut got = [0u8; 64];
+        let n = client.reader().read(&mut got).unwrap();
+        assert_eq!(&got[..n], b"from the server");
+
+        client.send_close_notify();
+        to_server(&mut client, &mut server);
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+        server.close();
+        to_client(&mut server, &mut client);
+        assert_eq!(client.reader().read(&mut got).unwrap(), 0, "close_notify");
+    }
+
+    #[test]
+    fn ciphertext_for_a_socket_that_takes_nothing_stays_bounded() {
+        let (mut server, _client) = pair();
+        assert_eq!(server.held(), TLS_STATE);
+        server.socket().room = 0;
+        let chunk = vec![7u8; 1 << 20];
+        let taken = server.write_vectored(&[IoSlice::new(&chunk)]).unwrap();
+        // rustls takes up to the bound (and may pass it by one record), no more.
+        assert!(taken <= CIPHERTEXT_LIMIT + (16 << 10), "took {taken}");
+        assert!(taken >= CIPHERTEXT_LIMIT / 2, "took {taken}");
+        assert_eq!(server.held(), TLS_STATE + CIPHERTEXT_LIMIT);
+        for _ in 0..10 {
+            let e = server.write_vectored(&[IoSlice::new(&chunk)]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        }
+        // The socket takes it all again: the ciphertext goes, the writer takes more.
+        server.socket().room = usize::MAX;
+        server.flush().unwrap();
+        assert_eq!(server.held(), TLS_STATE);
+        assert!(server.write_vectored(&[IoSlice::new(&chunk)]).unwrap() > 0);
+    }
+
+    #[test]
+    fn garbage_is_a_tls_error_and_the_socket_end_is_the_stream_end() {
+        let (mut server, _client) = pair();
+        server.socket().inbox.extend(b"GET / HTTP/1.1\r\n\r\n");
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            server.read(&mut buf).unwrap_err().kind(),
+            ErrorKind::InvalidData
+        );
+
+        let (mut server, _client) = pair();
+        server.socket().closed = true;
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+    }
+}
