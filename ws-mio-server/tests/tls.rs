@@ -1,6 +1,6 @@
 //! wss: the server's TLS over real loopback sockets, against a rustls client trusting a test CA
 //! made for the run: both protocol versions and ALPN, echo, fanout with and without deflate,
-//! backpressure, the memory budget, graceful shutdown's close_notify, the handshake deadline
+//! heartbeats, backpressure, the memory budget, graceful shutdown's close_notify, the handshake deadline
 //! over a stalled TLS handshake, refusals of bad files at start, and the binary's reload of its
 //! certificate on SIGHUP without dropping connections.
 
@@ -437,5 +437,46 @@ fn a_reload_of_broken_files_keeps_the_certificate_in_use() {
     let (mut client, _) = TestClient::over(tls, addr, "/", ws_proto::Config::default(), None);
     client.send_text("still");
     assert_eq!(client.next_text(), "still");
+    stop(handle, server);
+}
+
+#[test]
+fn heartbeats_run_over_tls_a_silent_client_is_dropped_an_answering_one_kept() {
+    let pki = TestPki::new("heartbeat");
+    let mut config = pki.config();
+    config.ping_interval = Duration::from_millis(200);
+    // Long beside the answering client's turns (50 ms), so a busy machine does not fail it.
+    config.pong_timeout = Duration::from_secs(1);
+    let (addr, handle, server) = start(config, Echo);
+    let mut silent = pki.connect(addr, "/");
+    let mut answering = pki.connect(addr, "/");
+    // The answering client reads (its engine answers each ping) until the silent one is gone.
+    common::wait_until("the silent client dropped", || {
+        let _ = answering.arriving_within(Duration::from_millis(50));
+        answering.flush();
+        handle.metrics().snapshot().connections_open == 1
+    });
+    // The silent one finds pings, then the end of the connection.
+    let mut pings = 0;
+    loop {
+        match silent.conn.poll_event() {
+            Some(Event::Ping(_)) => pings += 1,
+            Some(_) => {}
+            None => {
+                let mut buf = [0u8; 4096];
+                match silent.stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let _ = silent.conn.receive(&buf[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+                    Err(e) => panic!("read failed: {e}"),
+                }
+            }
+        }
+    }
+    assert!(pings >= 1, "pings seen: {pings}");
+    answering.send_text("still here");
+    assert_eq!(answering.next_text(), "still here");
     stop(handle, server);
 }
