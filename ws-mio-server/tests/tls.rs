@@ -1,8 +1,8 @@
 //! wss: the server's TLS over real loopback sockets, against a rustls client trusting a test CA
 //! made for the run: both protocol versions and ALPN, echo, fanout with and without deflate,
-//! heartbeats, backpressure, the memory budget, graceful shutdown's close_notify, the handshake deadline
-//! over a stalled TLS handshake, refusals of bad files at start, and the binary's reload of its
-//! certificate on SIGHUP without dropping connections.
+//! heartbeats, backpressure, the memory budget, graceful shutdown's close_notify, the handshake
+//! deadline over a stalled TLS handshake, refusals of bad files at start, and the binary's
+//! reload of its certificate on SIGHUP without dropping connections.
 
 mod common;
 
