@@ -3,12 +3,14 @@
 # property, integration, doc examples), the no_std build, the benchmarks' build and a short
 # run of the server comparison, a short run of every fuzz target, the chat page in Chromium,
 # and the Autobahn|Testsuite run for both roles, for ws-mio-server and the ws-proto client and
-# (cases 1.* to 11.*) for ws-tokio's server and client.
+# (cases 1.* to 11.*) for ws-tokio's server and client and, over wss, for ws-mio-server and the
+# ws-proto client; python-websockets against the server over wss.
 # Installs what it needs (system packages through apt-get, redis-server among them, cargo-fuzz
 # through cargo, Chromium and playwright-core, wstest into autobahn/.prefix). Exits non-zero on
 # the first failure.
 # FUZZ_SMOKE_SECONDS sets the time per fuzz target (default 15); AUTOBAHN_WS_TOKIO=full runs
-# every Autobahn case through ws-tokio, compression included.
+# every Autobahn case through ws-tokio, compression included; AUTOBAHN_WSS=full the same over
+# wss.
 #
 #   ./test.sh
 set -euo pipefail
@@ -53,7 +55,10 @@ benches/smoke.sh
 step "fuzz smoke run: every cargo-fuzz target for ${FUZZ_SMOKE_SECONDS:=15}s (nightly)"
 ws-fuzz/run.sh "$FUZZ_SMOKE_SECONDS"
 
-step "the chat page in a real browser (Chromium driven by playwright-core)"
+step "python-websockets against the server over wss"
+ws-mio-server/tests/python/run.sh
+
+step "the chat page in a real browser (Chromium driven by playwright-core), over ws and wss"
 ws-chat/tests/browser/run.sh
 
 step "Autobahn|Testsuite, server and client"
@@ -64,6 +69,12 @@ autobahn/run.sh
 # autobahn/README.md).
 step "Autobahn|Testsuite through ws-tokio, server and client (${AUTOBAHN_WS_TOKIO:=quick})"
 autobahn/run-ws-tokio.sh "$AUTOBAHN_WS_TOKIO"
+
+# ws-mio-server and the ws-proto client over wss, with a CA made for the run: cases 1.* to 11.*
+# by default (under a minute: both roles side by side, as in every run); AUTOBAHN_WSS=full adds
+# 12.* and 13.*.
+step "Autobahn|Testsuite over wss, server and client (${AUTOBAHN_WSS:=quick})"
+autobahn/run-wss.sh "$AUTOBAHN_WSS"
 
 echo
 echo "test.sh: all checks passed"

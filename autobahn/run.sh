@@ -10,6 +10,10 @@
 # HTML reports and logs go to autobahn/reports/; a full run (both roles, all
 # cases) also rewrites autobahn/RESULTS.md. Exit status is non-zero on any
 # failure. See README.md for the environment variables.
+#
+# AUTOBAHN_TLS_DIR (a directory with cert.pem and key.pem, as scripts/test-ca.sh makes) runs
+# both roles over wss: wstest connects to wss:// and its fuzzing server serves that
+# certificate (run-wss.sh sets this up).
 set -euo pipefail
 
 # shellcheck source=env.sh
@@ -29,6 +33,14 @@ CASES=${AUTOBAHN_CASES:-*}
 EXCLUDE=${AUTOBAHN_EXCLUDE_CASES:-}
 TIMEOUT=${AUTOBAHN_TIMEOUT:-1200}
 export PYTHONUNBUFFERED=1
+TLS_DIR=${AUTOBAHN_TLS_DIR:-}
+SCHEME=ws
+# The fuzzing server's TLS, as keys of its spec (wstest's -k/-c do not reach that mode).
+WSS_SPEC=""
+if [[ -n $TLS_DIR ]]; then
+	SCHEME=wss
+	WSS_SPEC="\"key\": \"$TLS_DIR/key.pem\", \"cert\": \"$TLS_DIR/cert.pem\","
+fi
 
 case $MODE in
 all | server | client) ;;
@@ -159,7 +171,7 @@ run_server() {
 	phase_start=$SECONDS
 	rm -rf "$REPORTS/server"
 	port=$(free_port)
-	build_cmd "$SERVER_CMD" "127.0.0.1:$port" "$port" "ws://127.0.0.1:$port" "$SERVER_AGENT" \
+	build_cmd "$SERVER_CMD" "127.0.0.1:$port" "$port" "$SCHEME://127.0.0.1:$port" "$SERVER_AGENT" \
 		--addr "127.0.0.1:$port" || return 1
 	say "server: starting ${CMD[*]}"
 	"${CMD[@]}" </dev/null >"$REPORTS/server-testee.log" 2>&1 &
@@ -174,7 +186,7 @@ run_server() {
 	cat >"$spec" <<-EOF
 		{
 		  "outdir": "$REPORTS/server",
-		  "servers": [{"agent": "$SERVER_AGENT", "url": "ws://127.0.0.1:$port"}],
+		  "servers": [{"agent": "$SERVER_AGENT", "url": "$SCHEME://127.0.0.1:$port"}],
 		  "cases": $CASES_JSON,
 		  "exclude-cases": $EXCLUDE_JSON,
 		  "exclude-agent-cases": {}
@@ -203,15 +215,15 @@ run_client() {
 	spec=$REPORTS/fuzzingserver.json
 	cat >"$spec" <<-EOF
 		{
-		  "url": "ws://127.0.0.1:$port",
+		  "url": "$SCHEME://127.0.0.1:$port", $WSS_SPEC
 		  "outdir": "$REPORTS/client",
 		  "cases": $CASES_JSON,
 		  "exclude-cases": $EXCLUDE_JSON,
 		  "exclude-agent-cases": {}
 		}
 	EOF
-	build_cmd "$CLIENT_CMD" "127.0.0.1:$port" "$port" "ws://127.0.0.1:$port" "$CLIENT_AGENT" \
-		--url "ws://127.0.0.1:$port" --agent "$CLIENT_AGENT" || return 1
+	build_cmd "$CLIENT_CMD" "127.0.0.1:$port" "$port" "$SCHEME://127.0.0.1:$port" "$CLIENT_AGENT" \
+		--url "$SCHEME://127.0.0.1:$port" --agent "$CLIENT_AGENT" || return 1
 	say "client: wstest -m fuzzingserver on 127.0.0.1:$port (log: $log)"
 	# --webport 0: no status web page (it would be a second listener).
 	# wstest gets a minute more than the client testee, so a run that is too

@@ -38,7 +38,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 # connections held idle; with --deflate ws-mio-server alone), attack (ws-mio-server alone, the peers are skipped: hostile clients
 # beside bystanders, in --mode echo, or --mode broadcast for --kind slow-room; the figure is
 # the server's resident memory growth per attacker, with the bystanders' latency calm and
-# under attack beside it).
+# under attack beside it). `--tls` in the ws-load arguments runs the scenario over wss
+# (ws-mio-server alone, with a certificate from scripts/test-ca.sh made for the run); each wss
+# scenario is named as its ws twin with `-wss`, and benches/wss.sh compares the two.
 SCENARIOS=(
 	"echo-d1-100x20B|echo|echo, 1 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 1|messages_per_sec|rate|higher|ratio:uws:1.0;ratio:fastwebsockets:1.0"
 	"echo-d16-100x20B|echo|echo, 16 in flight, 100 conns x 20 B|echo --connections 100 --size 20 --depth 16|messages_per_sec|rate|higher|ratio:uws:1.0;ratio:tokio-tungstenite:2.5"
@@ -49,6 +51,10 @@ SCENARIOS=(
 	"fanout-1k-d16|fanout|fanout to 1,000 members, 16 in flight|fanout --members 1000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:uws:1.1;ratio:tokio-tungstenite:2.5"
 	"fanout-10k-d1|fanout|fanout to 10,000 members, 1 in flight|fanout --members 10000 --in-flight 1|deliveries_per_sec|rate|higher|ratio:uws:1.0;ratio:tokio-tungstenite:2.5"
 	"fanout-10k-d16|fanout|fanout to 10,000 members, 16 in flight|fanout --members 10000 --in-flight 16|deliveries_per_sec|rate|higher|ratio:uws:1.1;ratio:tokio-tungstenite:2.5"
+	"echo-d16-100x20B-wss|echo|echo over wss, 16 in flight, 100 conns x 20 B (ours alone)|echo --connections 100 --size 20 --depth 16 --tls|messages_per_sec|rate|higher|"
+	"echo-d16-100x1KiB-wss|echo|echo over wss, 16 in flight, 100 conns x 1 KiB (ours alone)|echo --connections 100 --size 1024 --depth 16 --tls|messages_per_sec|rate|higher|"
+	"echo-d16-10x64KiB-wss|echo|echo over wss, 16 in flight, 10 conns x 64 KiB (ours alone)|echo --connections 10 --size 65536 --depth 16 --tls|messages_per_sec|rate|higher|"
+	"fanout-1k-d16-wss|fanout|fanout over wss to 1,000 members, 16 in flight (ours alone)|fanout --members 1000 --in-flight 16 --tls|deliveries_per_sec|rate|higher|"
 	"idle-10k|connect|memory per idle connection, 10,000 connections|connect --connections 10000 --hold 2|bytes_per_connection|bytes|lower|atmost:uws;below:1024"
 	"idle-10k-deflate|connect|memory per idle connection after two compressed messages each way, 10,000 connections (ours alone: the peers do not compress)|connect --connections 10000 --hold 2 --deflate|bytes_per_connection|bytes|lower|below:2048"
 	"attack-flood|attack|flood: 20 attackers writing 64 KiB frames, never reading|attack --kind flood --attackers 20 --bystanders 50|rss_growth_per_attacker_bytes|bytes|lower|"
@@ -125,6 +131,9 @@ if [[ " ${SERVERS[*]} " == *" uws "* ]]; then
 	cp "$uws_bin" "$work/bin/"
 fi
 BIN=$work/bin
+# The wss scenarios' certificate, made for this run.
+scripts/test-ca.sh "$work/tls"
+TLS_SERVER_ARGS=(--tls-cert "$work/tls/cert.pem" --tls-key "$work/tls/key.pem")
 
 mkdir -p "$OUT"
 raw=$OUT/raw.jsonl
@@ -205,8 +214,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		# Attacks measure what our server holds for an attacker and what the others pay for
 		# it; the peers have no such bounds to compare.
 		servers=("${SERVERS[@]}")
-		# So do scenarios of what the peers do not have (permessage-deflate).
-		if [[ $kind == attack || " $load_args " == *" --deflate "* ]]; then
+		# So do scenarios of what the peers here do not have (permessage-deflate, TLS).
+		tls=0
+		if [[ " $load_args " == *" --tls "* ]]; then tls=1; fi
+		if [[ $kind == attack || " $load_args " == *" --deflate "* ]] || ((tls)); then
 			[[ " ${SERVERS[*]} " == *" ws-mio-server "* ]] || continue
 			servers=(ws-mio-server)
 		fi
@@ -219,9 +230,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			server=${servers[$(((i + round - 1) % ${#servers[@]}))]}
 			port=$((port + 1))
 			read -r -a server_words <<<"$server_args"
+			if ((tls)); then server_words+=("${TLS_SERVER_ARGS[@]}"); fi
 			start_server "$server" "$mode" "$port" "${server_words[@]}" || continue
 			extra=()
 			if [[ $kind == fanout ]]; then extra=(--protocol raw); fi
+			if ((tls)); then extra+=(--ca "$work/tls/ca.pem"); fi
 			read -r -a words <<<"$load_args"
 			# An attack measures two windows (calm, then under attack), each after a warm-up.
 			limit=$(python3 -c "print(int(60 + 2 * ($WARMUP + $DURATION) + 30))")

@@ -1,15 +1,18 @@
 //! The testees Autobahn|Testsuite runs against: a blocking driver that moves bytes between a
-//! `TcpStream` and a `ws_proto::Connection`, used by the `autobahn-server` stand-in (an echo
-//! server over std::net) and by `autobahn-client`.
+//! `TcpStream` (or TLS over one, for wss) and a `ws_proto::Connection`, used by the
+//! `autobahn-server` stand-in (an echo server over std::net) and by `autobahn-client`.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ws_proto::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::client::{ClientHandshake, ClientRequest};
 use ws_proto::handshake::server::{Accept, ServerHandshake};
 use ws_proto::handshake::HandshakeLimits;
 use ws_proto::{Config, Connection, Event, Message, Role};
+use ws_tokio::tokio_rustls::rustls::pki_types::ServerName;
+use ws_tokio::tokio_rustls::rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// Limits for conformance runs: Autobahn's largest case (9.1.6/9.2.6) sends 16 MiB messages.
 pub fn config() -> Config {
@@ -20,9 +23,126 @@ pub fn config() -> Config {
     }
 }
 
+/// A client's transport: TCP for ws://, rustls over TCP for wss://.
+pub enum Stream {
+    /// ws://.
+    Plain(TcpStream),
+    /// wss://.
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            // A peer that closes without close_notify has ended the stream all the same; the
+            // WebSocket closing handshake is what says whether it ended cleanly.
+            Stream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Where a client connects: `host:port`, and the TLS configuration for wss.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub host_port: String,
+    /// Set for wss://.
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+impl Endpoint {
+    /// `ws://host:port` or `wss://host:port` (a trailing `/` allowed); wss trusts the CA
+    /// certificates in the PEM file `ca` if given, else the Mozilla roots.
+    pub fn parse(url: &str, ca: Option<&str>) -> io::Result<Endpoint> {
+        let bad = || io::Error::new(ErrorKind::InvalidInput, "the url must be ws:// or wss://");
+        let (secure, rest) = match url.split_once("://").ok_or_else(bad)? {
+            ("ws", rest) => (false, rest),
+            ("wss", rest) => (true, rest),
+            _ => return Err(bad()),
+        };
+        let tls = match (secure, ca) {
+            (false, _) => None,
+            (true, Some(ca)) => Some(ws_tokio::tls::client_config_with_ca_file(ca.as_ref())?),
+            (true, None) => Some(ws_tokio::tls::webpki_client_config()),
+        };
+        Ok(Endpoint {
+            host_port: rest.trim_end_matches('/').to_string(),
+            tls,
+        })
+    }
+
+    /// A connection to it, TLS handshake done for wss.
+    pub fn open(&self) -> io::Result<Stream> {
+        let tcp = TcpStream::connect(&self.host_port)?;
+        tcp.set_nodelay(true)?;
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(tcp));
+        };
+        let host = match self.host_port.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => &self.host_port,
+        };
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        let conn = ClientConnection::new(tls.clone(), name)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        let mut stream = StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(Stream::Tls(Box::new(stream)))
+    }
+}
+
+/// A blocking socket a connection can be driven over.
+pub trait Socket: Read + Write {
+    /// How long a read may wait (None: for ever).
+    fn set_read_timeout(&self, wait: Option<Duration>) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn set_read_timeout(&self, wait: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, wait)
+    }
+}
+
+impl Socket for Stream {
+    fn set_read_timeout(&self, wait: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(wait)
+    }
+}
+
 /// Reads until a handshake head is complete. Returns the bytes that followed it.
 fn read_head<T>(
-    stream: &mut TcpStream,
+    stream: &mut impl Read,
     mut step: impl FnMut(&[u8]) -> io::Result<Option<(T, usize)>>,
 ) -> io::Result<(T, Vec<u8>)> {
     let mut buf = [0u8; 4096];
@@ -74,12 +194,11 @@ pub fn client_deflate() -> DeflateConfig {
     }
 }
 
-/// Opens a client connection to `host:port` for `target`, offering permessage-deflate.
-pub fn connect(host_port: &str, target: &str) -> io::Result<(TcpStream, Connection, Vec<u8>)> {
-    let mut stream = TcpStream::connect(host_port)?;
-    stream.set_nodelay(true)?;
+/// Opens a client connection to `endpoint` for `target`, offering permessage-deflate.
+pub fn connect(endpoint: &Endpoint, target: &str) -> io::Result<(Stream, Connection, Vec<u8>)> {
+    let mut stream = endpoint.open()?;
     let deflate = client_deflate();
-    let request = ClientRequest::new(host_port, target).extensions(&deflate.offer());
+    let request = ClientRequest::new(&endpoint.host_port, target).extensions(&deflate.offer());
     let (mut handshake, bytes) =
         ClientHandshake::with_random_key(&request, HandshakeLimits::default());
     stream.write_all(&bytes)?;
@@ -110,7 +229,7 @@ pub fn connect(host_port: &str, target: &str) -> io::Result<(TcpStream, Connecti
 /// Runs a connection until the transport should close: feeds it what the socket reads and the
 /// time, hands each message to `on_message`, and writes what it queues.
 pub fn drive(
-    mut stream: TcpStream,
+    mut stream: impl Socket,
     mut conn: Connection,
     leftover: &[u8],
     mut on_message: impl FnMut(&mut Connection, Message),

@@ -22,6 +22,7 @@ use layered::ResolveError;
 use serde::{Deserialize, Serialize};
 use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What to do with a room member whose send queue is past the high-water mark.
@@ -59,6 +60,17 @@ pub struct Config {
     )]
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// The certificate chain (PEM, the server's certificate first) that turns the listener
+    /// into wss (TLS 1.2 and 1.3, ALPN `http/1.1`); needs `--tls-key`. Unset, the listener is
+    /// plain ws. Both files are read again on SIGHUP: new handshakes present the new
+    /// certificate, open connections stay.
+    #[arg(long, env = "WS_TLS_CERT", value_name = "FILE")]
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "WS_TLS_KEY", value_name = "FILE")]
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// Worker threads, each with its own event loop and listener; the default is one per core.
     #[arg(long, env = "WS_WORKERS", default_value_t = one_per_core(), value_name = "N")]
     pub workers: usize,
@@ -310,7 +322,8 @@ impl Config {
     /// Checks the values a type cannot: at least one worker, a handshake limit of at least 256
     /// bytes, a zlib level up to 9, the PROXY protocol only with trusted proxies, a handshake
     /// rate and burst that are numbers, not negative, with a burst of at least one when there
-    /// is a rate.
+    /// is a rate, a TLS certificate and key together or neither. (The TLS files themselves are
+    /// read when the server starts.)
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::Invalid("workers"));
@@ -341,6 +354,12 @@ impl Config {
             || (self.handshake_rate > 0.0 && self.handshake_burst < 1.0)
         {
             return Err(ConfigError::Invalid("handshake_burst"));
+        }
+        // One without the other (possible from the file, where clap's `requires` cannot see).
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(ConfigError::Invalid("tls_key")),
+            (None, Some(_)) => return Err(ConfigError::Invalid("tls_cert")),
+            _ => {}
         }
         if self.admin_listen.0 == Some(self.listen) && self.listen.port() != 0 {
             return Err(ConfigError::Invalid("admin_listen"));

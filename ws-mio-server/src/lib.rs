@@ -1,7 +1,8 @@
 //! A WebSocket server on mio and [`ws_proto`]: one event loop per worker thread, rooms with
 //! encode-once fanout across workers, one vectored write per connection per loop turn,
 //! heartbeats and timeouts on a timer wheel, backpressure, connection limits, metrics, health
-//! and readiness on a separate admin listener, and graceful shutdown.
+//! and readiness on a separate admin listener, and graceful shutdown; ws:// by default, wss://
+//! with rustls inside the same event loops ([`tls`]).
 //!
 //! An application implements [`Handler`], with its own state per connection:
 //!
@@ -53,6 +54,7 @@ pub mod rooms;
 mod server;
 pub mod testing;
 pub mod timer;
+pub mod tls;
 pub mod users;
 mod worker;
 

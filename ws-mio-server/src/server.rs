@@ -8,6 +8,7 @@ use crate::handler::Handler;
 use crate::memory::{Allocator, MemoryReturn};
 use crate::metrics::Metrics;
 use crate::rooms::RoomRegistry;
+use crate::tls::TlsFiles;
 use crate::worker::event_loop::{EventLoop, Listeners, WAKER};
 use crate::worker::remote::{Peer, Remote, INBOX_CAPACITY};
 use crate::worker::{Services, Worker};
@@ -39,6 +40,7 @@ pub struct ServerHandle {
     rooms: Arc<RoomRegistry>,
     broker: Arc<dyn Broker>,
     users: Arc<crate::users::Users>,
+    tls: Option<Arc<TlsFiles>>,
 }
 
 /// What a server can be given beyond its configuration and handler.
@@ -52,7 +54,10 @@ pub struct Hooks {
 }
 
 impl Server {
-    /// Binds the listeners and starts the workers.
+    /// Binds the listeners and starts the workers. With `tls_cert` and `tls_key` set, the files
+    /// are read first: a missing file, one without a certificate or key, or a key that is not
+    /// the certificate's, fails the start (an [`io::ErrorKind::InvalidInput`] error wrapping
+    /// the [`crate::tls::TlsError`]).
     pub fn start<H: Handler>(config: Config, handler: H) -> io::Result<Server> {
         Server::start_with(config, handler, Hooks::default())
     }
@@ -60,6 +65,14 @@ impl Server {
     /// Like [`Server::start`], with hooks into the rest of the program.
     pub fn start_with<H: Handler>(config: Config, handler: H, hooks: Hooks) -> io::Result<Server> {
         let workers = config.workers.max(1);
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(Arc::new(TlsFiles::load(cert, key).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, e)
+                })?))
+            }
+            _ => None,
+        };
         // The first listener fixes the port (which may have been 0); the rest share it.
         let mut listeners = vec![bind(config.listen, true)?];
         let local_addr = listeners[0].local_addr()?;
@@ -103,6 +116,7 @@ impl Server {
             let listeners = Listeners {
                 public: mio::net::TcpListener::from_std(listener),
                 admin: admin.take().map(mio::net::TcpListener::from_std),
+                tls: tls.clone(),
             };
             let memory = hooks
                 .allocator
@@ -117,9 +131,10 @@ impl Server {
                     .spawn(move || event_loop.run())?,
             );
         }
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
         match admin_addr {
-            Some(admin) => tracing::info!(%local_addr, %admin, workers, "listening"),
-            None => tracing::info!(%local_addr, workers, "listening"),
+            Some(admin) => tracing::info!(%local_addr, %admin, workers, scheme, "listening"),
+            None => tracing::info!(%local_addr, workers, scheme, "listening"),
         }
         Ok(Server {
             handle: ServerHandle {
@@ -131,6 +146,7 @@ impl Server {
                 rooms: services.rooms.clone(),
                 broker: services.broker.clone(),
                 users: services.users.clone(),
+                tls,
             },
             threads,
         })
@@ -163,7 +179,9 @@ impl Server {
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully: stop accepting, close every
     /// connection with 1012 and its reconnect hint ([`crate::restart`]), wait for the closing
-    /// handshakes up to the drain timeout. A second
+    /// handshakes up to the drain timeout. SIGHUP reloads the TLS certificate and key
+    /// ([`ServerHandle::reload_tls`]); a reload that fails is logged and the old ones stay.
+    /// A second
     /// signal ends the process at once (exit status 128 + the signal). A signal that comes
     /// before this is called has its default effect; a program that must not lose one installs
     /// the handling before it starts the server, as [`crate::process::serve`] does.
@@ -178,8 +196,15 @@ impl Server {
         std::thread::Builder::new()
             .name("ws-signals".into())
             .spawn(move || {
-                for (n, signal) in signals.forever().enumerate() {
-                    if n == 0 {
+                let mut stopping = false;
+                for signal in signals.forever() {
+                    if signal == signal_hook::consts::SIGHUP {
+                        match handle.reload_tls() {
+                            Ok(true) => tracing::info!("TLS certificate reloaded"),
+                            Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+                            Err(e) => tracing::error!(error = %e, "TLS reload failed; the old certificate stays"),
+                        }
+                    } else if !std::mem::replace(&mut stopping, true) {
                         tracing::info!(signal, "shutting down");
                         handle.shutdown();
                     } else {
@@ -192,18 +217,19 @@ impl Server {
     }
 }
 
-/// SIGINT and SIGTERM caught (from [`Self::install`] on) for a graceful shutdown, to give
-/// to [`Server::run_until`].
+/// SIGINT and SIGTERM caught (from [`Self::install`] on) for a graceful shutdown, and SIGHUP
+/// for a TLS reload, to give to [`Server::run_until`].
 #[derive(Debug)]
 pub struct ShutdownSignals(signal_hook::iterator::Signals);
 
 impl ShutdownSignals {
-    /// Catches SIGINT and SIGTERM from now on: one that comes while the server starts waits
-    /// for it instead of killing the process.
+    /// Catches SIGINT, SIGTERM and SIGHUP from now on: one that comes while the server starts
+    /// waits for it instead of killing the process.
     pub fn install() -> io::Result<ShutdownSignals> {
         signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
         ])
         .map(ShutdownSignals)
     }
@@ -263,6 +289,21 @@ impl ServerHandle {
     /// Connections `user` has on this instance.
     pub fn user_connections(&self, user: &str) -> usize {
         self.users.connections(user)
+    }
+
+    /// Reads the TLS certificate and key files again: handshakes from now on present the new
+    /// ones; open connections are not touched. `Ok(false)` when the server is not on TLS. On
+    /// an error the certificate in use stays.
+    pub fn reload_tls(&self) -> Result<bool, crate::tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether the listener serves wss.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Starts the graceful shutdown (waiting for room in a full inbox, so it is never lost).

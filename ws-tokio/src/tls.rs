@@ -57,6 +57,34 @@ pub fn client_config_with_roots(
     Ok(Arc::new(client_config(roots)))
 }
 
+/// A client configuration that trusts only the CA certificates in the PEM file at `path`
+/// (a `--ca FILE` option): an error if it cannot be read, holds no certificate, or one rustls
+/// cannot parse.
+///
+/// ```
+/// let missing = ws_tokio::tls::client_config_with_ca_file("/no/such/ca.pem".as_ref());
+/// assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+/// ```
+pub fn client_config_with_ca_file(path: &std::path::Path) -> io::Result<Arc<ClientConfig>> {
+    use rustls::pki_types::pem::{self, PemObject};
+    let invalid = |e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let cas = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| match e {
+            pem::Error::Io(e) => io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+            e => invalid(&e),
+        })?;
+    if cas.is_empty() {
+        return Err(invalid(&"no certificate"));
+    }
+    client_config_with_roots(cas).map_err(|e| invalid(&e))
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTlsStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -1,7 +1,10 @@
 //! The Autobahn testee for the client role: asks wstest's fuzzing server how many cases there
 //! are, runs each one echoing every message, then asks for the reports to be written.
 //!
-//! Usage: `autobahn-client --url ws://127.0.0.1:9002 --agent NAME`
+//! Usage: `autobahn-client --url ws://127.0.0.1:9002 --agent NAME [--ca FILE]`
+//!
+//! A `wss://` url connects over TLS, trusting the CA certificates in the PEM file `--ca`, or
+//! the Mozilla roots without it.
 
 use std::process::ExitCode;
 use ws_proto::Message;
@@ -15,14 +18,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let url = arg(&args, "--url").unwrap_or_else(|| "ws://127.0.0.1:9002".to_string());
     let agent = arg(&args, "--agent").unwrap_or_else(|| "ws-proto".to_string());
-    let Some(host_port) = url
-        .strip_prefix("ws://")
-        .map(|h| h.trim_end_matches('/').to_string())
-    else {
-        eprintln!("autobahn-client: --url must be ws://host:port");
-        return ExitCode::FAILURE;
+    let endpoint = match autobahn::Endpoint::parse(&url, arg(&args, "--ca").as_deref()) {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("autobahn-client: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    match run(&host_port, &agent) {
+    match run(&endpoint, &agent) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("autobahn-client: {e}");
@@ -31,9 +34,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(host_port: &str, agent: &str) -> std::io::Result<()> {
+fn run(endpoint: &autobahn::Endpoint, agent: &str) -> std::io::Result<()> {
     let mut count = None;
-    let (stream, conn, leftover) = autobahn::connect(host_port, "/getCaseCount")?;
+    let (stream, conn, leftover) = autobahn::connect(endpoint, "/getCaseCount")?;
     autobahn::drive(stream, conn, &leftover, |_, message| {
         if let Message::Text(text) = message {
             count = text.as_str().trim().parse::<u32>().ok();
@@ -43,7 +46,7 @@ fn run(host_port: &str, agent: &str) -> std::io::Result<()> {
     eprintln!("autobahn-client: {count} cases");
     for case in 1..=count {
         let target = format!("/runCase?case={case}&agent={agent}");
-        let (stream, conn, leftover) = autobahn::connect(host_port, &target)?;
+        let (stream, conn, leftover) = autobahn::connect(endpoint, &target)?;
         autobahn::drive(stream, conn, &leftover, |conn, message| {
             let _ = conn.send(&message);
         })?;
@@ -52,6 +55,6 @@ fn run(host_port: &str, agent: &str) -> std::io::Result<()> {
         }
     }
     let (stream, conn, leftover) =
-        autobahn::connect(host_port, &format!("/updateReports?agent={agent}"))?;
+        autobahn::connect(endpoint, &format!("/updateReports?agent={agent}"))?;
     autobahn::drive(stream, conn, &leftover, |_, _| {})
 }

@@ -3,7 +3,7 @@
 //! connection negotiates permessage-deflate and exchanges two compressed messages with the
 //! (echo) server before it goes quiet, so what compression leaves behind per connection shows.
 
-use super::pool::{Clients, Driver, Pool};
+use super::pool::{Clients, Driver};
 use super::{latency_json, open_all, secs, Args, Progress};
 use crate::hist::Histogram;
 use crate::procfs;
@@ -63,7 +63,7 @@ impl Driver for Quiet {
 
 pub(super) fn run(args: &Args, connect: &ConnectArgs) -> Result<Value, String> {
     let mut progress = Progress::new(args.quiet, "connect");
-    let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    let mut pool = super::new_pool(args)?;
     if connect.deflate {
         pool.offer_deflate(DeflateConfig::default());
     }

@@ -1,7 +1,7 @@
 //! Round trips against an echo server: every connection keeps `depth` messages in flight and
 //! sends a new one for each echo it gets back.
 
-use super::pool::{Clients, Driver, Pool};
+use super::pool::{Clients, Driver};
 use super::{latency_json, measure, open_all, Args, Measured, Progress};
 use crate::hist::Histogram;
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ impl Measured for Echo {
 
 pub(super) fn run(args: &Args, echo: &EchoArgs) -> Result<Value, String> {
     let mut progress = Progress::new(args.quiet, "echo");
-    let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    let mut pool = super::new_pool(args)?;
     let payload = if echo.text {
         vec![b'x'; echo.size]
     } else {

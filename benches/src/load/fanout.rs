@@ -6,7 +6,7 @@
 //! sends `{"type":"send",...}`; members get `{"type":"message",...}`. Against a raw broadcast
 //! server (`--protocol raw`) the publisher's frame itself reaches everyone.
 
-use super::pool::{Clients, Driver, Pool};
+use super::pool::{Clients, Driver};
 use super::{latency_json, measure, open_all, secs, Args, Measured, Progress};
 use crate::hist::Histogram;
 use serde_json::{json, Value};
@@ -228,7 +228,7 @@ impl Driver for Fanout {
 
 pub(super) fn run(args: &Args, fanout: &FanoutArgs) -> Result<Value, String> {
     let mut progress = Progress::new(args.quiet, "fanout");
-    let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    let mut pool = super::new_pool(args)?;
     pool.spread(fanout.spread.clone());
     let members = fanout.members.max(1);
     let mut driver = Fanout {

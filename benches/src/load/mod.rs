@@ -16,6 +16,7 @@ mod connect;
 mod echo;
 mod fanout;
 pub mod pool;
+pub mod transport;
 
 use crate::hist::Histogram;
 use crate::procfs;
@@ -66,6 +67,16 @@ pub struct Args {
     /// No progress lines.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// wss: every connection over TLS (echo, fanout, connect), trusting the Mozilla roots, or
+    /// the CA certificates of `--ca`.
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// A PEM file of CA certificates wss trusts instead of the Mozilla roots (implies `--tls`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The server's name its certificate must carry (a DNS name or an IP address).
+    #[arg(long, global = true, default_value = "localhost", value_name = "NAME")]
+    pub tls_name: String,
     /// The scenario.
     #[command(subcommand)]
     pub scenario: Scenario,
@@ -127,6 +138,21 @@ pub fn main() -> std::process::ExitCode {
     } else {
         std::process::ExitCode::SUCCESS
     }
+}
+
+/// A connection pool to `args.addr`, on TLS if asked.
+pub(crate) fn new_pool(args: &Args) -> Result<Pool, String> {
+    let mut pool = Pool::new(args.addr).map_err(|e| e.to_string())?;
+    if args.tls || args.ca.is_some() {
+        let config = match &args.ca {
+            Some(ca) => ws_tokio::tls::client_config_with_ca_file(ca).map_err(|e| e.to_string())?,
+            None => ws_tokio::tls::webpki_client_config(),
+        };
+        let name = transport::ServerName::try_from(args.tls_name.clone())
+            .map_err(|e| format!("--tls-name: {e}"))?;
+        pool.use_tls(transport::TlsTarget { config, name });
+    }
+    Ok(pool)
 }
 
 /// Prints a status line to standard error at most once a second.

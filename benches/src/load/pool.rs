@@ -4,9 +4,10 @@
 //! connections and received messages and sends through [`Clients`]. Everything runs on the
 //! calling thread, so a load generator pinned to one core uses exactly that core.
 
+use super::transport::{TlsTarget, Transport};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use ws_proto::deflate::{DeflateConfig, PerMessageDeflate, NAME as DEFLATE};
@@ -44,7 +45,7 @@ enum Phase {
 /// One client connection.
 pub struct Client {
     /// `None` once the connection failed or ended (the descriptor is released at once).
-    socket: Option<TcpStream>,
+    socket: Option<Transport>,
     phase: Phase,
     /// When the TCP connect started.
     pub started: Instant,
@@ -177,6 +178,10 @@ impl Clients {
         let Some(socket) = &mut client.socket else {
             return;
         };
+        // What TLS holds from earlier first, even with nothing new queued.
+        if let Err(e) = socket.flush() {
+            return self.fail(id, || format!("write: {e}"));
+        }
         let result = match &mut client.phase {
             Phase::Open(conn) => write_queue(socket, conn),
             Phase::Handshake {
@@ -193,9 +198,9 @@ impl Clients {
     }
 }
 
-fn write_request(socket: &mut TcpStream, request: &[u8], written: &mut usize) -> io::Result<()> {
+fn write_request(socket: &mut Transport, request: &[u8], written: &mut usize) -> io::Result<()> {
     while *written < request.len() {
-        match socket.write(&request[*written..]) {
+        match socket.write_vectored(&[IoSlice::new(&request[*written..])]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => *written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -206,7 +211,7 @@ fn write_request(socket: &mut TcpStream, request: &[u8], written: &mut usize) ->
     Ok(())
 }
 
-fn write_queue(socket: &mut TcpStream, conn: &mut Connection) -> io::Result<()> {
+fn write_queue(socket: &mut Transport, conn: &mut Connection) -> io::Result<()> {
     loop {
         let mut slices = [IoSlice::new(&[]); 64];
         let n = conn.transmit_io_slices(&mut slices);
@@ -214,12 +219,7 @@ fn write_queue(socket: &mut TcpStream, conn: &mut Connection) -> io::Result<()> 
             return Ok(());
         }
         // One slice by send(2), whose kernel path is cheaper than writev's (as the server does).
-        let result = if n == 1 {
-            socket.write(&slices[0])
-        } else {
-            socket.write_vectored(&slices[..n])
-        };
-        match result {
+        match socket.write_vectored(&slices[..n]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(written) => conn.advance_transmit(written),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -250,6 +250,8 @@ pub struct Pool {
     nonce: u64,
     /// permessage-deflate, offered by every connection and required of the server.
     deflate: Option<DeflateConfig>,
+    /// wss: TLS on every connection started from now on.
+    tls: Option<TlsTarget>,
     /// The connections.
     pub clients: Clients,
 }
@@ -266,6 +268,7 @@ impl Pool {
             host: addr.to_string(),
             nonce: 0x2545_f491_4f6c_dd1d,
             deflate: None,
+            tls: None,
             clients: Clients {
                 list: Vec::new(),
                 dirty: Vec::new(),
@@ -289,6 +292,11 @@ impl Pool {
         self.deflate = Some(config);
     }
 
+    /// Has every connection started from now on use TLS (wss) to `tls`.
+    pub fn use_tls(&mut self, tls: TlsTarget) {
+        self.tls = Some(tls);
+    }
+
     /// Starts a connection to `target` (path and query); returns its id.
     pub fn connect(&mut self, target: &str) -> usize {
         let id = self.clients.list.len();
@@ -304,7 +312,8 @@ impl Pool {
             0 => self.addr,
             n => self.spread[id % n],
         };
-        let socket = connect_registered(&self.poll, addr, id);
+        let socket = connect_registered(&self.poll, addr, id)
+            .and_then(|socket| Transport::new(socket, self.tls.as_ref()));
         let (socket, failure) = match socket {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
@@ -360,7 +369,7 @@ impl Pool {
     pub fn close_all(&mut self) {
         for client in &mut self.clients.list {
             if let Some(mut socket) = client.socket.take() {
-                let _ = self.poll.registry().deregister(&mut socket);
+                let _ = self.poll.registry().deregister(socket.socket());
             }
         }
         self.clients.list.clear();
@@ -369,11 +378,12 @@ impl Pool {
 
 fn writable(clients: &mut Clients, id: usize) {
     let client = &mut clients.list[id];
-    let Some(socket) = &client.socket else {
+    let Some(socket) = &mut client.socket else {
         return;
     };
     if let Phase::Handshake { connected, .. } = &mut client.phase {
         if !*connected {
+            let socket = socket.socket();
             if let Ok(Some(e)) | Err(e) = socket.take_error() {
                 return clients.fail(id, || format!("connect: {e}"));
             }
@@ -414,7 +424,7 @@ fn readable<D: Driver>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return clients.fail(id, || format!("read: {e}")),
         };
-        drained = n < buf.len();
+        drained = n < buf.len() && socket.short_read_drains();
         let now = Instant::now();
         let mut data = &mut buf[..n];
         let client = &mut clients.list[id];

@@ -565,3 +565,54 @@ restartTest('a page whose room history was lost meanwhile says so and refills fr
       [{ type: 'joined', room, epoch: fresh[0].epoch, offset: 2, recovered: false, missed: 0 }]);
     assert.equal(framesOf(second, 'out', 'history').length, 1);
   });
+
+// wss: the same chat served over TLS (run.sh starts a server with --tls-cert/--tls-key from a
+// CA made for the run). The page is loaded over https, so it opens wss://. This browser trusts
+// the run's certificate by its public key (CHAT_TLS_SPKI), and nothing else: a certificate
+// error would fail the navigation.
+const CHAT_TLS_URL = (process.env.CHAT_TLS_URL || '').replace(/\/+$/, '');
+const CHAT_TLS_SPKI = process.env.CHAT_TLS_SPKI || '';
+
+test('two users chat over wss, the page served over https', { timeout: 60_000, skip: !CHAT_TLS_URL && 'CHAT_TLS_URL not set' }, async () => {
+  assert.match(CHAT_TLS_URL, /^https:\/\/(127\.\d+\.\d+\.\d+|localhost)(:\d+)?$/, 'CHAT_TLS_URL must be a loopback https address');
+  assert.ok(CHAT_TLS_SPKI, 'CHAT_TLS_SPKI: the certificate\'s SPKI hash');
+  const tlsBrowser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...LAUNCH_ARGS, `--ignore-certificate-errors-spki-list=${CHAT_TLS_SPKI}`],
+    timeout: 30_000,
+  });
+  const seen = [];
+  try {
+    const open = async (name) => {
+      const context = await tlsBrowser.newContext();
+      const page = await context.newPage();
+      page.setDefaultTimeout(WAIT_MS);
+      page.on('pageerror', (e) => seen.push(`${name}: page error: ${e.message}`));
+      page.on('websocket', (ws) => seen.push(`${name}: socket ${ws.url()}`));
+      const response = await page.goto(CHAT_TLS_URL + '/');
+      assert.equal(response.status(), 200);
+      const security = await response.securityDetails();
+      assert.ok(security && /^TLS 1\.[23]$/.test(security.protocol), `TLS in use: ${JSON.stringify(security)}`);
+      await page.fill('#name', name);
+      await page.fill('#room', 'lobby');
+      await page.click('#join');
+      await page.waitForFunction(() => document.querySelector('#status').dataset.state === 'connected',
+        null, { timeout: WAIT_MS });
+      return page;
+    };
+    const alice = await open('alice');
+    const bob = await open('bob');
+    await member(alice, 'bob').waitFor();
+    const text = `over wss ${Date.now().toString(36)}`;
+    await alice.fill('#input', text);
+    await alice.press('#input', 'Enter');
+    await messageFrom(bob, 'alice', text).waitFor();
+    await alice.locator('#messages .msg.own.delivered[data-from="alice"]', { hasText: text }).waitFor();
+    const sockets = seen.filter((s) => s.includes('socket '));
+    assert.equal(sockets.length, 2, seen.join('\n'));
+    for (const s of sockets) assert.match(s, /socket wss:\/\//);
+    assert.deepEqual(seen.filter((s) => s.includes('page error')), []);
+  } finally {
+    await tlsBrowser.close().catch(() => {});
+  }
+});

@@ -4,6 +4,8 @@
 # and, for the restart test, a redis-server and two chat instances through it (A kept by a
 # small supervisor that starts it again when the test asks), runs chat.test.mjs against them
 # with node's test runner, stops everything it started, and exits with the test's status.
+# A fourth server serves the chat over TLS (https and wss), with a certificate from a CA made
+# for the run (scripts/test-ca.sh), which the wss test's Chromium trusts by its SPKI hash.
 # Works unattended (CI=true, no stdin) on Debian 12 as root; loopback only.
 set -euo pipefail
 
@@ -30,6 +32,7 @@ print_timings() {
 }
 
 SERVER_PID=""
+TLS_PID=""
 REDIS_PID=""
 B_PID=""
 SUPERVISOR_PID=""
@@ -66,6 +69,7 @@ cleanup() {
   fi
   stop_pid "$B_PID"
   stop_pid "$SERVER_PID"
+  stop_pid "$TLS_PID"
   stop_pid "$REDIS_PID"
   rm -rf "$WORK"
 }
@@ -131,6 +135,14 @@ ADMIN_ADDR="127.0.0.1:$(free_port)"
 WS_LOG="${WS_LOG:-info}" "$BIN" --listen "$ADDR" --admin-listen "$ADMIN_ADDR" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
+# The same chat over TLS, on its own port.
+"$ROOT/scripts/test-ca.sh" "$WORK/tls"
+TLS_LOG="$WORK/server-tls.log"
+TLS_ADDR="127.0.0.1:$(free_port)"
+WS_LOG="${WS_LOG:-info}" "$BIN" --listen "$TLS_ADDR" --admin-listen off \
+  --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" >"$TLS_LOG" 2>&1 &
+TLS_PID=$!
+
 # A redis-server of the test's own, persisting nothing.
 REDIS_PORT="$(free_port)"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >"$REDIS_LOG" 2>&1 &
@@ -161,6 +173,7 @@ supervise_a() {
 supervise_a &
 SUPERVISOR_PID=$!
 wait_listening "$PORT" "$SERVER_PID" "$SERVER_LOG"
+wait_listening "${TLS_ADDR##*:}" "$TLS_PID" "$TLS_LOG"
 wait_listening "${B_ADDR##*:}" "$B_PID" "$B_LOG"
 wait_listening "${A_ADDR##*:}" "$SUPERVISOR_PID" "$A_LOG"
 echo "server pid $SERVER_PID listening on $ADDR, admin on $ADMIN_ADDR"
@@ -172,16 +185,17 @@ phase_start "browser test"
 status=0
 (cd "$HERE" && CHAT_URL="http://$ADDR" ADMIN_URL="http://$ADMIN_ADDR" CHROMIUM_PATH="$CHROMIUM" \
   CHAT_A_URL="http://$A_ADDR" CHAT_B_URL="http://$B_ADDR" REDIS_PORT="$REDIS_PORT" INSTANCE_A_CTL="$CTL" \
+  CHAT_TLS_URL="https://$TLS_ADDR" CHAT_TLS_SPKI="$(cat "$WORK/tls/spki.txt")" \
   node --test chat.test.mjs) || status=$?
 phase_end
 
 if [ "$status" -ne 0 ]; then
-  for log in "$SERVER_LOG" "$A_LOG" "$B_LOG" "$REDIS_LOG"; do
+  for log in "$SERVER_LOG" "$TLS_LOG" "$A_LOG" "$B_LOG" "$REDIS_LOG"; do
     echo "== $(basename "$log") (last 40 lines)"
     tail -n 40 "$log" || true
   done
 fi
-for p in "server:$SERVER_PID:$SERVER_LOG" "instance B:$B_PID:$B_LOG" "redis-server:$REDIS_PID:$REDIS_LOG"; do
+for p in "server:$SERVER_PID:$SERVER_LOG" "TLS server:$TLS_PID:$TLS_LOG" "instance B:$B_PID:$B_LOG" "redis-server:$REDIS_PID:$REDIS_LOG"; do
   IFS=: read -r what pid log <<<"$p"
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "run.sh: $what exited during the test" >&2

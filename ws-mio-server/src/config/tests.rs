@@ -77,6 +77,8 @@ fn no_configuration_gives_the_defaults_on_loopback_9001() {
         memory_budget: half_the_memory(),
         admin_listen: OptionalAddr(Some("127.0.0.1:9002".parse().unwrap())),
         admin_token: None,
+        tls_cert: None,
+        tls_key: None,
     };
     assert_eq!(config, expected);
     assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
@@ -300,4 +302,26 @@ fn help_names_every_variable_and_default() {
     );
     assert!(help.contains("[default: 127.0.0.1:9001]"));
     assert!(help.contains("[default: 30]"));
+}
+
+#[test]
+fn the_tls_files_come_from_any_layer_and_only_together() {
+    let both = load(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &[], None).unwrap();
+    assert_eq!(both.tls_cert.as_deref(), Some("c.pem".as_ref()));
+    assert_eq!(both.tls_key.as_deref(), Some("k.pem".as_ref()));
+    // A flag and a variable together.
+    let mixed = load(&["--tls-cert", "c.pem"], &[("WS_TLS_KEY", "env.pem")], None).unwrap();
+    assert_eq!(mixed.tls_key.as_deref(), Some("env.pem".as_ref()));
+    let path = file("tls", "tls_cert = \"f.pem\"\ntls_key = \"fk.pem\"\n");
+    let filed = load(&[], &[], Some(&path)).unwrap();
+    assert_eq!(filed.tls_cert.as_deref(), Some("f.pem".as_ref()));
+    assert_eq!(filed.tls_key.as_deref(), Some("fk.pem".as_ref()));
+    assert!(matches!(
+        load(&["--tls-cert", "c.pem"], &[], None),
+        Err(ConfigError::Invalid("tls_key"))
+    ));
+    assert!(matches!(
+        load(&[], &[("WS_TLS_KEY", "k.pem")], None),
+        Err(ConfigError::Invalid("tls_cert"))
+    ));
 }

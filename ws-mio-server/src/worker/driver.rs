@@ -125,6 +125,8 @@ pub(crate) struct Driver<C> {
     /// while it waits): kept while the queue is at the high-water mark, or for the
     /// connection's next turn when this one's budget ran out.
     pub(crate) unread: Vec<u8>,
+    /// What the I/O layer's transport holds for it (TLS state and ciphertext), as it reports.
+    pub(crate) transport_held: usize,
 }
 
 impl<C> Driver<C> {
@@ -170,6 +172,7 @@ impl<C> Driver<C> {
             backlogged_since: None,
             reported_held: 0,
             unread: Vec::new(),
+            transport_held: 0,
         }
     }
 
@@ -194,11 +197,12 @@ impl<C> Driver<C> {
     }
 
     /// The heap bytes held for it: its queue, the engine's buffers (a partial message, input
-    /// waiting for the queue to drain) and the compression state. The memory budget the
-    /// hostile-client tests check.
+    /// waiting for the queue to drain), the compression state and the transport's (TLS). The
+    /// memory budget the hostile-client tests check.
     pub(crate) fn held(&self) -> usize {
         self.raw_out.capacity()
             + self.unread.capacity()
+            + self.transport_held
             + match &self.phase {
                 Phase::Open(ws) => ws.memory_usage(),
                 Phase::Proxy(reader, _) => reader.held(),

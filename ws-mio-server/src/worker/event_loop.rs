@@ -3,12 +3,15 @@
 //! nothing about connections; it makes the system calls.
 
 use super::remote::{Offered, Peer, Remote};
+use super::tls_transport::TlsStream;
+use super::transport::Transport;
 use super::{Io, Key, Listener, Worker, TURN_BUDGET};
 use crate::handler::Handler;
 use crate::memory::MemoryReturn;
-use mio::net::{TcpListener, TcpStream};
+use crate::tls::TlsFiles;
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Write};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +42,8 @@ enum Drain {
 pub(crate) struct Listeners {
     pub(crate) public: TcpListener,
     pub(crate) admin: Option<TcpListener>,
+    /// The public listener's TLS, when it serves wss (the admin listener is always plain).
+    pub(crate) tls: Option<Arc<TlsFiles>>,
 }
 
 /// A worker with its sockets.
@@ -49,7 +54,8 @@ pub(crate) struct EventLoop<H: Handler> {
     /// Kept while draining, so `/readyz` can say so.
     admin: Option<TcpListener>,
     /// Sockets by connection key.
-    sockets: Vec<Option<TcpStream>>,
+    sockets: Vec<Option<Transport>>,
+    tls: Option<Arc<TlsFiles>>,
     inbox: Receiver<Remote>,
     peers: Arc<[Peer]>,
     wake_peer: Vec<bool>,
@@ -74,6 +80,7 @@ impl<H: Handler> EventLoop<H> {
         let Listeners {
             public: mut listener,
             mut admin,
+            tls,
         } = listeners;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -87,6 +94,7 @@ impl<H: Handler> EventLoop<H> {
             listener: Some(listener),
             admin,
             sockets: Vec::new(),
+            tls,
             inbox,
             wake_peer: vec![false; peers.len()],
             peers,
@@ -209,6 +217,17 @@ impl<H: Handler> EventLoop<H> {
                 Ok((mut socket, peer)) => match self.worker.accept(peer, origin, now) {
                     Ok(key) => {
                         let _ = socket.set_nodelay(true);
+                        let tls = match (&self.tls, origin) {
+                            (Some(tls), Listener::Public) => match tls.accept() {
+                                Ok(tls) => Some(tls),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "TLS state failed");
+                                    self.worker.transport_failed(key);
+                                    continue;
+                                }
+                            },
+                            _ => None,
+                        };
                         let interest = Interest::READABLE | Interest::WRITABLE;
                         if let Err(e) =
                             self.poll
@@ -222,12 +241,21 @@ impl<H: Handler> EventLoop<H> {
                         if self.sockets.len() <= key {
                             self.sockets.resize_with(key + 1, || None);
                         }
-                        self.sockets[key] = Some(socket);
+                        self.sockets[key] = Some(match tls {
+                            Some(tls) => Transport::Tls(Box::new(TlsStream::new(socket, tls))),
+                            None => Transport::Plain(socket),
+                        });
+                        self.report_held(key);
                         // The request may already be waiting.
                         self.read(key, Drain::UntilEnd, now);
                     }
                     // Best effort: a fresh socket's send buffer takes this small answer whole.
-                    Err(refusal) => drop(socket.write(&refusal)),
+                    // Over TLS an answer would need the handshake first: the refused connection
+                    // is closed.
+                    Err(refusal) if self.tls.is_none() || origin == Listener::Admin => {
+                        drop(socket.write(&refusal))
+                    }
+                    Err(_) => drop(socket),
                 },
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -248,17 +276,18 @@ impl<H: Handler> EventLoop<H> {
         self.worker.resume_input(key, now, &mut budget);
         let mut buf = std::mem::take(&mut self.read_buf);
         while budget > 0 && self.worker.wants_read(key) {
-            let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
+            let Some(transport) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
                 break;
             };
-            match socket.read(&mut buf) {
+            match transport.read(&mut buf) {
                 Ok(0) => {
                     self.worker.receive_eof(key, now);
                     break;
                 }
                 Ok(n) => {
+                    let drained = n < buf.len() && transport.short_read_drains();
                     self.worker.receive(key, &mut buf[..n], now, &mut budget);
-                    if n < buf.len() && drain == Drain::UntilShort {
+                    if drained && drain == Drain::UntilShort {
                         break;
                     }
                 }
@@ -271,6 +300,7 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         self.read_buf = buf;
+        self.report_held(key);
         if budget == 0 && (self.worker.wants_read(key) || self.worker.input_waits(key)) {
             self.unfinished.push(key);
         }
@@ -279,23 +309,22 @@ impl<H: Handler> EventLoop<H> {
     /// Writes what the worker has queued for `key` until the socket would block or nothing is
     /// left, one system call per turn (send for a single slice, writev for several).
     fn write(&mut self, key: Key) {
-        let Some(socket) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
+        let Some(transport) = self.sockets.get_mut(key).and_then(Option::as_mut) else {
             return;
         };
+        // What the transport buffered first (TLS's ciphertext), even with nothing queued.
+        match transport.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return self.worker.transport_failed(key),
+        }
         loop {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let n = self.worker.transmit_io_slices(key, &mut slices);
             if n == 0 {
                 break;
             }
-            // One slice goes by send(2): the kernel's writev path costs more (the iovec import
-            // and the file-position lock a socket does not need).
-            let result = if n == 1 {
-                socket.write(&slices[0])
-            } else {
-                socket.write_vectored(&slices[..n])
-            };
-            match result {
+            match transport.write_vectored(&slices[..n]) {
                 Ok(0) => return self.worker.transport_failed(key),
                 Ok(written) => self.worker.advance_transmit(key, written),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -303,12 +332,22 @@ impl<H: Handler> EventLoop<H> {
                 Err(_) => return self.worker.transport_failed(key),
             }
         }
+        self.report_held(key);
         self.worker.written(key);
     }
 
+    /// Tells the worker what `key`'s transport holds, for its memory budget (a plain socket
+    /// holds nothing: no call).
+    fn report_held(&mut self, key: Key) {
+        if let Some(Some(transport @ Transport::Tls(_))) = self.sockets.get(key) {
+            self.worker.transport_holds(key, transport.held());
+        }
+    }
+
     fn close(&mut self, key: Key) {
-        if let Some(mut socket) = self.sockets.get_mut(key).and_then(Option::take) {
-            let _ = self.poll.registry().deregister(&mut socket);
+        if let Some(mut transport) = self.sockets.get_mut(key).and_then(Option::take) {
+            transport.close();
+            let _ = self.poll.registry().deregister(transport.socket());
         }
     }
 }

@@ -20,7 +20,8 @@
 //! and decisions), [`dispatch`] (engine events to the handler, its commands carried out),
 //! [`fanout`] (rooms, encode once, compress once), [`timers`] (heartbeats and deadlines),
 //! [`drain`] (graceful shutdown), [`budget`] (the server's memory budget), [`remote`] (what
-//! crosses between workers).
+//! crosses between workers). Below the worker, in the I/O layer: [`transport`] (a socket, or
+//! [`tls_transport`] over it for wss), which hands the worker plaintext either way.
 
 mod admin;
 mod admin_api;
@@ -36,6 +37,8 @@ mod proxied;
 mod recorded;
 pub(crate) mod remote;
 mod timers;
+mod tls_transport;
+mod transport;
 mod upgrade;
 
 use crate::broker::{Broker, Delivery, Local, Renderers};
@@ -483,6 +486,18 @@ impl<H: Handler> Worker<H> {
                 }
             }
             AfterWrite::Done(code, clean) => self.remove(key, code, clean),
+        }
+    }
+
+    /// The I/O layer's transport holds `bytes` for `key` (TLS): counted in what the
+    /// connection holds, and so in the memory budget.
+    pub(crate) fn transport_holds(&mut self, key: Key, bytes: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.transport_held != bytes {
+            conn.transport_held = bytes;
+            self.account(key);
         }
     }
 

@@ -15,10 +15,22 @@ use ws_proto::{CloseCode, CloseFrame, Config, Connection, Event, Message, Role};
 /// How long any wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub struct TestClient {
-    pub stream: TcpStream,
+pub struct TestClient<S = TcpStream> {
+    pub stream: S,
     pub conn: Connection,
     buf: Vec<u8>,
+}
+
+/// What a test client talks over: a socket, or TLS over one (in the TLS tests).
+pub trait ClientStream: Read + Write {
+    /// The socket underneath.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl ClientStream for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
 }
 
 /// What a wait for the next event ended with.
@@ -53,9 +65,27 @@ impl TestClient {
         config: Config,
         deflate: Option<DeflateConfig>,
     ) -> (TestClient, bool) {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(WAIT)).unwrap();
+        TestClient::over(tcp_connect(addr), addr, target, config, deflate)
+    }
+}
+
+/// A loopback connection with the tests' read timeout and no Nagle delay.
+pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+impl<S: ClientStream> TestClient<S> {
+    /// The opening handshake over `stream` (already connected to `addr`).
+    pub fn over(
+        mut stream: S,
+        addr: SocketAddr,
+        target: &str,
+        config: Config,
+        deflate: Option<DeflateConfig>,
+    ) -> (TestClient<S>, bool) {
         let mut request = ClientRequest::new(&addr.to_string(), target);
         if let Some(d) = &deflate {
             request = request.extensions(&d.offer());
@@ -177,7 +207,7 @@ impl TestClient {
 
     /// The messages that arrive until none has for `quiet` (or the server closes).
     pub fn arriving_within(&mut self, quiet: Duration) -> Vec<Message> {
-        self.stream.set_read_timeout(Some(quiet)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(quiet)).unwrap();
         let mut buf = [0; 4096];
         let mut messages = Vec::new();
         loop {
@@ -193,7 +223,7 @@ impl TestClient {
                 Err(e) => panic!("read failed: {e}"),
             }
         }
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(WAIT)).unwrap();
         messages
     }
 }
