@@ -334,3 +334,42 @@ fn the_clients_requests_are_what_the_server_reads() {
         );
     }
 }
+
+#[tokio::test]
+async fn requests_the_chat_would_refuse_are_refused_before_they_are_sent() {
+    assert!(matches!(
+        ChatOptions::new("http://127.0.0.1:1/ws"),
+        Err(ChatError::Options(_))
+    ));
+    // Nothing listens there: the client keeps trying while its requests are judged.
+    let options = ChatOptions::new("ws://127.0.0.1:1/ws")
+        .unwrap()
+        .max_rooms(1);
+    let client = ChatClient::connect(options);
+    assert!(matches!(
+        client.join("no spaces").await,
+        Err(ChatError::InvalidName)
+    ));
+    assert!(matches!(
+        client.say("a", "hi").await,
+        Err(ChatError::NotJoined)
+    ));
+    client.join("a").await.unwrap();
+    client.join("a").await.unwrap();
+    assert!(matches!(
+        client.join("b").await,
+        Err(ChatError::TooManyRooms { max: 1 })
+    ));
+    let id = client.say("a", "hi").await.unwrap();
+    assert_ne!(
+        id,
+        client.say("a", "hi").await.unwrap(),
+        "each message its own id"
+    );
+    assert_eq!(client.rooms(), ["a"]);
+    client.leave("a").await.unwrap();
+    assert!(matches!(client.leave("a").await, Err(ChatError::NotJoined)));
+    assert!(client.rooms().is_empty());
+    assert!(!client.is_connected());
+    client.close().await;
+}
