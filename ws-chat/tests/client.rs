@@ -103,6 +103,23 @@ impl Record {
         }
     }
 
+    /// What it has, for a failure's message.
+    fn summary(&self) -> String {
+        let rooms: Vec<String> = self
+            .messages
+            .iter()
+            .map(|(room, m)| {
+                let first = m.first().and_then(|m| m.position.clone());
+                let last = m.last().and_then(|m| m.position.clone());
+                format!("{room}: {} messages, {first:?} to {last:?}", m.len())
+            })
+            .collect();
+        format!(
+            "{rooms:?}; joined {:?}, recovered {:?}, gaps {:?}, connected {}, disconnected {}",
+            self.joined, self.recovered, self.gaps, self.connected, self.disconnected
+        )
+    }
+
     fn count(&self, room: &str) -> usize {
         self.messages.get(room).map_or(0, Vec::len)
     }
@@ -118,7 +135,11 @@ async fn pump(
     let deadline = Instant::now() + WAIT;
     while !done(record) {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {what}");
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {what}: {}",
+            record.summary()
+        );
         // A short slice, so that `done` is looked at again even when nothing comes.
         let slice = left.min(Duration::from_millis(50));
         if let Ok(event) = tokio::time::timeout(slice, client.recv()).await {
