@@ -153,12 +153,15 @@ impl Rooms {
         let verdict = match last.as_ref() {
             None => Verdict::Deliver,
             Some(l) if l.epoch == at.epoch && at.offset <= l.offset => return Verdict::Duplicate,
-            Some(l) if l.epoch == at.epoch && at.offset == l.offset + 1 => Verdict::Deliver,
+            Some(l) if l.epoch == at.epoch && l.offset.checked_add(1) == Some(at.offset) => {
+                Verdict::Deliver
+            }
             Some(l) => Verdict::DeliverAfterGap(Gap {
                 room: room.to_string(),
-                reason: match l.epoch == at.epoch {
-                    true => GapReason::Skipped,
-                    false => GapReason::NewEpoch,
+                reason: if l.epoch == at.epoch {
+                    GapReason::Skipped
+                } else {
+                    GapReason::NewEpoch
                 },
                 last: Some(l.clone()),
                 now: Some(at.clone()),

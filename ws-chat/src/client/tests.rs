@@ -200,6 +200,11 @@ fn a_new_epoch_or_a_skipped_offset_while_connected_is_reported_before_its_messag
         other => panic!("{other:?}"),
     }
     assert_eq!(client.rooms.position("a"), Some(at("e2", 4)));
+    // The largest offset a server could send, twice: a gap, then a duplicate; nothing wraps.
+    let last = message("a", "max", Some(at("e2", u64::MAX)));
+    assert_eq!(client.read(std::slice::from_ref(&last)).len(), 2);
+    assert!(client.read(&[last]).is_empty());
+    assert_eq!(client.reader.duplicates(), 1);
 }
 
 #[test]
