@@ -13,9 +13,11 @@
 //! [`protocol`] (the JSON messages), `requests` (what each client request does), `dedup`
 //! (retries taken once), [`rate`] (the per-user message rate), `sharded` (the locked tables);
 //! this file is the [`Handler`]: connections opening and closing, messages rendered with
-//! their position, and answers from rooms' histories.
+//! their position, and answers from rooms' histories. [`client`] is the other side: a Rust
+//! client on tokio that reconnects and recovers its rooms.
 
 pub mod auth;
+pub mod client;
 mod config;
 mod dedup;
 mod options;

@@ -33,8 +33,8 @@ pub fn subprotocol<'a>(offered: &'a [String], bearer: Option<&'a str>) -> Option
     }
 }
 
-/// What a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// What a client sends (written by [`crate::client`], read by the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Enter a room; coming back, with the position of the last message of it seen, to be
@@ -43,10 +43,10 @@ pub enum ClientMessage {
         /// The room.
         room: String,
         /// The epoch of the last message seen (with `offset`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<String>,
         /// The offset of the last message seen (with `epoch`).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         offset: Option<u64>,
     },
     /// Leave a room.
@@ -61,6 +61,7 @@ pub enum ClientMessage {
         /// The text.
         text: String,
         /// The client's id for the message, echoed in the ack.
+        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
     /// Say something to one user.
@@ -70,6 +71,7 @@ pub enum ClientMessage {
         /// The text.
         text: String,
         /// The client's id, echoed in the ack.
+        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
     /// Tell a room this user is typing.
@@ -82,6 +84,7 @@ pub enum ClientMessage {
         /// The room.
         room: String,
         /// At most this many (default and maximum: the room's history size).
+        #[serde(skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
     /// Ask who is in a room.
@@ -125,7 +128,7 @@ pub struct RoomMessage {
 }
 
 /// The stable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not JSON, an unknown type, a missing field, a binary frame.

@@ -56,6 +56,11 @@ impl Interest {
         self.pending.load(Ordering::Acquire)
     }
 
+    /// Whether the room is wanted: a member here has it.
+    pub(crate) fn wants(&self, room: &str) -> bool {
+        self.lock().wanted.contains(room)
+    }
+
     /// The room is wanted (`true`) or no longer (`false`).
     pub(crate) fn set(&self, room: &Arc<str>, wanted: bool) {
         let mut state = self.lock();

@@ -278,6 +278,11 @@ impl Shared {
         self.reads().pop_front()
     }
 
+    /// Puts a request taken back at the front, to be taken first next time.
+    pub(crate) fn read_again(&self, request: Request) {
+        self.reads().push_front(request);
+    }
+
     pub(crate) fn has_reads(&self) -> bool {
         !self.reads().is_empty()
     }

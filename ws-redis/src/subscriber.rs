@@ -15,8 +15,8 @@
 //!
 //! The thread waits for messages at most 20 ms (`POLL`) at a time, then looks for interest
 //! changes and reads: a room joined here is subscribed within about that long, and a joining
-//! connection's read is answered right after its room's subscription is confirmed, so nothing
-//! published from the moment of the read on can be missed. One SUBSCRIBE or UNSUBSCRIBE per
+//! connection's read is answered right after its room's subscription is confirmed (one taken
+//! before waits for it), so nothing published from the moment of the read on can be missed. One SUBSCRIBE or UNSUBSCRIBE per
 //! room, each waiting for Redis's confirmation; meanwhile the messages of the rooms already
 //! subscribed keep coming, and the client holds them until they are read, right after.
 //!
@@ -321,6 +321,10 @@ impl Reads<'_> {
             let Some(request) = self.shared.next_read() else {
                 return;
             };
+            if self.must_wait(&request) {
+                // Back to the front: served next turn, once the subscriptions are made.
+                return self.shared.read_again(request);
+            }
             let Some(delivery) = self.shared.delivery.get() else {
                 return;
             };
@@ -378,6 +382,18 @@ impl Reads<'_> {
                 }
             }
         }
+    }
+
+    /// Whether a request must wait for the next turn's subscriptions: a join's read of a
+    /// room wanted here but not subscribed yet (the worker marks the room wanted before it
+    /// asks, and the subscriber may look in between). Answered first, it would miss what is
+    /// published between the read and the subscription, and so would its connection.
+    fn must_wait(&self, request: &Request) -> bool {
+        let Request::Read(read) = request else {
+            return false;
+        };
+        let subscribed = self.shared.subscribed().contains(&*read.room);
+        read.join && !subscribed && self.shared.interest.wants(&read.room)
     }
 
     fn answer(&mut self, read: &Read) -> Page {
