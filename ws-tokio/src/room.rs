@@ -243,7 +243,8 @@ impl Member {
     /// Queues on `ws` the frames published since the last call, as far as its write limit
     /// allows, writing when it is reached; registers to be woken by the next publication once
     /// everything is queued, or by the transport while it is full. A connection that no
-    /// longer sends (closing) takes nothing.
+    /// longer sends (closing, failed) takes nothing. The errors are the member's own: lagged,
+    /// or a frame the connection refuses (skipped).
     pub(crate) fn feed<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         ws: &mut WebSocketStream<S>,
@@ -283,11 +284,11 @@ impl Member {
                 }
             }
             // At the write limit with frames left: write (outside the room's lock), then go
-            // on, or wait for the transport.
+            // on, or wait for the transport. A transport that failed is the stream's to
+            // report, as it reports any other failure.
             match ws.poll_ready_to_send(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => return Ok(()),
+                Poll::Ready(Err(_)) | Poll::Pending => return Ok(()),
             }
         }
     }
