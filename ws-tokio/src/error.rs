@@ -79,6 +79,12 @@ pub enum Error {
     Closed,
     /// A URL that cannot be connected to.
     Url(UrlError),
+    /// This member of a [`crate::room::Room`] fell so far behind that the room dropped
+    /// `missed` frames it had not sent yet; it goes on with the oldest frame the room keeps.
+    Lagged {
+        /// The frames this member will never send.
+        missed: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -98,6 +104,9 @@ impl fmt::Display for Error {
             ),
             Error::Closed => f.write_str("the connection is closed"),
             Error::Url(e) => e.fmt(f),
+            Error::Lagged { missed } => {
+                write!(f, "too slow for the room: {missed} frames were dropped unsent")
+            }
         }
     }
 }

@@ -8,6 +8,9 @@
 //!   with async `recv`, `send` and `close`; ws-proto enforces the protocol, its limits and
 //!   close codes, and the stream adds heartbeats ([`Config::ping_interval`]) and the
 //!   transport;
+//! - [`room::Room`] sends one message to many server connections, encoded once, each
+//!   member's frames leaving in one write per wake-up, within bounds
+//!   ([`WebSocketStream::recv_with`]);
 //! - [`reconnect`] keeps a client connected: backoff with jitter, a hook run on every
 //!   (re)connection, connection events, a bounded queue of what is sent while disconnected.
 //!
@@ -39,6 +42,7 @@ mod futures_traits;
 mod head;
 mod heartbeat;
 pub mod reconnect;
+pub mod room;
 mod stream;
 pub mod tls;
 mod url;
@@ -54,7 +58,9 @@ pub use tokio_rustls;
 pub use url::WsUrl;
 pub use ws_proto::deflate::DeflateConfig;
 pub use ws_proto::handshake::server::Request;
-pub use ws_proto::{CloseCode, CloseFrame, Message, MessageKind, StatusCode, Utf8Bytes};
+pub use ws_proto::{
+    CloseCode, CloseFrame, EncodedFrame, Message, MessageKind, StatusCode, Utf8Bytes,
+};
 
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::error::{Error, Timeout};
 use crate::heartbeat::{Beat, Heartbeat};
+use crate::room::Member;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -16,7 +17,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use ws_proto::{CloseCode, CloseFrame, Connection, ConnectionState, Event, Message, MessageKind};
+use ws_proto::{
+    CloseCode, CloseFrame, Connection, ConnectionState, EncodedFrame, Event, Message, MessageKind,
+};
 
 /// Slices handed to one vectored write.
 const WRITE_SLICES: usize = 64;
@@ -358,6 +361,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         self.conn.send(message).map_err(Error::Usage)
     }
 
+    /// Queues a frame encoded once for many connections (after [`Self::poll_ready_to_send`]).
+    pub(crate) fn queue_encoded(&mut self, frame: &EncodedFrame) -> Result<(), Error> {
+        if self.phase != Phase::Open {
+            return Err(Error::Closed);
+        }
+        self.conn.send_encoded(frame).map_err(Error::Usage)
+    }
+
+    /// Whether data may still be queued: open, and no close frame sent.
+    pub(crate) fn can_queue(&self) -> bool {
+        self.phase == Phase::Open && self.conn.can_send()
+    }
+
+    /// Whether fewer than the write limit's bytes are queued.
+    pub(crate) fn below_write_limit(&self) -> bool {
+        self.conn.pending_transmit_len() < self.write_limit
+    }
+
     /// Writes everything queued.
     pub(crate) fn poll_flush_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.phase != Phase::Open {
@@ -397,6 +418,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         std::future::poll_fn(|cx| self.poll_ready_to_send(cx)).await?;
         self.queue(&message)?;
         std::future::poll_fn(|cx| self.poll_flush_queued(cx)).await
+    }
+
+    /// Queues a frame encoded once for many connections without writing it (the next read or
+    /// flush writes it), waiting first while the write limit's bytes are queued. Only a server
+    /// sends [`EncodedFrame`]s ([`ws_proto::UsageError::NotServer`] otherwise). An
+    /// uncompressed frame ([`EncodedFrame::new`]) suits every server connection, one that
+    /// negotiated permessage-deflate included (a frame without RSV1 is a message sent
+    /// uncompressed); a compressed one only a connection whose
+    /// [`Connection::shared_deflate_window_bits`] are the frame's
+    /// ([`ws_proto::UsageError::ExtensionMismatch`] otherwise, and nothing is sent).
+    ///
+    /// ```no_run
+    /// use futures_util::SinkExt;
+    /// use ws_tokio::{EncodedFrame, MessageKind};
+    ///
+    /// # async fn run(mut clients: Vec<ws_tokio::WebSocketStream<tokio::net::TcpStream>>)
+    /// # -> Result<(), ws_tokio::Error> {
+    /// let frame = EncodedFrame::new(MessageKind::Text, b"to everyone");
+    /// for ws in &mut clients {
+    ///     ws.feed_encoded(&frame).await?;
+    ///     ws.flush().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn feed_encoded(&mut self, frame: &EncodedFrame) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready_to_send(cx)).await?;
+        self.queue_encoded(frame)
+    }
+
+    /// [`Self::feed_encoded`], then writes everything queued.
+    pub async fn send_encoded(&mut self, frame: &EncodedFrame) -> Result<(), Error> {
+        self.feed_encoded(frame).await?;
+        std::future::poll_fn(|cx| self.poll_flush_queued(cx)).await
+    }
+
+    /// The next data message, as [`Self::recv`], sending meanwhile what `member`'s
+    /// [`Room`](crate::room::Room) publishes: the frames are copied into the write buffer when
+    /// this stream is polled, and everything published since the last poll leaves in one
+    /// write. Reports [`Error::Lagged`] (the connection stays open) if the room dropped frames
+    /// this member had not sent yet, its peer reading too slowly; a connection that is closing
+    /// takes no more frames.
+    pub async fn recv_with(&mut self, member: &mut Member) -> Option<Result<Message, Error>> {
+        std::future::poll_fn(|cx| {
+            if let Err(e) = member.feed(self, cx) {
+                return Poll::Ready(Some(Err(e)));
+            }
+            self.poll_drive(cx, false)
+        })
+        .await
     }
 
     /// Sends one fragment of a message sent in pieces (RFC 6455 section 5.4): the first call

@@ -1,17 +1,16 @@
 //! The ws-tokio peer server, on the same runtime as the tokio-tungstenite peer (one thread by
 //! default): `--mode echo` sends every data message back, `--mode fanout` sends it to every
 //! client. Written as the crate's docs suggest: replies are fed, and the next read writes
-//! everything queued in one write before it waits; a fanout client's queued messages are
-//! fed between its reads the same way.
+//! everything queued in one write before it waits; fanout publishes to a `ws_tokio::room::Room`
+//! (each message encoded once, in a bounded log) and reads every client with `recv_with`,
+//! which sends what the room published since the client's last turn in one write.
 
-use benches::peer::{runtime, Hub, Mode, PeerArgs};
+use benches::peer::{runtime, Mode, PeerArgs};
 use clap::Parser;
-use futures_util::{Sink, SinkExt, StreamExt};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::Poll;
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use ws_tokio::{Message, WebSocketStream};
+use ws_tokio::room::Room;
+use ws_tokio::{CloseCode, Error};
 
 async fn echo(stream: TcpStream) {
     let Ok(mut ws) = ws_tokio::accept(stream).await else {
@@ -24,43 +23,27 @@ async fn echo(stream: TcpStream) {
     }
 }
 
-/// The next message received, feeding this client's queued room messages meanwhile.
-async fn next_feeding(
-    ws: &mut WebSocketStream<TcpStream>,
-    queued: &mut tokio::sync::mpsc::UnboundedReceiver<Message>,
-) -> Option<Message> {
-    std::future::poll_fn(|cx| {
-        while let Poll::Ready(Ok(())) = Pin::new(&mut *ws).poll_ready(cx) {
-            match queued.poll_recv(cx) {
-                Poll::Ready(Some(message)) => {
-                    if Pin::new(&mut *ws).start_send(message).is_err() {
-                        return Poll::Ready(None);
-                    }
-                }
-                _ => break,
-            }
-        }
-        // Writes what was fed, then reads.
-        ws.poll_next_unpin(cx).map(|next| next.and_then(Result::ok))
-    })
-    .await
-}
-
-async fn fanout(stream: TcpStream, hub: Arc<Hub<Message>>) {
+async fn fanout(stream: TcpStream, room: Room) {
     let Ok(mut ws) = ws_tokio::accept(stream).await else {
         return;
     };
-    let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Message>();
-    let id = hub.join(queue);
-    while let Some(message) = next_feeding(&mut ws, &mut queued).await {
-        hub.broadcast(&message);
+    let mut member = room.join();
+    while let Some(next) = ws.recv_with(&mut member).await {
+        match next {
+            Ok(message) => room.publish(&message),
+            // A member too slow for the room's log is closed, as a slow consumer.
+            Err(Error::Lagged { .. }) => {
+                let _ = ws.close(CloseCode::POLICY_VIOLATION, "too slow").await;
+                return;
+            }
+            Err(_) => return,
+        }
     }
-    hub.leave(id);
 }
 
 async fn serve(args: PeerArgs) -> std::io::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
-    let hub = Arc::new(Hub::default());
+    let room = Room::new();
     eprintln!("peer-ws-tokio: {:?} on {}", args.mode, args.listen);
     loop {
         let (stream, _) = match listener.accept().await {
@@ -75,7 +58,7 @@ async fn serve(args: PeerArgs) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         match args.mode {
             Mode::Echo => tokio::spawn(echo(stream)),
-            Mode::Fanout => tokio::spawn(fanout(stream, hub.clone())),
+            Mode::Fanout => tokio::spawn(fanout(stream, room.clone())),
         };
     }
 }
